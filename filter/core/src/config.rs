@@ -1,0 +1,533 @@
+//! The plugin configuration: the JSON an operator puts in the Envoy plugin's `configuration`.
+//!
+//! Parsing happens in two steps so that an operator sees every problem at once:
+//! 1. serde reads the JSON into [`RawConfig`] with unknown fields rejected; a structural error
+//!    (wrong type, unknown field, missing required field) stops there and names its path
+//!    (via `serde_path_to_error`);
+//! 2. [`RawConfig::validate`] range-checks every value and collects *all* semantic errors, each
+//!    with the JSON path of the offending field.
+//!
+//! The result is a [`Config`], whose values are known to be in range, so the rest of the core
+//! never re-checks them.
+
+use serde::Deserialize;
+use std::fmt;
+
+/// One configuration problem: the JSON path of the field (e.g. `rules[1].sample_rate`) and what
+/// is wrong with it. Never contains secret values (the auth value is never echoed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Path of the offending field, `$` for the document itself.
+    pub path: String,
+    /// Human-readable description of the problem.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Which Kafka REST API the batches are written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Dialect {
+    /// Confluent REST Proxy v2: `POST /topics/{topic}`, per-record offsets.
+    #[default]
+    ConfluentV2,
+    /// Confluent REST Proxy v3: `POST /v3/clusters/{id}/topics/{topic}/records`, concatenated
+    /// records and concatenated delivery reports.
+    ConfluentV3,
+    /// Redpanda HTTP Proxy: v2 bodies, one offsets entry per partition.
+    Redpanda,
+}
+
+/// How each event is serialised into a Kafka record value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueFormat {
+    /// A JSON object (v2: embedded json format; v3: `JSON` data).
+    #[default]
+    Json,
+    /// MessagePack (rmp-serde, named fields), sent as binary (base64 on the wire).
+    Msgpack,
+}
+
+/// What to do with a new event when the per-worker buffer is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    /// Reject the new event (counted as `dropped_buffer_full`).
+    #[default]
+    DropNewest,
+    /// Evict the oldest buffered events to make room (counted as `dropped_buffer_full`).
+    DropOldest,
+}
+
+/// How the client IP appears in events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IpMode {
+    /// The address as seen.
+    Full,
+    /// IPv4 truncated to /24, IPv6 to /48.
+    #[default]
+    Truncate,
+    /// Salted hash (hex), stable for a given salt: usable as a key, not reversible.
+    Hash,
+    /// No client IP in the event.
+    Omit,
+}
+
+/// How a rule matches the request path.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PathMatch {
+    /// The path (without query string) equals this.
+    Exact(String),
+    /// The path (without query string) starts with this.
+    Prefix(String),
+}
+
+/// A query parameter to capture: either a bare name or `{ "name": …, "as": … }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum QueryParamSpec {
+    /// Capture under its own name.
+    Name(String),
+    /// Capture `name`, store it as `as`.
+    Renamed {
+        /// Name in the query string.
+        name: String,
+        /// Name in the event.
+        #[serde(rename = "as")]
+        rename: String,
+    },
+}
+
+impl QueryParamSpec {
+    /// The name looked up in the request's query string.
+    pub fn source(&self) -> &str {
+        match self {
+            QueryParamSpec::Name(n) => n,
+            QueryParamSpec::Renamed { name, .. } => name,
+        }
+    }
+    /// The name the value is stored under in the event.
+    pub fn target(&self) -> &str {
+        match self {
+            QueryParamSpec::Name(n) => n,
+            QueryParamSpec::Renamed { rename, .. } => rename,
+        }
+    }
+}
+
+/// Authentication header sent with every call to the REST proxy. Never logged.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthConfig {
+    /// `Authorization: Basic base64(username:password)`.
+    Basic {
+        /// User name (Confluent Cloud: the API key).
+        username: String,
+        /// Password (Confluent Cloud: the API secret).
+        password: String,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
+    /// Any header name and value.
+    Header {
+        /// Header name (lower-case is sent).
+        name: String,
+        /// Header value.
+        value: String,
+    },
+}
+
+impl fmt::Debug for AuthConfig {
+    // Secrets never reach logs, even through `{:?}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthConfig::Basic { .. } => f.write_str("Basic(<redacted>)"),
+            AuthConfig::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            AuthConfig::Header { name, .. } => write!(f, "Header({name}: <redacted>)"),
+        }
+    }
+}
+
+/// One capture rule as written in the configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// Event type written into events (`impression`, `click`, … or any name).
+    pub event_type: String,
+    /// Kafka topic the events go to.
+    pub topic: String,
+    /// HTTP method to match (any when absent). Case-sensitive, as HTTP methods are.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Path match (exact or prefix).
+    pub path: PathMatch,
+    /// `:authority` / Host to match, port ignored (any when absent). Case-insensitive.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Fraction of matching requests captured, 0.0-1.0.
+    #[serde(default = "default_sample_rate")]
+    pub sample_rate: f64,
+    /// Capture the request body (bounded by `body.max_bytes`).
+    #[serde(default)]
+    pub capture_body: bool,
+    /// Record key source for this rule; overrides the top-level `key`.
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+fn default_sample_rate() -> f64 {
+    1.0
+}
+
+/// Client IP settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientIpConfig {
+    /// How the IP is written.
+    pub mode: IpMode,
+    /// Salt for `hash` mode (required there).
+    pub salt: Option<String>,
+    /// Trusted proxies in front of Envoy: 0 uses the peer address; N takes the N-th address
+    /// from the right of `X-Forwarded-For` (falling back to the peer address).
+    pub trusted_hops: u32,
+}
+
+impl Default for ClientIpConfig {
+    fn default() -> Self {
+        ClientIpConfig {
+            mode: IpMode::Truncate,
+            salt: None,
+            trusted_hops: 0,
+        }
+    }
+}
+
+/// Body capture settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BodyConfig {
+    /// Bytes kept at most; the rest is not read and the event is marked `body_truncated`.
+    pub max_bytes: usize,
+}
+
+impl Default for BodyConfig {
+    fn default() -> Self {
+        BodyConfig { max_bytes: 16 * 1024 }
+    }
+}
+
+/// Batch triggers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Send when a topic's batch holds this many events.
+    pub max_events: usize,
+    /// Send when a topic's batch holds this many encoded bytes.
+    pub max_bytes: usize,
+    /// Send when a topic's oldest buffered event is this old.
+    pub max_age_ms: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_events: 500,
+            max_bytes: 1024 * 1024,
+            max_age_ms: 1000,
+        }
+    }
+}
+
+/// Per-worker buffer bounds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BufferConfig {
+    /// Events held at most (buffered + awaiting retry + in flight).
+    pub max_events: usize,
+    /// Encoded bytes held at most (buffered + awaiting retry + in flight).
+    pub max_bytes: usize,
+    /// Policy when full.
+    pub overflow: Overflow,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig {
+            max_events: 10_000,
+            max_bytes: 8 * 1024 * 1024,
+            overflow: Overflow::DropNewest,
+        }
+    }
+}
+
+/// Retry policy for failed records.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// First backoff.
+    pub initial_backoff_ms: u64,
+    /// Backoff cap.
+    pub max_backoff_ms: u64,
+    /// Growth factor between attempts (1.0-10.0).
+    pub multiplier: f64,
+    /// Jitter as a fraction of the backoff (0.0-1.0): the delay is drawn from
+    /// `[b·(1-jitter), b·(1+jitter)]`, capped at `max_backoff_ms`.
+    pub jitter: f64,
+    /// Total time a record may spend retrying, from its first failure; past it the record is
+    /// dropped as `dropped_retry_exhausted`. 0 disables retries.
+    pub budget_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_backoff_ms: 100,
+            max_backoff_ms: 10_000,
+            multiplier: 2.0,
+            jitter: 0.2,
+            budget_ms: 60_000,
+        }
+    }
+}
+
+/// The configuration exactly as written (after serde, before range checks).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Envoy cluster that fronts the Kafka REST proxy (required).
+    pub cluster: String,
+    /// `:authority` of calls to the REST proxy (default: the cluster name).
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// REST API dialect.
+    #[serde(default)]
+    pub dialect: Dialect,
+    /// Kafka cluster id for `confluent_v3` (required there).
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    /// Prefix before the API path (e.g. `/kafka` for Confluent Cloud). Empty or starting `/`.
+    #[serde(default)]
+    pub path_prefix: String,
+    /// Record value format.
+    #[serde(default)]
+    pub format: ValueFormat,
+    /// Auth header to the REST proxy.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// Timeout of each call to the REST proxy.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Tick period: how often the worker checks batch age and retry timers.
+    #[serde(default = "default_tick_ms")]
+    pub tick_ms: u64,
+    /// Capture rules, first match wins (at least one).
+    pub rules: Vec<RawRule>,
+    /// Query parameters captured (allow-list).
+    #[serde(default)]
+    pub query_params: Vec<QueryParamSpec>,
+    /// Request headers captured (allow-list, case-insensitive).
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// Client IP handling.
+    #[serde(default)]
+    pub client_ip: ClientIpConfig,
+    /// Body capture bounds.
+    #[serde(default)]
+    pub body: BodyConfig,
+    /// Default record key source (see [`KeySource`]).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Batch triggers.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// Buffer bounds.
+    #[serde(default)]
+    pub buffer: BufferConfig,
+    /// Calls to the REST proxy in flight at once per worker.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Retry policy.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// How long `on_done` may wait for the final flush before letting Envoy tear down.
+    #[serde(default = "default_shutdown_deadline_ms")]
+    pub shutdown_deadline_ms: u64,
+}
+
+fn default_timeout_ms() -> u64 {
+    5_000
+}
+fn default_tick_ms() -> u64 {
+    100
+}
+fn default_max_in_flight() -> usize {
+    4
+}
+fn default_shutdown_deadline_ms() -> u64 {
+    5_000
+}
+
+/// Where a record key comes from, parsed from strings such as `query.campaign_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A captured query parameter, by its name in the event (after rename).
+    Query(String),
+    /// A captured request header (lower-case name).
+    Header(String),
+    /// The client IP as written in the event (so `hash` mode gives a hashed key).
+    ClientIp,
+    /// The request's `x-request-id`.
+    RequestId,
+    /// The request host.
+    Host,
+    /// The request path.
+    Path,
+    /// The event type.
+    EventType,
+}
+
+impl KeySource {
+    /// Parses `query.NAME`, `header.NAME`, `client_ip`, `request_id`, `host`, `path`,
+    /// `event_type`.
+    pub fn parse(s: &str) -> Result<KeySource, String> {
+        if let Some(name) = s.strip_prefix("query.") {
+            if name.is_empty() {
+                return Err("`query.` needs a parameter name".into());
+            }
+            return Ok(KeySource::Query(name.to_string()));
+        }
+        if let Some(name) = s.strip_prefix("header.") {
+            if name.is_empty() {
+                return Err("`header.` needs a header name".into());
+            }
+            return Ok(KeySource::Header(name.to_ascii_lowercase()));
+        }
+        match s {
+            "client_ip" => Ok(KeySource::ClientIp),
+            "request_id" => Ok(KeySource::RequestId),
+            "host" => Ok(KeySource::Host),
+            "path" => Ok(KeySource::Path),
+            "event_type" => Ok(KeySource::EventType),
+            other => Err(format!(
+                "unknown key source `{other}` (expected query.NAME, header.NAME, client_ip, request_id, host, path or event_type)"
+            )),
+        }
+    }
+}
+
+/// A validated capture rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Event type written into events.
+    pub event_type: String,
+    /// Index into [`Config::topics`].
+    pub topic: usize,
+    /// Method to match, if any.
+    pub method: Option<String>,
+    /// Path match.
+    pub path: PathMatch,
+    /// Lower-case host to match (port stripped), if any.
+    pub host: Option<String>,
+    /// Sampling rate, 0.0-1.0.
+    pub sample_rate: f64,
+    /// Whether the request body is captured.
+    pub capture_body: bool,
+    /// Key source (rule's own, else the top-level one).
+    pub key: Option<KeySource>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Envoy cluster of the REST proxy.
+    pub cluster: String,
+    /// `:authority` for calls.
+    pub authority: String,
+    /// REST dialect.
+    pub dialect: Dialect,
+    /// Kafka cluster id (v3).
+    pub cluster_id: Option<String>,
+    /// Path prefix before the API path.
+    pub path_prefix: String,
+    /// Record value format.
+    pub format: ValueFormat,
+    /// Auth header.
+    pub auth: Option<AuthConfig>,
+    /// Call timeout.
+    pub timeout_ms: u64,
+    /// Tick period.
+    pub tick_ms: u64,
+    /// Rules in match order.
+    pub rules: Vec<Rule>,
+    /// Distinct topics, in order of first use by a rule.
+    pub topics: Vec<String>,
+    /// Query-parameter allow-list.
+    pub query_params: Vec<QueryParamSpec>,
+    /// Header allow-list, lower-case.
+    pub headers: Vec<String>,
+    /// Client IP handling.
+    pub client_ip: ClientIpConfig,
+    /// Body bounds.
+    pub body: BodyConfig,
+    /// Batch triggers.
+    pub batch: BatchConfig,
+    /// Buffer bounds.
+    pub buffer: BufferConfig,
+    /// Calls in flight per worker.
+    pub max_in_flight: usize,
+    /// Retry policy.
+    pub retry: RetryConfig,
+    /// Shutdown flush deadline.
+    pub shutdown_deadline_ms: u64,
+}
+
+impl Config {
+    /// Parses and validates a configuration document. On error returns every problem found
+    /// (one when the JSON itself is malformed or of the wrong shape).
+    pub fn parse(json: &[u8]) -> Result<Config, Vec<ConfigError>> {
+        RawConfig::from_json(json)
+            .map_err(|e| vec![e])
+            .and_then(|raw| raw.validate())
+    }
+}
+
+impl RawConfig {
+    /// Reads the JSON into a [`RawConfig`]; structural errors name the path.
+    pub fn from_json(json: &[u8]) -> Result<RawConfig, ConfigError> {
+        let de = &mut serde_json::Deserializer::from_slice(json);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." || path.is_empty() {
+                "$".to_string()
+            } else {
+                path
+            };
+            ConfigError {
+                path,
+                message: strip_serde_position(&e.into_inner().to_string()),
+            }
+        })
+    }
+
+    /// Range-checks every value, collecting all problems.
+    pub fn validate(self) -> Result<Config, Vec<ConfigError>> {
+        crate::validate::validate(self)
+    }
+}
+
+/// serde_json appends " at line L column C" to messages; the path says more and the position
+/// is noise in a one-line log.
+fn strip_serde_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}

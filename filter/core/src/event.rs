@@ -1,0 +1,102 @@
+//! The event model: what one captured ad request becomes, and the encoded record it travels as.
+//!
+//! Field names are the wire contract for downstream consumers (JSON keys and MessagePack map
+//! keys alike); [`SCHEMA_VERSION`] changes when they do.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the event schema, sent as the `v` field and as the `adtap-schema` record header (v3).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One captured ad event. Optional fields are omitted from the encoding when absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Schema version ([`SCHEMA_VERSION`]).
+    pub v: u32,
+    /// Unique id: the VM's random id and a per-VM sequence, `vvvvvvvvvvvvvvvv-seq` in hex.
+    pub id: String,
+    /// Event type from the matching rule.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When the request arrived, Unix milliseconds.
+    pub ts: u64,
+    /// `x-request-id` of the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// HTTP method.
+    pub method: String,
+    /// Host (`:authority`), as sent.
+    pub host: String,
+    /// Path without the query string.
+    pub path: String,
+    /// Allow-listed query parameters (after rename), in allow-list order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<(String, String)>,
+    /// Allow-listed request headers (lower-case names), in allow-list order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+    /// `user-agent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// `referer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referer: Option<String>,
+    /// Client IP per the configured mode (absent in `omit` mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    /// Response status (absent if the stream ended without a response).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Request duration in microseconds, as Envoy measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_us: Option<u64>,
+    /// Request size in bytes (headers and body), as Envoy counted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_bytes: Option<u64>,
+    /// Response size in bytes, as Envoy counted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_bytes: Option<u64>,
+    /// Envoy route name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Upstream cluster name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// Captured request body: UTF-8 text as is, otherwise base64 (see `body_base64`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// True when `body` is base64 of non-UTF-8 bytes.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub body_base64: bool,
+    /// True when the body was longer than `body.max_bytes` and was cut.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub body_truncated: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// An event encoded for Kafka: the unit that is buffered, batched, sent and accounted.
+///
+/// Encoding happens once, when the event is finalised, so the buffer's byte bound is exact and
+/// a retry re-sends the same bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Index of the topic in [`crate::config::Config::topics`].
+    pub topic: usize,
+    /// Record key, if the key source was present.
+    pub key: Option<String>,
+    /// Encoded value (JSON text or MessagePack bytes).
+    pub value: Vec<u8>,
+    /// Event timestamp, Unix ms (v3 record timestamp).
+    pub ts_ms: u64,
+}
+
+impl Record {
+    /// Bytes this record counts against buffer and batch byte limits.
+    pub fn size(&self) -> usize {
+        self.value.len() + self.key.as_ref().map_or(0, |k| k.len())
+    }
+}

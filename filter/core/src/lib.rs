@@ -1,0 +1,32 @@
+//! adtap's pure core: everything the filter decides, with no proxy-wasm dependency, so that it is
+//! unit-tested natively and reused by the JavaScript build.
+//!
+//! Layout, in the order an event meets it:
+//! - [`config`] and [`validate`]: the operator's JSON, parsed and range-checked into a [`Config`].
+//! - [`capture`]: rule matching on method/host/path, sampling, and building an [`Event`] from the
+//!   request the glue observes (fields, query/header allow-lists, client IP modes, body).
+//! - [`event`]: the event model and the encoded [`Record`] that is buffered and sent.
+//! - [`encode`]: record values (JSON / MessagePack), record keys, and the HTTP request body for a
+//!   batch in each REST dialect.
+//! - [`classify`]: turning a REST proxy's answer into a per-record outcome
+//!   (delivered / retry / drop).
+//! - [`retry`]: backoff with jitter and the retry budget.
+//! - [`pipeline`]: the per-worker buffer, batching triggers, calls in flight, retries and the
+//!   accounting that proves nothing is lost silently.
+//! - [`rng`]: a small deterministic PRNG (sampling, jitter), seeded by the glue.
+//!
+//! The glue (crate `adtap-filter`) owns time, randomness seeds and host calls and passes them in;
+//! nothing here reads a clock or does I/O.
+
+pub mod capture;
+pub mod classify;
+pub mod config;
+pub mod encode;
+pub mod event;
+pub mod pipeline;
+pub mod retry;
+pub mod rng;
+pub mod validate;
+
+pub use config::{Config, ConfigError};
+pub use event::{Event, Record};
