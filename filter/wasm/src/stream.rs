@@ -1,0 +1,144 @@
+//! The HTTP context: observes one request, never changes or delays it.
+//!
+//! Every callback returns `Continue`. A request that matches no rule costs three header reads
+//! and a rule scan; the event is finished in `on_log`, after the response, when status,
+//! duration and sizes are known.
+
+use crate::host;
+use crate::worker::Shared;
+use adtap_core::capture::{self, BodyCapture, Completion, HeaderSource, RequestHead};
+use adtap_core::Event;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, BufferType};
+
+/// Headers read from the host on demand.
+struct HostHeaders;
+
+impl HeaderSource for HostHeaders {
+    fn header(&self, name: &str) -> Option<String> {
+        host::request_header(name)
+    }
+}
+
+/// An event being captured.
+struct Pending {
+    rule: usize,
+    event: Event,
+    /// `x-forwarded-for`, read at request time when trusted hops are configured.
+    xff: Option<String>,
+    body: Option<BodyCapture>,
+}
+
+/// One request's capture state.
+pub struct AdtapStream {
+    worker: Shared,
+    pending: Option<Pending>,
+}
+
+impl AdtapStream {
+    /// A context sharing its worker's state.
+    pub fn new(worker: Shared) -> AdtapStream {
+        AdtapStream {
+            worker,
+            pending: None,
+        }
+    }
+
+    fn begin(&mut self, end_of_stream: bool) {
+        let (Some(method), Some(path)) = (
+            host::request_header(":method"),
+            host::request_header(":path"),
+        ) else {
+            return;
+        };
+        let host_name = host::request_header(":authority").unwrap_or_default();
+        let head = RequestHead {
+            method: &method,
+            host: &host_name,
+            path: &path,
+        };
+        let mut guard = self.worker.borrow_mut();
+        let Some(worker) = guard.as_mut() else {
+            return;
+        };
+        let Some(rule_idx) = capture::match_rule(&worker.cfg, head) else {
+            worker.local.unmatched += 1;
+            return;
+        };
+        let Some(rule) = worker.cfg.rules.get(rule_idx) else {
+            return;
+        };
+        if !capture::sampled(rule, &mut worker.rng) {
+            worker.local.sampled_out += 1;
+            return;
+        }
+        let body = (rule.capture_body && !end_of_stream)
+            .then(|| BodyCapture::new(worker.cfg.body.max_bytes));
+        let xff = if worker.cfg.client_ip.trusted_hops > 0 {
+            host::request_header("x-forwarded-for")
+        } else {
+            None
+        };
+        let id = worker.next_event_id();
+        let event = capture::begin(
+            &worker.cfg,
+            rule_idx,
+            id,
+            host::now_ms(),
+            head,
+            &HostHeaders,
+        );
+        self.pending = Some(Pending {
+            rule: rule_idx,
+            event,
+            xff,
+            body,
+        });
+    }
+}
+
+impl Context for AdtapStream {}
+
+impl HttpContext for AdtapStream {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.begin(end_of_stream);
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        if let Some(body) = self.pending.as_mut().and_then(|p| p.body.as_mut()) {
+            // Read only what is still wanted: a 10 MB upload costs at most `max_bytes` of copy.
+            let want = body.wanted().min(body_size);
+            let chunk = host::buffer(BufferType::HttpRequestBody, want).unwrap_or_default();
+            body.push(&chunk, body_size);
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        let Some(mut p) = self.pending.take() else {
+            return;
+        };
+        let done = Completion {
+            status: host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok()),
+            duration_us: host::property_u64(&["request", "duration"]).map(|ns| ns / 1_000),
+            request_bytes: host::property_u64(&["request", "total_size"]),
+            response_bytes: host::property_u64(&["response", "total_size"]),
+            route: host::property_string(&["xds", "route_name"]).filter(|s| !s.is_empty()),
+            upstream: host::property_string(&["xds", "cluster_name"]).filter(|s| !s.is_empty()),
+            peer_address: host::property_string(&["source", "address"]),
+        };
+        let mut guard = self.worker.borrow_mut();
+        let Some(worker) = guard.as_mut() else {
+            return;
+        };
+        if let Some(body) = p.body.take() {
+            body.finish(&mut p.event);
+            if p.event.body_truncated {
+                worker.local.body_truncated += 1;
+            }
+        }
+        capture::finish(&worker.cfg, &mut p.event, p.xff.as_deref(), done);
+        worker.accept(host::now_ms(), p.rule, &p.event);
+    }
+}
