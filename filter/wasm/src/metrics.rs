@@ -98,7 +98,7 @@ impl Metrics {
         if ids.iter().any(Option::is_none) || rtt.is_none() {
             host::log(
                 proxy_wasm::types::LogLevel::Warn,
-                "adtap: the host refused to define some metrics; they will not be exported",
+                "the host refused to define some metrics; they will not be exported",
             );
         }
         Metrics {

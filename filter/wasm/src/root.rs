@@ -53,7 +53,7 @@ impl FailureLog {
             host::log(
                 LogLevel::Warn,
                 &format!(
-                    "adtap: {what} ({} failure(s) since the last report)",
+                    "{what} ({} failure(s) since the last report)",
                     self.since_last
                 ),
             );
@@ -219,13 +219,13 @@ impl RootContext for AdtapRoot {
                 let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 host::log(
                     LogLevel::Error,
-                    &format!("adtap: invalid configuration: {}", list.join("; ")),
+                    &format!("invalid configuration: {}", list.join("; ")),
                 );
                 return false;
             }
         };
         if host::set_tick_period_ms(cfg.tick_ms).is_err() {
-            host::log(LogLevel::Error, "adtap: the host refused the tick period");
+            host::log(LogLevel::Error, "the host refused the tick period");
             return false;
         }
         let now = host::now_ms();
