@@ -211,8 +211,8 @@ impl Context for AdtapRoot {
 }
 
 impl RootContext for AdtapRoot {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = host::buffer(BufferType::PluginConfiguration, usize::MAX).unwrap_or_default();
+    fn on_configure(&mut self, size: usize) -> bool {
+        let bytes = host::buffer(BufferType::PluginConfiguration, size).unwrap_or_default();
         let cfg = match Config::parse(&bytes) {
             Ok(cfg) => cfg,
             Err(errors) => {
