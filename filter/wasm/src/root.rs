@@ -235,6 +235,8 @@ impl RootContext for AdtapRoot {
             // as dropped at shutdown rather than vanishing.
             old.pipeline.abandon();
         }
+        // Answers to the old worker's calls must not be matched against the new worker's batches.
+        self.calls.clear();
         *guard = Some(Worker::new(cfg, host_seed(now)));
         drop(guard);
         if self.metrics.is_none() {

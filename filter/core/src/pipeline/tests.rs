@@ -1,0 +1,653 @@
+//! Unit tests of the pipeline. Time is passed explicitly; records carry their id in the first
+//! eight bytes of their value so that batches can be checked by identity (the encoder is not
+//! needed for that: [`Pipeline::in_flight_records`]).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use super::*;
+use crate::config::ValueFormat;
+use crate::config::{BatchConfig, BodyConfig, BufferConfig, ClientIpConfig, Dialect, RetryConfig};
+
+fn config() -> Config {
+    Config {
+        cluster: "kafka_rest".into(),
+        authority: "kafka_rest".into(),
+        dialect: Dialect::ConfluentV2,
+        cluster_id: None,
+        path_prefix: String::new(),
+        format: ValueFormat::Json,
+        auth: None,
+        timeout_ms: 5_000,
+        tick_ms: 100,
+        rules: Vec::new(),
+        topics: vec!["a".into(), "b".into(), "c".into()],
+        query_params: Vec::new(),
+        headers: Vec::new(),
+        client_ip: ClientIpConfig::default(),
+        body: BodyConfig::default(),
+        batch: BatchConfig {
+            max_events: 3,
+            max_bytes: 1_000,
+            max_age_ms: 100,
+        },
+        buffer: BufferConfig {
+            max_events: 100,
+            max_bytes: 10_000,
+            overflow: Overflow::DropNewest,
+        },
+        max_in_flight: 4,
+        retry: RetryConfig {
+            initial_backoff_ms: 100,
+            max_backoff_ms: 10_000,
+            multiplier: 2.0,
+            jitter: 0.0,
+            budget_ms: 60_000,
+        },
+        shutdown_deadline_ms: 5_000,
+    }
+}
+
+/// A record of `size` bytes (at least 8) whose value starts with `id`.
+fn rec(topic: usize, id: u64, size: usize) -> Record {
+    let mut value = id.to_le_bytes().to_vec();
+    value.resize(size.max(8), b'x');
+    Record {
+        topic,
+        key: None,
+        value,
+        ts_ms: 0,
+    }
+}
+
+fn id_of(r: &Record) -> u64 {
+    u64::from_le_bytes(r.value[..8].try_into().unwrap())
+}
+
+fn ids(p: &Pipeline, batch: BatchId) -> Vec<u64> {
+    p.in_flight_records(batch)
+        .unwrap()
+        .iter()
+        .map(id_of)
+        .collect()
+}
+
+/// Shuts down and drains everything buffered into calls (large in-flight limit assumed),
+/// returning the ids of each batch.
+fn drain_all(p: &mut Pipeline, now: u64) -> Vec<Vec<u64>> {
+    p.begin_shutdown(now);
+    let mut out = Vec::new();
+    while let Some(b) = p.poll(now) {
+        out.push(ids(p, b.id));
+    }
+    out
+}
+
+fn dropped(p: &Pipeline, reason: DropReason) -> u64 {
+    p.stats().dropped_for(reason)
+}
+
+const D: Outcome = Outcome::Delivered;
+const R: Outcome = Outcome::Retry;
+const X: Outcome = Outcome::Reject;
+
+#[test]
+fn nothing_due_when_empty() {
+    let mut p = Pipeline::new(&config(), 1);
+    assert!(p.poll(0).is_none());
+    assert!(p.poll(u64::MAX).is_none());
+    assert_eq!(p.next_wakeup(), None);
+    assert!(p.is_idle());
+    assert_eq!(p.stats(), &Stats::default());
+}
+
+#[test]
+fn flushes_by_count() {
+    let mut p = Pipeline::new(&config(), 1);
+    p.push(0, rec(0, 10, 20));
+    p.push(0, rec(0, 11, 20));
+    assert!(p.poll(0).is_none(), "two of three events, young: not due");
+    p.push(0, rec(0, 12, 20));
+    let b = p.poll(0).unwrap();
+    assert_eq!(b.records, 3);
+    assert_eq!(ids(&p, b.id), vec![10, 11, 12]);
+    let s = p.stats();
+    assert_eq!(
+        (s.in_flight, s.buffered, s.buffered_bytes, s.batches_sent),
+        (3, 0, 60, 1)
+    );
+    assert!(s.balanced());
+    assert!(p.poll(0).is_none());
+}
+
+#[test]
+fn batch_takes_at_most_max_events_from_the_front() {
+    let mut p = Pipeline::new(&config(), 1);
+    for i in 0..7 {
+        p.push(0, rec(0, i, 10));
+    }
+    let a = p.poll(0).unwrap();
+    let b = p.poll(0).unwrap();
+    assert_eq!(ids(&p, a.id), vec![0, 1, 2]);
+    assert_eq!(ids(&p, b.id), vec![3, 4, 5]);
+    assert!(p.poll(0).is_none(), "one left, young");
+    assert_eq!(p.stats().buffered, 1);
+}
+
+#[test]
+fn flushes_by_bytes() {
+    let mut cfg = config();
+    cfg.batch.max_events = 100;
+    cfg.batch.max_bytes = 100;
+    let mut p = Pipeline::new(&cfg, 1);
+    p.push(0, rec(0, 0, 40));
+    p.push(0, rec(0, 1, 40));
+    assert!(p.poll(0).is_none(), "80 of 100 bytes");
+    p.push(0, rec(0, 2, 40));
+    let b = p.poll(0).unwrap();
+    // 120 bytes buffered reach the trigger; the batch takes what fits in 100.
+    assert_eq!(ids(&p, b.id), vec![0, 1]);
+    assert!(p.poll(0).is_none(), "40 bytes left, young");
+    assert_eq!((p.stats().buffered, p.stats().in_flight), (1, 2));
+}
+
+#[test]
+fn flushes_by_age_at_the_exact_boundary() {
+    let mut p = Pipeline::new(&config(), 1);
+    p.push(1_000, rec(1, 0, 10));
+    p.push(1_050, rec(1, 1, 10));
+    assert_eq!(p.next_wakeup(), Some(1_100));
+    assert!(p.poll(1_099).is_none());
+    let b = p.poll(1_100).unwrap();
+    assert_eq!(
+        ids(&p, b.id),
+        vec![0, 1],
+        "the whole queue goes with its oldest record"
+    );
+    assert_eq!(p.next_wakeup(), None);
+}
+
+#[test]
+fn respects_max_in_flight() {
+    let mut cfg = config();
+    cfg.max_in_flight = 2;
+    cfg.batch.max_events = 1;
+    let mut p = Pipeline::new(&cfg, 1);
+    for i in 0..3 {
+        p.push(0, rec(0, i, 10));
+    }
+    let a = p.poll(0).unwrap();
+    let _b = p.poll(0).unwrap();
+    assert!(p.poll(0).is_none(), "two calls in flight");
+    assert_eq!(p.in_flight_calls(), 2);
+    assert_eq!(
+        p.next_wakeup(),
+        Some(0),
+        "the third is due, only held back by the limit"
+    );
+    p.on_outcomes(5, a.id, &[D]);
+    let c = p.poll(5).unwrap();
+    assert_eq!(ids(&p, c.id), vec![2]);
+}
+
+#[test]
+fn partial_failure_retries_only_the_failed_records() {
+    let mut cfg = config();
+    cfg.batch.max_events = 4;
+    let mut p = Pipeline::new(&cfg, 1);
+    for i in 0..4 {
+        p.push(0, rec(2, i, 10));
+    }
+    let b = p.poll(0).unwrap();
+    let report = p.on_outcomes(30, b.id, &[D, R, D, X]);
+    assert_eq!(
+        report,
+        ResponseReport {
+            rtt_ms: 30,
+            delivered: 2,
+            retried: 1,
+            dropped: 1
+        }
+    );
+    let s = p.stats().clone();
+    assert_eq!(
+        (s.delivered, s.buffered, s.in_flight, s.retries),
+        (2, 1, 0, 1)
+    );
+    assert_eq!(dropped(&p, DropReason::Rejected), 1);
+    assert_eq!((s.batches_sent, s.batches_failed), (1, 1));
+    assert_eq!(s.buffered_bytes, 10);
+    assert!(s.balanced());
+    assert!(p.in_flight_records(b.id).is_none());
+
+    let due = p.next_wakeup().unwrap();
+    let again = p.poll(due).unwrap();
+    assert_eq!(again.records, 1);
+    assert_eq!(ids(&p, again.id), vec![1]);
+    let report = p.on_outcomes(due + 1, again.id, &[D]);
+    assert_eq!(
+        (report.delivered, report.retried, report.dropped),
+        (1, 0, 0)
+    );
+    assert_eq!(p.stats().delivered, 3);
+    assert_eq!(
+        p.stats().batches_failed,
+        1,
+        "a full success is not a failure"
+    );
+    assert!(p.is_idle());
+    assert!(p.stats().balanced());
+}
+
+#[test]
+fn missing_outcomes_count_as_retry_and_extra_ones_are_ignored() {
+    let mut p = Pipeline::new(&config(), 1);
+    for i in 0..3 {
+        p.push(0, rec(0, i, 10));
+    }
+    let b = p.poll(0).unwrap();
+    let report = p.on_outcomes(0, b.id, &[D]);
+    assert_eq!((report.delivered, report.retried), (1, 2));
+    let r = p.poll(p.next_wakeup().unwrap()).unwrap();
+    assert_eq!(ids(&p, r.id), vec![1, 2]);
+    let report = p.on_outcomes(500, r.id, &[D, D, X, X]);
+    assert_eq!((report.delivered, report.dropped), (2, 0));
+    assert!(p.is_idle());
+}
+
+#[test]
+fn retry_timing_follows_the_backoff() {
+    let cfg = config();
+    let backoff = |attempt| retry::backoff_ms(&cfg.retry, attempt, &mut Rng::new(0));
+    let mut p = Pipeline::new(&cfg, 1);
+    for i in 0..3 {
+        p.push(0, rec(0, i, 10));
+    }
+    let b = p.poll(0).unwrap();
+    p.on_outcomes(1_000, b.id, &[R, R, R]);
+    let first = 1_000 + backoff(1);
+    assert_eq!(p.next_wakeup(), Some(first));
+    assert!(p.poll(first - 1).is_none());
+    let b = p.poll(first).unwrap();
+    assert_eq!(ids(&p, b.id), vec![0, 1, 2]);
+    p.on_outcomes(first + 10, b.id, &[R, D, R]);
+    let second = first + 10 + backoff(2);
+    assert_eq!(p.next_wakeup(), Some(second));
+    assert!(p.poll(second - 1).is_none());
+    let b = p.poll(second).unwrap();
+    assert_eq!(ids(&p, b.id), vec![0, 2]);
+    assert_eq!(p.stats().retries, 5);
+}
+
+#[test]
+fn retry_budget_exhaustion_drops() {
+    let mut cfg = config();
+    cfg.retry = RetryConfig {
+        initial_backoff_ms: 100,
+        max_backoff_ms: 100,
+        multiplier: 1.0,
+        jitter: 0.0,
+        budget_ms: 150,
+    };
+    let mut p = Pipeline::new(&cfg, 1);
+    for i in 0..3 {
+        p.push(0, rec(0, i, 10));
+    }
+    let b = p.poll(0).unwrap();
+    // First failure at 0: retry at 100 is within 150.
+    assert_eq!(p.on_outcomes(0, b.id, &[R, R, R]).retried, 3);
+    let b = p.poll(100).unwrap();
+    // Failing again at 100: the next attempt (200) would be past the budget (0 + 150).
+    let report = p.on_outcomes(100, b.id, &[R, D, R]);
+    assert_eq!(
+        (report.delivered, report.retried, report.dropped),
+        (1, 0, 2)
+    );
+    assert_eq!(dropped(&p, DropReason::RetryExhausted), 2);
+    assert!(p.is_idle());
+    assert!(p.stats().balanced());
+    assert_eq!(p.stats().buffered_bytes, 0);
+}
+
+#[test]
+fn zero_budget_disables_retries() {
+    let mut cfg = config();
+    cfg.retry.budget_ms = 0;
+    let mut p = Pipeline::new(&cfg, 1);
+    p.push(0, rec(0, 0, 10));
+    let b = p.poll(100).unwrap();
+    let report = p.on_outcomes(100, b.id, &[R]);
+    assert_eq!((report.retried, report.dropped), (0, 1));
+    assert_eq!(dropped(&p, DropReason::RetryExhausted), 1);
+    assert_eq!(p.stats().retries, 0);
+}
+
+#[test]
+fn dispatch_failure_retries_the_whole_batch() {
+    let mut p = Pipeline::new(&config(), 1);
+    for i in 0..3 {
+        p.push(0, rec(0, i, 10));
+    }
+    let b = p.poll(0).unwrap();
+    p.dispatch_failed(0, b.id);
+    let s = p.stats();
+    assert_eq!(
+        (s.in_flight, s.buffered, s.retries, s.batches_failed),
+        (0, 3, 3, 1)
+    );
+    let r = p.poll(p.next_wakeup().unwrap()).unwrap();
+    assert_eq!(ids(&p, r.id), vec![0, 1, 2]);
+}
+
+#[test]
+fn a_failed_call_without_response_is_retried() {
+    // No response at all is retriable in every dialect, whatever else classify decides.
+    let mut p = Pipeline::new(&config(), 1);
+    p.push(0, rec(0, 0, 10));
+    let b = p.poll(100).unwrap();
+    let report = p.on_response(
+        140,
+        b.id,
+        Response {
+            status: None,
+            body: b"",
+        },
+    );
+    assert_eq!(
+        report,
+        ResponseReport {
+            rtt_ms: 40,
+            delivered: 0,
+            retried: 1,
+            dropped: 0
+        }
+    );
+}
+
+#[test]
+fn unknown_or_repeated_ids_are_ignored() {
+    let mut p = Pipeline::new(&config(), 1);
+    p.push(0, rec(0, 0, 10));
+    let b = p.poll(100).unwrap();
+    let before = p.stats().clone();
+    let other = b.id.wrapping_add(1000);
+    assert_eq!(p.on_outcomes(200, other, &[D]), ResponseReport::default());
+    p.dispatch_failed(200, other);
+    assert_eq!(
+        p.on_response(
+            200,
+            other,
+            Response {
+                status: Some(200),
+                body: b"{}"
+            }
+        ),
+        ResponseReport::default()
+    );
+    assert_eq!(p.stats(), &before);
+    assert_eq!(p.on_outcomes(200, b.id, &[D]).delivered, 1);
+    let after = p.stats().clone();
+    assert_eq!(
+        p.on_outcomes(201, b.id, &[D]),
+        ResponseReport::default(),
+        "answered twice"
+    );
+    assert_eq!(p.stats(), &after);
+    assert_eq!(after.delivered, 1);
+}
+
+#[test]
+fn drop_newest_rejects_the_new_record_by_events_and_by_bytes() {
+    let mut cfg = config();
+    cfg.buffer.max_events = 3;
+    let mut p = Pipeline::new(&cfg, 1);
+    for i in 0..5 {
+        p.push(0, rec(i as usize % 2, i, 10));
+    }
+    assert_eq!(dropped(&p, DropReason::BufferFull), 2);
+    let mut kept: Vec<u64> = drain_all(&mut p, 0).concat();
+    kept.sort_unstable();
+    assert_eq!(kept, vec![0, 1, 2]);
+
+    let mut cfg = config();
+    cfg.buffer.max_bytes = 100;
+    let mut p = Pipeline::new(&cfg, 1);
+    p.push(0, rec(0, 0, 40));
+    p.push(0, rec(0, 1, 40));
+    p.push(0, rec(0, 2, 40)); // 120 > 100
+    p.push(0, rec(0, 3, 20)); // exactly 100
+    assert_eq!(dropped(&p, DropReason::BufferFull), 1);
+    assert_eq!(p.stats().buffered_bytes, 100);
+    assert_eq!(drain_all(&mut p, 0), vec![vec![0, 1, 3]]);
+}
+
+#[test]
+fn in_flight_and_retry_records_count_against_the_buffer() {
+    let mut cfg = config();
+    cfg.buffer.max_events = 4;
+    let mut p = Pipeline::new(&cfg, 1);
+    for i in 0..3 {
+        p.push(0, rec(0, i, 10));
+    }
+    let b = p.poll(0).unwrap();
+    p.push(0, rec(0, 3, 10));
+    p.push(0, rec(0, 4, 10));
+    assert_eq!(
+        dropped(&p, DropReason::BufferFull),
+        1,
+        "3 in flight + 1 buffered = 4"
+    );
+    p.on_outcomes(0, b.id, &[R, D, D]);
+    p.push(0, rec(0, 5, 10));
+    p.push(0, rec(0, 6, 10));
+    p.push(0, rec(0, 7, 10));
+    // 1 awaiting retry + 1 buffered + 2 new = 4.
+    assert_eq!(dropped(&p, DropReason::BufferFull), 2);
+    assert_eq!(p.stats().buffered, 4);
+}
+
+#[test]
+fn drop_oldest_evicts_in_global_arrival_order() {
+    let mut cfg = config();
+    cfg.buffer.max_events = 3;
+    cfg.buffer.overflow = Overflow::DropOldest;
+    let mut p = Pipeline::new(&cfg, 1);
+    p.push(0, rec(0, 0, 10));
+    p.push(0, rec(1, 1, 10));
+    p.push(0, rec(0, 2, 10));
+    p.push(0, rec(2, 3, 10)); // evicts 0 (topic 0)
+    p.push(0, rec(2, 4, 10)); // evicts 1 (topic 1)
+    assert_eq!(dropped(&p, DropReason::BufferFull), 2);
+    assert_eq!(p.stats().captured, 5);
+    assert_eq!(p.stats().buffered, 3);
+    assert!(p.stats().balanced());
+    let mut kept: Vec<u64> = drain_all(&mut p, 0).concat();
+    kept.sort_unstable();
+    assert_eq!(kept, vec![2, 3, 4]);
+}
+
+#[test]
+fn drop_oldest_evicts_exactly_enough_bytes() {
+    let mut cfg = config();
+    cfg.buffer.max_bytes = 50;
+    cfg.buffer.overflow = Overflow::DropOldest;
+    cfg.batch.max_events = 100;
+    let mut p = Pipeline::new(&cfg, 1);
+    for i in 0..5 {
+        p.push(0, rec(0, i, 10));
+    }
+    p.push(0, rec(0, 5, 30)); // needs 30 bytes: three 10-byte records go
+    assert_eq!(dropped(&p, DropReason::BufferFull), 3);
+    assert_eq!(p.stats().buffered_bytes, 50);
+    assert_eq!(drain_all(&mut p, 0), vec![vec![3, 4, 5]]);
+}
+
+#[test]
+fn drop_oldest_evicts_retry_waiting_records_first_and_never_in_flight_ones() {
+    let mut cfg = config();
+    cfg.buffer.max_events = 6;
+    cfg.buffer.overflow = Overflow::DropOldest;
+    cfg.batch.max_events = 2;
+    let mut p = Pipeline::new(&cfg, 1);
+    for i in 0..4 {
+        p.push(0, rec(0, i, 10));
+    }
+    let a = p.poll(0).unwrap(); // 0, 1
+    let b = p.poll(0).unwrap(); // 2, 3
+    p.on_outcomes(10, b.id, &[R, R]); // 2, 3 await a retry; 0, 1 in flight
+    p.push(20, rec(1, 4, 10));
+    p.push(20, rec(1, 5, 10)); // full: 2 in flight + 2 retry + 2 buffered
+    p.push(20, rec(1, 6, 10)); // evicts 2 (awaiting retry), although 4 arrived later
+    assert_eq!(dropped(&p, DropReason::BufferFull), 1);
+    assert_eq!(p.stats().retries, 2);
+    p.push(20, rec(1, 7, 10)); // evicts 3: the retry entry is gone
+    p.push(20, rec(1, 8, 10)); // evicts 4, the oldest buffered
+    assert_eq!(dropped(&p, DropReason::BufferFull), 3);
+    assert_eq!(ids(&p, a.id), vec![0, 1], "in flight untouched");
+    assert!(p.stats().balanced());
+    assert_eq!(drain_all(&mut p, 20), vec![vec![5, 6], vec![7, 8]]);
+
+    // Everything in flight: the new record is dropped, nothing is evicted.
+    let mut cfg = config();
+    cfg.buffer.max_events = 3;
+    cfg.buffer.overflow = Overflow::DropOldest;
+    let mut p = Pipeline::new(&cfg, 1);
+    for i in 0..3 {
+        p.push(0, rec(0, i, 10));
+    }
+    let b = p.poll(0).unwrap();
+    p.push(0, rec(0, 3, 10));
+    assert_eq!(dropped(&p, DropReason::BufferFull), 1);
+    assert_eq!(ids(&p, b.id), vec![0, 1, 2]);
+    assert_eq!(p.stats().buffered, 0);
+}
+
+#[test]
+fn drop_oldest_does_not_evict_when_in_flight_bytes_leave_no_room() {
+    let mut cfg = config();
+    cfg.buffer.max_bytes = 100;
+    cfg.buffer.overflow = Overflow::DropOldest;
+    cfg.batch.max_events = 1;
+    let mut p = Pipeline::new(&cfg, 1);
+    p.push(0, rec(0, 0, 60));
+    let _ = p.poll(0).unwrap(); // 60 bytes in flight
+    p.push(0, rec(0, 1, 10));
+    p.push(0, rec(0, 2, 50)); // 60 in flight + 50 > 100 whatever is evicted
+    assert_eq!(dropped(&p, DropReason::BufferFull), 1);
+    assert_eq!(p.stats().buffered, 1, "record 1 was not sacrificed in vain");
+}
+
+#[test]
+fn too_large_records_are_dropped() {
+    let mut cfg = config();
+    cfg.batch.max_bytes = 100;
+    cfg.buffer.max_bytes = 1_000;
+    let mut p = Pipeline::new(&cfg, 1);
+    p.push(0, rec(0, 0, 100));
+    p.push(0, rec(0, 1, 101));
+    let mut cfg = config();
+    cfg.batch.max_bytes = 1_000;
+    cfg.buffer.max_bytes = 50;
+    let mut q = Pipeline::new(&cfg, 1);
+    q.push(0, rec(0, 0, 51));
+    assert_eq!(dropped(&p, DropReason::TooLarge), 1);
+    assert_eq!(dropped(&q, DropReason::TooLarge), 1);
+    assert_eq!(p.stats().buffered, 1);
+    assert!(p.stats().balanced() && q.stats().balanced());
+}
+
+#[test]
+fn unknown_topic_and_encode_failures_are_counted() {
+    let mut p = Pipeline::new(&config(), 1);
+    p.push(0, rec(3, 0, 10));
+    p.push_failed(DropReason::Encode);
+    assert_eq!(p.stats().captured, 2);
+    assert_eq!(dropped(&p, DropReason::Encode), 2);
+    assert!(p.is_idle() && p.stats().balanced());
+}
+
+#[test]
+fn topics_take_turns() {
+    let mut cfg = config();
+    cfg.batch.max_events = 1;
+    cfg.max_in_flight = 100;
+    let mut p = Pipeline::new(&cfg, 1);
+    for i in 0..3 {
+        p.push(0, rec(0, i, 10));
+    }
+    p.push(0, rec(1, 10, 10));
+    let order: Vec<u64> = (0..4)
+        .map(|_| {
+            let b = p.poll(0).unwrap();
+            ids(&p, b.id)[0]
+        })
+        .collect();
+    assert_eq!(order, vec![0, 10, 1, 2]);
+}
+
+#[test]
+fn shutdown_makes_buffered_records_due_but_keeps_retry_timers() {
+    let mut p = Pipeline::new(&config(), 1);
+    p.push(0, rec(0, 0, 10));
+    let b = p.poll(100).unwrap();
+    p.on_outcomes(100, b.id, &[R]); // due at 200
+    p.push(150, rec(1, 1, 10));
+    p.push(150, rec(2, 2, 10));
+    assert!(p.poll(150).is_none());
+    p.begin_shutdown(150);
+    assert_eq!(p.next_wakeup(), Some(150));
+    let a = p.poll(150).unwrap();
+    let c = p.poll(150).unwrap();
+    assert_eq!((ids(&p, a.id), ids(&p, c.id)), (vec![1], vec![2]));
+    assert!(p.poll(150).is_none(), "the retry keeps its timer");
+    assert_eq!(p.next_wakeup(), Some(200));
+    let r = p.poll(200).unwrap();
+    assert_eq!(ids(&p, r.id), vec![0]);
+}
+
+#[test]
+fn abandon_drops_what_is_not_in_flight() {
+    let mut p = Pipeline::new(&config(), 1);
+    for i in 0..5 {
+        p.push(0, rec(0, i, 10));
+    }
+    let a = p.poll(0).unwrap(); // 0, 1, 2
+    let b = p.poll(100).unwrap(); // 3, 4
+    p.on_outcomes(100, b.id, &[R, D]); // 3 awaits a retry
+    p.push(100, rec(1, 5, 10));
+    p.abandon();
+    assert_eq!(dropped(&p, DropReason::Shutdown), 2);
+    let s = p.stats().clone();
+    assert_eq!((s.in_flight, s.buffered, s.buffered_bytes), (3, 0, 30));
+    assert!(s.balanced());
+    assert!(!p.is_idle());
+    assert!(p.poll(10_000).is_none());
+    // Late answer: retriable records cannot be retried any more.
+    let report = p.on_outcomes(200, a.id, &[D, R, X]);
+    assert_eq!(
+        (report.delivered, report.retried, report.dropped),
+        (1, 0, 2)
+    );
+    assert_eq!(dropped(&p, DropReason::Shutdown), 3);
+    assert_eq!(dropped(&p, DropReason::Rejected), 1);
+    p.push(300, rec(0, 6, 10));
+    assert_eq!(dropped(&p, DropReason::Shutdown), 4);
+    assert!(p.is_idle());
+    assert!(p.stats().balanced());
+    assert_eq!(p.stats().buffered_bytes, 0);
+}
+
+#[test]
+fn batch_ids_differ_between_seeds() {
+    let cfg = config();
+    let mut a = Pipeline::new(&cfg, 1);
+    let mut b = Pipeline::new(&cfg, 2);
+    for p in [&mut a, &mut b] {
+        p.push(0, rec(0, 0, 10));
+    }
+    assert_ne!(a.poll(1_000).unwrap().id, b.poll(1_000).unwrap().id);
+}
