@@ -90,9 +90,9 @@ pub enum PathMatch {
     Prefix(String),
 }
 
-/// A query parameter to capture: either a bare name or `{ "name": …, "as": … }`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+/// A query parameter to capture: either a bare name or `{ "name": …, "as": … }` (`as`
+/// optional).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueryParamSpec {
     /// Capture under its own name.
     Name(String),
@@ -101,9 +101,46 @@ pub enum QueryParamSpec {
         /// Name in the query string.
         name: String,
         /// Name in the event.
-        #[serde(rename = "as")]
         rename: String,
     },
+}
+
+// Hand-written rather than `#[serde(untagged)]`: untagged enums accept unknown fields and
+// report every mistake as "data did not match any variant", where an operator needs
+// "unknown field `x`" or "missing field `name`" at the right path.
+impl<'de> Deserialize<'de> for QueryParamSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, Visitor};
+
+        struct SpecVisitor;
+        impl<'de> Visitor<'de> for SpecVisitor {
+            type Value = QueryParamSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a parameter name or an object {\"name\": …, \"as\": …}")
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<QueryParamSpec, E> {
+                Ok(QueryParamSpec::Name(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<QueryParamSpec, A::Error> {
+                let (mut name, mut rename): (Option<String>, Option<String>) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "name" if name.is_some() => return Err(A::Error::duplicate_field("name")),
+                        "as" if rename.is_some() => return Err(A::Error::duplicate_field("as")),
+                        "name" => name = Some(map.next_value()?),
+                        "as" => rename = Some(map.next_value()?),
+                        other => return Err(A::Error::unknown_field(other, &["name", "as"])),
+                    }
+                }
+                let name = name.ok_or_else(|| A::Error::missing_field("name"))?;
+                Ok(match rename {
+                    Some(rename) => QueryParamSpec::Renamed { name, rename },
+                    None => QueryParamSpec::Name(name),
+                })
+            }
+        }
+        d.deserialize_any(SpecVisitor)
+    }
 }
 
 impl QueryParamSpec {
@@ -220,7 +257,9 @@ pub struct BodyConfig {
 
 impl Default for BodyConfig {
     fn default() -> Self {
-        BodyConfig { max_bytes: 16 * 1024 }
+        BodyConfig {
+            max_bytes: 16 * 1024,
+        }
     }
 }
 
@@ -502,19 +541,38 @@ impl Config {
 impl RawConfig {
     /// Reads the JSON into a [`RawConfig`]; structural errors name the path.
     pub fn from_json(json: &[u8]) -> Result<RawConfig, ConfigError> {
-        let de = &mut serde_json::Deserializer::from_slice(json);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        // serde's derive would also read a struct from a JSON array (fields by position).
+        let first = json.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some_and(|b| *b != b'{') {
+            return Err(ConfigError {
+                path: "$".into(),
+                message: "the configuration must be a JSON object".into(),
+            });
+        }
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let raw = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
-            let path = if path == "." || path.is_empty() {
+            // `?` is serde_path_to_error's "no position in the document" (syntax errors).
+            let path = if matches!(path.as_str(), "." | "" | "?") {
                 "$".to_string()
             } else {
                 path
             };
-            ConfigError {
-                path,
-                message: strip_serde_position(&e.into_inner().to_string()),
-            }
-        })
+            let inner = e.into_inner();
+            // A syntax error has no path: its line and column are the only pointer to it.
+            let message = if inner.is_syntax() || inner.is_eof() {
+                inner.to_string()
+            } else {
+                strip_serde_position(&inner.to_string())
+            };
+            ConfigError { path, message }
+        })?;
+        // serde_path_to_error does not check for trailing input.
+        de.end().map_err(|e| ConfigError {
+            path: "$".into(),
+            message: e.to_string(),
+        })?;
+        Ok(raw)
     }
 
     /// Range-checks every value, collecting all problems.
@@ -526,8 +584,6 @@ impl RawConfig {
 /// serde_json appends " at line L column C" to messages; the path says more and the position
 /// is noise in a one-line log.
 fn strip_serde_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
+    let end = msg.rfind(" at line ").unwrap_or(msg.len());
+    msg.get(..end).unwrap_or(msg).to_string()
 }

@@ -23,6 +23,7 @@ pub mod classify;
 pub mod config;
 pub mod encode;
 pub mod event;
+pub mod ip;
 pub mod pipeline;
 pub mod retry;
 pub mod rng;

@@ -1,11 +1,727 @@
 //! Range checks of a [`RawConfig`], collecting every problem with its JSON path.
 //!
-//! STUB: interfaces agreed; implementation pending.
+//! [`validate`] walks the document section by section (connection, limits, client IP, body,
+//! allow-lists, auth, keys, rules) and pushes one [`ConfigError`] per problem, so an operator
+//! fixes everything in one round. Paths use the same syntax as the structural errors of
+//! `serde_path_to_error` (`rules[1].sample_rate`, `auth.header.name`).
+//!
+//! Normalisation happens here too, so the rest of the core can rely on it: the authority
+//! defaults to the cluster, rule hosts are lower-case without port, header names are
+//! lower-case, topics are deduplicated into [`Config::topics`] and each rule's key falls back to
+//! the top-level one.
+//!
+//! Messages never quote secrets (auth password, token or header value, the IP salt).
 
-use crate::config::{Config, ConfigError, RawConfig};
+use crate::config::{
+    AuthConfig, Config, ConfigError, IpMode, KeySource, PathMatch, QueryParamSpec, RawConfig,
+    RawRule, Rule,
+};
+use crate::ip::host_without_port;
+use std::fmt::Display;
+
+/// Rules allowed at most; each is scanned on every request.
+pub const MAX_RULES: usize = 256;
+/// Query parameters in the allow-list at most.
+pub const MAX_QUERY_PARAMS: usize = 64;
+/// Headers in the allow-list at most.
+pub const MAX_HEADERS: usize = 64;
+/// Longest query-parameter name or rename, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Longest event type.
+pub const MAX_EVENT_TYPE_BYTES: usize = 64;
+/// Trusted proxies in front of Envoy at most.
+pub const MAX_TRUSTED_HOPS: u32 = 16;
+/// Largest body capture.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+
+/// Headers adtap sets itself on calls to the REST proxy (or that frame the request), which the
+/// auth header must not replace.
+const RESERVED_AUTH_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+];
 
 /// Validates `raw` into a [`Config`], or returns every problem found.
 pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
-    let _ = raw;
-    Err(vec![ConfigError { path: "$".into(), message: "not implemented".into() }])
+    let mut e = Errors::default();
+
+    // Connection to the REST proxy.
+    if !is_cluster_name(&raw.cluster) {
+        e.push(
+            "cluster",
+            "must name an Envoy cluster: 1-255 visible ASCII characters, no spaces",
+        );
+    }
+    if let Some(a) = &raw.authority {
+        if a.is_empty() || !a.bytes().all(|b| b.is_ascii_graphic()) {
+            e.push(
+                "authority",
+                "must be non-empty visible ASCII without spaces when given (it defaults to the cluster name)",
+            );
+        }
+    }
+    match (&raw.dialect, &raw.cluster_id) {
+        (crate::config::Dialect::ConfluentV3, None) => e.push(
+            "cluster_id",
+            "is required when dialect is \"confluent_v3\" (the id from GET /v3/clusters)",
+        ),
+        (_, Some(id)) if !is_cluster_id(id) => e.push(
+            "cluster_id",
+            "must be 1-255 characters of A-Z a-z 0-9 . _ - (a Kafka cluster id)",
+        ),
+        _ => {}
+    }
+    if !is_path_prefix(&raw.path_prefix) {
+        e.push(
+            "path_prefix",
+            "must be empty or start with '/', not end with '/', and contain no '?', '#' or spaces",
+        );
+    }
+    e.range("timeout_ms", raw.timeout_ms, 1, 300_000, " ms");
+    e.range("tick_ms", raw.tick_ms, 10, 60_000, " ms");
+    e.range("max_in_flight", raw.max_in_flight, 1, 64, "");
+    e.range(
+        "shutdown_deadline_ms",
+        raw.shutdown_deadline_ms,
+        0,
+        60_000,
+        " ms",
+    );
+
+    // Batches and buffer.
+    let (batch, buffer) = (&raw.batch, &raw.buffer);
+    e.range("batch.max_events", batch.max_events, 1, 10_000, "");
+    e.range("batch.max_bytes", batch.max_bytes, KIB, 16 * MIB, " bytes");
+    e.range("batch.max_age_ms", batch.max_age_ms, 1, 600_000, " ms");
+    // A cross-field bound is only checked against a referenced value that is itself valid:
+    // one mistake gives one error.
+    let batch_events_ok = (1..=10_000).contains(&batch.max_events);
+    let batch_bytes_ok = (KIB..=16 * MIB).contains(&batch.max_bytes);
+    if (batch_events_ok && buffer.max_events < batch.max_events) || buffer.max_events > 1_000_000 {
+        e.push(
+            "buffer.max_events",
+            format!(
+                "must be between batch.max_events ({}) and 1000000, got {}",
+                batch.max_events, buffer.max_events
+            ),
+        );
+    }
+    if (batch_bytes_ok && buffer.max_bytes < batch.max_bytes) || buffer.max_bytes > 256 * MIB {
+        e.push(
+            "buffer.max_bytes",
+            format!(
+                "must be between batch.max_bytes ({}) and {} bytes (256 MiB), got {}",
+                batch.max_bytes,
+                256 * MIB,
+                buffer.max_bytes
+            ),
+        );
+    }
+
+    // Retries.
+    let retry = &raw.retry;
+    e.range(
+        "retry.initial_backoff_ms",
+        retry.initial_backoff_ms,
+        1,
+        60_000,
+        " ms",
+    );
+    let initial_ok = (1..=60_000).contains(&retry.initial_backoff_ms);
+    if (initial_ok && retry.max_backoff_ms < retry.initial_backoff_ms)
+        || retry.max_backoff_ms > 600_000
+    {
+        e.push(
+            "retry.max_backoff_ms",
+            format!(
+                "must be between retry.initial_backoff_ms ({}) and 600000 ms, got {}",
+                retry.initial_backoff_ms, retry.max_backoff_ms
+            ),
+        );
+    }
+    e.range_f64("retry.multiplier", retry.multiplier, 1.0, 10.0);
+    e.range_f64("retry.jitter", retry.jitter, 0.0, 1.0);
+    e.range("retry.budget_ms", retry.budget_ms, 0, 3_600_000, " ms");
+
+    // Client IP and body.
+    let ip = &raw.client_ip;
+    match (ip.mode, ip.salt.as_deref()) {
+        (IpMode::Hash, None | Some("")) => e.push(
+            "client_ip.salt",
+            "is required (non-empty) when client_ip.mode is \"hash\"",
+        ),
+        (IpMode::Hash, Some(_)) | (_, None) => {}
+        (_, Some(_)) => e.push(
+            "client_ip.salt",
+            "is only used when client_ip.mode is \"hash\": remove it or set the mode to hash",
+        ),
+    }
+    if ip.trusted_hops > MAX_TRUSTED_HOPS {
+        e.push(
+            "client_ip.trusted_hops",
+            format!(
+                "must be between 0 and {MAX_TRUSTED_HOPS}, got {}",
+                ip.trusted_hops
+            ),
+        );
+    }
+    e.range(
+        "body.max_bytes",
+        raw.body.max_bytes,
+        0,
+        MAX_BODY_BYTES,
+        " bytes",
+    );
+
+    // Allow-lists.
+    let query_targets = check_query_params(&mut e, &raw.query_params);
+    let headers = check_headers(&mut e, &raw.headers);
+
+    if let Some(auth) = &raw.auth {
+        check_auth(&mut e, auth);
+    }
+
+    // Keys: the top-level one is checked once, at `key`; rules inheriting it add no errors.
+    let keys = KeyContext {
+        query_targets: &query_targets,
+        headers: &headers,
+        ip_mode: ip.mode,
+    };
+    let default_key = raw
+        .key
+        .as_deref()
+        .and_then(|k| keys.check(&mut e, "key".into(), k));
+
+    // Rules.
+    if raw.rules.is_empty() || raw.rules.len() > MAX_RULES {
+        e.push(
+            "rules",
+            format!(
+                "must hold between 1 and {MAX_RULES} rules, got {}",
+                raw.rules.len()
+            ),
+        );
+    }
+    let mut topics: Vec<String> = Vec::new();
+    let mut rules = Vec::with_capacity(raw.rules.len());
+    for (i, r) in raw.rules.into_iter().enumerate() {
+        if r.capture_body && raw.body.max_bytes == 0 {
+            e.push(
+                format!("rules[{i}].capture_body"),
+                "needs body.max_bytes greater than 0",
+            );
+        }
+        if let Some(rule) = check_rule(&mut e, &keys, i, r, &mut topics) {
+            rules.push(Rule {
+                key: rule.key.or_else(|| default_key.clone()),
+                ..rule
+            });
+        }
+    }
+
+    if !e.0.is_empty() {
+        return Err(e.0);
+    }
+    let auth = raw.auth.map(|a| match a {
+        AuthConfig::Header { name, value } => AuthConfig::Header {
+            name: name.to_ascii_lowercase(),
+            value,
+        },
+        other => other,
+    });
+    Ok(Config {
+        authority: raw.authority.unwrap_or_else(|| raw.cluster.clone()),
+        cluster: raw.cluster,
+        dialect: raw.dialect,
+        cluster_id: raw.cluster_id,
+        path_prefix: raw.path_prefix,
+        format: raw.format,
+        auth,
+        timeout_ms: raw.timeout_ms,
+        tick_ms: raw.tick_ms,
+        rules,
+        topics,
+        query_params: raw.query_params,
+        headers,
+        client_ip: raw.client_ip,
+        body: raw.body,
+        batch: raw.batch,
+        buffer: raw.buffer,
+        max_in_flight: raw.max_in_flight,
+        retry: raw.retry,
+        shutdown_deadline_ms: raw.shutdown_deadline_ms,
+    })
+}
+
+/// The problems found so far.
+#[derive(Default)]
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn range<T: PartialOrd + Display>(&mut self, path: &str, v: T, lo: T, hi: T, unit: &str) {
+        if v < lo || v > hi {
+            self.push(
+                path,
+                format!("must be between {lo} and {hi}{unit}, got {v}"),
+            );
+        }
+    }
+
+    fn range_f64(&mut self, path: &str, v: f64, lo: f64, hi: f64) {
+        if !(v.is_finite() && v >= lo && v <= hi) {
+            self.push(
+                path,
+                format!("must be a finite number between {lo:.1} and {hi:.1}, got {v}"),
+            );
+        }
+    }
+}
+
+/// What a record key may refer to.
+struct KeyContext<'a> {
+    query_targets: &'a [&'a str],
+    headers: &'a [String],
+    ip_mode: IpMode,
+}
+
+impl KeyContext<'_> {
+    /// Parses a key source and checks that it can ever be present in an event.
+    fn check(&self, e: &mut Errors, path: String, key: &str) -> Option<KeySource> {
+        let src = match KeySource::parse(key) {
+            Ok(src) => src,
+            Err(msg) => {
+                e.push(path, msg);
+                return None;
+            }
+        };
+        let problem = match &src {
+            KeySource::Query(n) if !self.query_targets.contains(&n.as_str()) => Some(format!(
+                "`query.{n}` is not a captured query parameter: add it to query_params (keys use the name after any rename)"
+            )),
+            KeySource::Header(n) if !self.headers.contains(n) => Some(format!(
+                "`header.{n}` is not a captured header: add it to headers"
+            )),
+            KeySource::ClientIp if self.ip_mode == IpMode::Omit => Some(
+                "`client_ip` can never be present while client_ip.mode is \"omit\"".to_string(),
+            ),
+            _ => None,
+        };
+        match problem {
+            Some(msg) => {
+                e.push(path, msg);
+                None
+            }
+            None => Some(src),
+        }
+    }
+}
+
+/// Checks one rule; returns it normalised when its own fields are valid (the topic is then
+/// registered in `topics`).
+fn check_rule(
+    e: &mut Errors,
+    keys: &KeyContext<'_>,
+    i: usize,
+    r: RawRule,
+    topics: &mut Vec<String>,
+) -> Option<Rule> {
+    let before = e.0.len();
+    let p = |field: &str| format!("rules[{i}].{field}");
+
+    if !is_event_type(&r.event_type) {
+        e.push(
+            p("event_type"),
+            format!("must be 1-{MAX_EVENT_TYPE_BYTES} characters of A-Z a-z 0-9 _ . -"),
+        );
+    }
+    if !is_topic(&r.topic) {
+        e.push(
+            p("topic"),
+            "must be a Kafka topic name: 1-249 characters of a-z A-Z 0-9 . _ -, not \".\" or \"..\"",
+        );
+    }
+    if let Some(m) = &r.method {
+        if !is_token(m) {
+            e.push(
+                p("method"),
+                "must be an HTTP method token such as GET or POST",
+            );
+        }
+    }
+    let (kind, path) = match &r.path {
+        PathMatch::Exact(s) => ("exact", s),
+        PathMatch::Prefix(s) => ("prefix", s),
+    };
+    if !path.starts_with('/') || path.contains(['?', '#']) || path.contains(char::is_whitespace) {
+        e.push(
+            p(&format!("path.{kind}")),
+            "must start with '/' and contain no '?', '#' or spaces (paths are matched without the query string)",
+        );
+    }
+    let host = r
+        .host
+        .as_deref()
+        .map(|h| host_without_port(h).to_ascii_lowercase());
+    if let Some(h) = &host {
+        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_graphic()) {
+            e.push(
+                p("host"),
+                "must be a non-empty host name without spaces when given (port ignored, case-insensitive)",
+            );
+        }
+    }
+    if !(r.sample_rate.is_finite() && (0.0..=1.0).contains(&r.sample_rate)) {
+        e.push(
+            p("sample_rate"),
+            format!(
+                "must be a finite number between 0.0 and 1.0, got {}",
+                r.sample_rate
+            ),
+        );
+    }
+    let key = r.key.as_deref().and_then(|k| keys.check(e, p("key"), k));
+    if e.0.len() != before {
+        return None;
+    }
+    let topic = match topics.iter().position(|t| *t == r.topic) {
+        Some(t) => t,
+        None => {
+            topics.push(r.topic);
+            topics.len() - 1
+        }
+    };
+    Some(Rule {
+        event_type: r.event_type,
+        topic,
+        method: r.method,
+        path: r.path,
+        host,
+        sample_rate: r.sample_rate,
+        capture_body: r.capture_body,
+        key,
+    })
+}
+
+/// Checks the query allow-list; returns the target names (valid or not, for key checks).
+fn check_query_params<'a>(e: &mut Errors, specs: &'a [QueryParamSpec]) -> Vec<&'a str> {
+    if specs.len() > MAX_QUERY_PARAMS {
+        e.push(
+            "query_params",
+            format!(
+                "must hold at most {MAX_QUERY_PARAMS} parameters, got {}",
+                specs.len()
+            ),
+        );
+    }
+    let name_ok = |s: &str| !s.is_empty() && s.len() <= MAX_NAME_BYTES;
+    let bad_name = format!("must be a non-empty name of at most {MAX_NAME_BYTES} bytes");
+    let mut targets: Vec<&str> = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        let (source_path, target_path) = match spec {
+            QueryParamSpec::Name(_) => (format!("query_params[{i}]"), format!("query_params[{i}]")),
+            QueryParamSpec::Renamed { .. } => (
+                format!("query_params[{i}].name"),
+                format!("query_params[{i}].as"),
+            ),
+        };
+        if !name_ok(spec.source()) {
+            e.push(source_path.clone(), bad_name.clone());
+        }
+        let target = spec.target();
+        if matches!(spec, QueryParamSpec::Renamed { .. }) && !name_ok(target) {
+            e.push(target_path, bad_name.clone());
+        } else if targets.contains(&target) {
+            e.push(
+                target_path,
+                format!("captures into `{target}` twice: event names must be unique"),
+            );
+        }
+        targets.push(target);
+    }
+    targets
+}
+
+/// Checks the header allow-list; returns it lower-cased.
+fn check_headers(e: &mut Errors, names: &[String]) -> Vec<String> {
+    if names.len() > MAX_HEADERS {
+        e.push(
+            "headers",
+            format!(
+                "must hold at most {MAX_HEADERS} headers, got {}",
+                names.len()
+            ),
+        );
+    }
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let lower = name.to_ascii_lowercase();
+        if name.starts_with(':') {
+            e.push(
+                format!("headers[{i}]"),
+                "must not be a pseudo-header (:method, :path… are captured as fields already)",
+            );
+        } else if !is_token(name) {
+            e.push(
+                format!("headers[{i}]"),
+                "must be a valid header name (letters, digits and !#$%&'*+-.^_`|~)",
+            );
+        } else if out.contains(&lower) {
+            e.push(
+                format!("headers[{i}]"),
+                format!("`{lower}` is listed twice (names are case-insensitive)"),
+            );
+        }
+        out.push(lower);
+    }
+    out
+}
+
+/// Checks the auth header settings without ever quoting a secret.
+fn check_auth(e: &mut Errors, auth: &AuthConfig) {
+    match auth {
+        AuthConfig::Basic { username, .. } => {
+            if username.is_empty()
+                || username.contains(':')
+                || username.chars().any(char::is_control)
+            {
+                e.push(
+                    "auth.basic.username",
+                    "must be non-empty, without ':' or control characters",
+                );
+            }
+        }
+        AuthConfig::Bearer(token) => {
+            if token.is_empty() || token.chars().any(char::is_control) {
+                e.push(
+                    "auth.bearer",
+                    "must be non-empty and contain no control characters (CR, LF…)",
+                );
+            }
+        }
+        AuthConfig::Header { name, value } => {
+            if name.starts_with(':') {
+                e.push("auth.header.name", "must not be a pseudo-header");
+            } else if !is_token(name) {
+                e.push(
+                    "auth.header.name",
+                    "must be a valid header name (letters, digits and !#$%&'*+-.^_`|~)",
+                );
+            } else if RESERVED_AUTH_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                e.push(
+                    "auth.header.name",
+                    "must not be a header adtap sets itself (content-type, content-length, transfer-encoding, host, connection)",
+                );
+            }
+            // Tab is legal inside a header value; other controls (CR, LF, NUL) are not.
+            if value.is_empty() || value.chars().any(|c| c.is_control() && c != '\t') {
+                e.push(
+                    "auth.header.value",
+                    "must be non-empty and contain no control characters (CR, LF…)",
+                );
+            }
+        }
+    }
+}
+
+/// RFC 9110 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// RFC 9110 `token`: header names and methods.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_tchar)
+}
+
+/// Envoy accepts almost any cluster name; we require what fits in a header and a log line.
+fn is_cluster_name(s: &str) -> bool {
+    (1..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Kafka cluster ids are base64url-ish; it is spliced into a URL path unescaped.
+fn is_cluster_id(s: &str) -> bool {
+    (1..=255).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn is_path_prefix(s: &str) -> bool {
+    s.is_empty()
+        || (s.starts_with('/')
+            && !s.ends_with('/')
+            && !s.contains(['?', '#'])
+            && s.bytes().all(|b| b.is_ascii_graphic()))
+}
+
+fn is_event_type(s: &str) -> bool {
+    (1..=MAX_EVENT_TYPE_BYTES).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Kafka's own rule (`Topic.validate`): 1-249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+fn is_topic(s: &str) -> bool {
+    (1..=249).contains(&s.len())
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use crate::config::{AuthConfig, Config, KeySource, PathMatch};
+    use serde_json::{json, Value};
+
+    fn parse(v: Value) -> Result<Config, Vec<crate::config::ConfigError>> {
+        Config::parse(v.to_string().as_bytes())
+    }
+
+    fn minimal() -> Value {
+        json!({
+            "cluster": "kafka_rest",
+            "rules": [{"event_type": "impression", "topic": "ad-impressions", "path": {"exact": "/i"}}]
+        })
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(minimal()).unwrap();
+        assert_eq!(c.authority, "kafka_rest");
+        assert_eq!(c.topics, vec!["ad-impressions".to_string()]);
+        assert_eq!(c.rules[0].topic, 0);
+        assert_eq!(c.rules[0].sample_rate, 1.0);
+        assert_eq!(c.rules[0].key, None);
+        assert_eq!(c.batch.max_events, 500);
+        assert_eq!(c.max_in_flight, 4);
+    }
+
+    #[test]
+    fn normalises_topics_hosts_headers_keys_and_auth() {
+        let c = parse(json!({
+            "cluster": "kafka_rest",
+            "authority": "rest.internal:8082",
+            "query_params": ["cid", {"name": "crid", "as": "creative"}],
+            "headers": ["X-Campaign", "Cookie"],
+            "key": "query.cid",
+            "auth": {"header": {"name": "X-Api-Key", "value": "s3cret"}},
+            "rules": [
+                {"event_type": "impression", "topic": "imps", "path": {"prefix": "/imp"}, "host": "Ads.Example.COM:8443"},
+                {"event_type": "click", "topic": "clicks", "path": {"exact": "/c"}, "key": "header.x-campaign"},
+                {"event_type": "conversion", "topic": "imps", "path": {"exact": "/v"}, "key": "query.creative"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(c.authority, "rest.internal:8082");
+        assert_eq!(c.topics, vec!["imps".to_string(), "clicks".to_string()]);
+        let topics: Vec<usize> = c.rules.iter().map(|r| r.topic).collect();
+        assert_eq!(topics, vec![0, 1, 0]);
+        assert_eq!(c.rules[0].host.as_deref(), Some("ads.example.com"));
+        assert_eq!(
+            c.headers,
+            vec!["x-campaign".to_string(), "cookie".to_string()]
+        );
+        assert_eq!(c.rules[0].key, Some(KeySource::Query("cid".into())));
+        assert_eq!(c.rules[1].key, Some(KeySource::Header("x-campaign".into())));
+        assert_eq!(c.rules[2].key, Some(KeySource::Query("creative".into())));
+        assert_eq!(c.rules[0].path, PathMatch::Prefix("/imp".into()));
+        match c.auth {
+            Some(AuthConfig::Header { name, value }) => {
+                assert_eq!(name, "x-api-key");
+                assert_eq!(value, "s3cret");
+            }
+            other => panic!("unexpected auth {other:?}"),
+        }
+    }
+
+    #[test]
+    fn collects_every_error_at_once() {
+        let errs = parse(json!({
+            "cluster": "",
+            "timeout_ms": 0,
+            "batch": {"max_events": 0},
+            "rules": [
+                {"event_type": "", "topic": "..", "path": {"exact": "x"}, "sample_rate": 2.0},
+                {"event_type": "ok", "topic": "t", "path": {"exact": "/x"}, "method": "G ET"}
+            ]
+        }))
+        .unwrap_err();
+        let mut paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        paths.sort_unstable();
+        assert_eq!(
+            paths,
+            vec![
+                "batch.max_events",
+                "cluster",
+                "rules[0].event_type",
+                "rules[0].path.exact",
+                "rules[0].sample_rate",
+                "rules[0].topic",
+                "rules[1].method",
+                "timeout_ms",
+            ]
+        );
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors() {
+        for auth in [
+            json!({"basic": {"username": "", "password": "PW-SECRET"}}),
+            json!({"bearer": "TOKEN-SECRET\r\nx: y"}),
+            json!({"header": {"name": ":bad", "value": "VALUE-SECRET\n"}}),
+        ] {
+            let mut v = minimal();
+            v["auth"] = auth;
+            v["client_ip"] = json!({"mode": "full", "salt": "SALT-SECRET"});
+            let errs = parse(v).unwrap_err();
+            assert!(errs.len() >= 2, "{errs:?}");
+            for e in &errs {
+                let text = e.to_string();
+                assert!(!text.contains("SECRET"), "secret leaked: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn inherited_top_level_key_is_reported_once() {
+        let mut v = minimal();
+        v["key"] = json!("query.nope");
+        v["rules"] = json!([
+            {"event_type": "a", "topic": "t", "path": {"exact": "/a"}},
+            {"event_type": "b", "topic": "t", "path": {"exact": "/b"}}
+        ]);
+        let errs = parse(v).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].path, "key");
+    }
+
+    #[test]
+    fn nan_and_infinite_rates_rejected_when_built_in_code() {
+        let mut raw =
+            crate::config::RawConfig::from_json(minimal().to_string().as_bytes()).unwrap();
+        raw.rules[0].sample_rate = f64::NAN;
+        raw.retry.jitter = f64::INFINITY;
+        let errs = raw.validate().unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, vec!["retry.jitter", "rules[0].sample_rate"]);
+    }
 }

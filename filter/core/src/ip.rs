@@ -1,0 +1,230 @@
+//! Network address helpers for capture: hosts without their port, lenient IP parsing of what
+//! Envoy and proxies hand us, choosing the client address behind trusted proxies, and the
+//! privacy modes of the client IP (full, truncated, salted hash).
+//!
+//! Everything here is total: malformed input gives `None` (or the input unchanged), never a
+//! panic, because it runs on attacker-controlled headers.
+
+use crate::config::IpMode;
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// `host` without a trailing `:port`: `example.com:8080` → `example.com`, `[::1]:80` → `[::1]`.
+/// A bare IPv6 address (several colons, no brackets) is returned unchanged. Allocation-free.
+pub fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // `[v6]` or `[v6]:port`: everything up to the closing bracket.
+        return match host.find(']') {
+            Some(end) => host.get(..=end).unwrap_or(host),
+            None => host,
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
+    }
+}
+
+/// Parses an address as Envoy or a proxy writes it: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`,
+/// `[2001:db8::1]` or `[2001:db8::1]:5678`, with surrounding whitespace ignored. IPv4-mapped
+/// IPv6 addresses (`::ffff:1.2.3.4`) become IPv4 so that truncation and hashing treat one client
+/// the same whichever socket family it arrived on. Anything else (unix socket paths, `unknown`,
+/// zone ids, garbage) is `None`.
+pub fn parse_addr(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    let ip = if let Ok(ip) = s.parse::<IpAddr>() {
+        ip
+    } else if let Ok(sa) = s.parse::<SocketAddr>() {
+        sa.ip()
+    } else {
+        s.strip_prefix('[')?
+            .strip_suffix(']')?
+            .parse::<Ipv6Addr>()
+            .ok()?
+            .into()
+    };
+    Some(canonical(ip))
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The client address of a request.
+///
+/// With `trusted_hops = N > 0` and a non-blank `X-Forwarded-For`, it is the N-th entry from
+/// the right (N = 1: the rightmost, the address the one trusted proxy saw), or the leftmost
+/// entry when there are fewer than N. An entry that is not an IP address gives `None`: the
+/// peer is then a proxy, and reporting the proxy's address as the client would be wrong.
+/// Otherwise it is the peer address (`source.address`).
+pub fn client_addr(xff: Option<&str>, trusted_hops: u32, peer: Option<&str>) -> Option<IpAddr> {
+    if trusted_hops > 0 {
+        if let Some(xff) = xff.filter(|x| !x.trim().is_empty()) {
+            let n = usize::try_from(trusted_hops).unwrap_or(usize::MAX);
+            let entry = xff
+                .rsplit(',')
+                .nth(n.saturating_sub(1))
+                .or_else(|| xff.split(',').next())?;
+            return parse_addr(entry);
+        }
+    }
+    parse_addr(peer?)
+}
+
+/// IPv4 cut to its /24 and IPv6 to its /48 (host bits zeroed): `203.0.113.77` → `203.0.113.0`,
+/// `2001:db8:1:2::5` → `2001:db8:1::`.
+pub fn truncate(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) & 0xFFFF_FF00)),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (!0u128 << 80))),
+    }
+}
+
+/// Salted hash of an address: SHA-256 over `salt`, one zero byte, and the address in its
+/// canonical text form (as `full` mode writes it); the first 16 bytes of the digest as 32
+/// lower-case hex characters. Stable for a given salt (usable as a record key), not reversible
+/// without the salt; with it, the IPv4 space is small enough to enumerate, so the salt is a
+/// secret. The zero byte keeps `salt + ip` boundaries unambiguous.
+pub fn hash(salt: &str, ip: IpAddr) -> String {
+    let mut h = Sha256::new();
+    h.update(salt.as_bytes());
+    h.update([0u8]);
+    h.update(ip.to_string().as_bytes());
+    let digest = h.finalize();
+    let mut out = String::with_capacity(32);
+    for b in digest.iter().take(16) {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The client IP as written into an event for `mode` (`None` in `omit` mode).
+pub fn render(mode: IpMode, salt: Option<&str>, ip: IpAddr) -> Option<String> {
+    match mode {
+        IpMode::Full => Some(ip.to_string()),
+        IpMode::Truncate => Some(truncate(ip).to_string()),
+        IpMode::Hash => Some(hash(salt.unwrap_or(""), ip)),
+        IpMode::Omit => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn host_port_is_stripped() {
+        assert_eq!(host_without_port("example.com:8080"), "example.com");
+        assert_eq!(host_without_port("example.com"), "example.com");
+        assert_eq!(host_without_port("example.com:"), "example.com");
+        assert_eq!(host_without_port("[::1]:443"), "[::1]");
+        assert_eq!(host_without_port("[::1]"), "[::1]");
+        assert_eq!(host_without_port("[::1"), "[::1");
+        assert_eq!(host_without_port("2001:db8::1"), "2001:db8::1");
+        assert_eq!(host_without_port("a:b"), "a:b");
+        assert_eq!(host_without_port(""), "");
+    }
+
+    #[test]
+    fn addresses_parse_in_every_form_envoy_uses() {
+        assert_eq!(parse_addr("203.0.113.7"), Some(ip("203.0.113.7")));
+        assert_eq!(parse_addr("203.0.113.7:51234"), Some(ip("203.0.113.7")));
+        assert_eq!(parse_addr(" 203.0.113.7 "), Some(ip("203.0.113.7")));
+        assert_eq!(parse_addr("2001:db8::1"), Some(ip("2001:db8::1")));
+        assert_eq!(parse_addr("[2001:db8::1]:443"), Some(ip("2001:db8::1")));
+        assert_eq!(parse_addr("[2001:db8::1]"), Some(ip("2001:db8::1")));
+        assert_eq!(parse_addr("::ffff:198.51.100.9"), Some(ip("198.51.100.9")));
+        for bad in [
+            "",
+            "unknown",
+            "/tmp/envoy.sock",
+            "1.2.3",
+            "999.1.1.1",
+            "[1.2.3.4]",
+            "fe80::1%eth0",
+            "[::1",
+        ] {
+            assert_eq!(parse_addr(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn xff_with_trusted_hops() {
+        let xff = Some("198.51.100.1, 198.51.100.2,198.51.100.3");
+        let peer = Some("10.0.0.1:4444");
+        assert_eq!(client_addr(xff, 1, peer), Some(ip("198.51.100.3")));
+        assert_eq!(client_addr(xff, 2, peer), Some(ip("198.51.100.2")));
+        assert_eq!(client_addr(xff, 3, peer), Some(ip("198.51.100.1")));
+        // Fewer entries than hops: the leftmost.
+        assert_eq!(client_addr(xff, 5, peer), Some(ip("198.51.100.1")));
+        // No hops trusted: XFF is client-controlled and ignored.
+        assert_eq!(client_addr(xff, 0, peer), Some(ip("10.0.0.1")));
+        // No (or blank) XFF: the peer.
+        assert_eq!(client_addr(None, 2, peer), Some(ip("10.0.0.1")));
+        assert_eq!(client_addr(Some("  "), 2, peer), Some(ip("10.0.0.1")));
+        // The chosen entry is garbage: absent, not the proxy's address.
+        assert_eq!(client_addr(Some("198.51.100.1, junk"), 1, peer), None);
+        assert_eq!(
+            client_addr(Some("[2001:db8::5]:80"), 1, peer),
+            Some(ip("2001:db8::5"))
+        );
+        assert_eq!(client_addr(None, 0, None), None);
+        assert_eq!(client_addr(None, 0, Some("envoy://internal")), None);
+        assert_eq!(client_addr(Some(",,,,"), u32::MAX, peer), None);
+    }
+
+    #[test]
+    fn truncation_v4_24_and_v6_48() {
+        assert_eq!(truncate(ip("203.0.113.77")).to_string(), "203.0.113.0");
+        assert_eq!(
+            truncate(ip("2001:db8:1:2:3:4:5:6")).to_string(),
+            "2001:db8:1::"
+        );
+        assert_eq!(truncate(ip("2001:db8:1::")).to_string(), "2001:db8:1::");
+    }
+
+    #[test]
+    fn hash_is_salted_stable_and_32_hex() {
+        let a = hash("s1", ip("203.0.113.7"));
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_eq!(a, hash("s1", ip("203.0.113.7")));
+        assert_ne!(a, hash("s2", ip("203.0.113.7")));
+        assert_ne!(a, hash("s1", ip("203.0.113.8")));
+        // Known answers, from `printf 's1\x00203.0.113.7' | sha256sum | cut -c1-32`.
+        assert_eq!(a, "7072d6a841de093ac5ca922aa30c8915");
+        assert_eq!(
+            hash("k", ip("2001:db8::1")),
+            "b90dd17aeb02aa9754659599d92f0b2e"
+        );
+    }
+
+    #[test]
+    fn render_per_mode() {
+        let v4 = ip("203.0.113.77");
+        assert_eq!(
+            render(IpMode::Full, None, v4).as_deref(),
+            Some("203.0.113.77")
+        );
+        assert_eq!(
+            render(IpMode::Truncate, None, v4).as_deref(),
+            Some("203.0.113.0")
+        );
+        assert_eq!(render(IpMode::Hash, Some("k"), v4), Some(hash("k", v4)));
+        assert_eq!(render(IpMode::Omit, Some("k"), v4), None);
+    }
+}
