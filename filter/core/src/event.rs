@@ -30,11 +30,13 @@ pub struct Event {
     pub host: String,
     /// Path without the query string.
     pub path: String,
-    /// Allow-listed query parameters (after rename), in allow-list order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Allow-listed query parameters (after rename), in allow-list order. Encoded as an object
+    /// `{name: value}` in that order (see [`pairs_as_map`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "pairs_as_map")]
     pub query: Vec<(String, String)>,
-    /// Allow-listed request headers (lower-case names), in allow-list order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Allow-listed request headers (lower-case names), in allow-list order. Encoded as an
+    /// object `{name: value}` in that order (see [`pairs_as_map`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "pairs_as_map")]
     pub headers: Vec<(String, String)>,
     /// `user-agent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,6 +78,41 @@ pub struct Event {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// Serde for ordered name/value pairs as a map (`{"name": "value", …}` in JSON, a map in
+/// MessagePack), so downstream readers index by name instead of walking arrays of pairs.
+/// Order is kept both ways; a repeated name on input is kept as a repeated pair.
+pub mod pairs_as_map {
+    use serde::de::{MapAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
+
+    /// Writes the pairs as a map, in order.
+    pub fn serialize<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
+    }
+
+    /// Reads a map back into pairs, in input order.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+        struct PairsVisitor;
+        impl<'de> Visitor<'de> for PairsVisitor {
+            type Value = Vec<(String, String)>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of strings to strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                // The size hint comes from the input: bound it so a hostile length prefix
+                // cannot make us reserve a huge vector up front.
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+                while let Some(pair) = map.next_entry::<String, String>()? {
+                    out.push(pair);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(PairsVisitor)
+    }
 }
 
 /// An event encoded for Kafka: the unit that is buffered, batched, sent and accounted.
