@@ -1,1 +1,162 @@
-//! placeholder
+//! adtap's core for JavaScript: the filter's own configuration validation, capture and encoding,
+//! compiled with wasm-bindgen so control planes, CI and downstream readers use the very code the
+//! filter runs instead of a re-implementation that drifts.
+//!
+//! Layout:
+//! - `lib.rs` (this file): the three exports and their TypeScript types; it only converts
+//!   between JavaScript values and JSON text (`JSON.parse`/`JSON.stringify`), so every number and
+//!   field name is exactly what serde writes.
+//! - [`preview`] holds `validateConfig` and `previewEvent` as pure functions over JSON.
+//! - [`request`] reads the sample request a caller describes.
+//! - [`decode`] implements `decodeRecord`.
+//!
+//! Errors cross to JavaScript as `Error` objects with a message that names what is wrong.
+
+pub mod decode;
+pub mod preview;
+pub mod request;
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** One configuration problem, with the JSON path of the offending field (`$` for the document). */
+export interface ConfigError { path: string; message: string; }
+
+/** Result of `validateConfig`. */
+export interface ValidationResult { ok: boolean; errors: ConfigError[]; }
+
+/** A request as the filter would observe it. */
+export interface SampleRequest {
+  /** `:method`, default `GET`. */
+  method?: string;
+  /** `:path` including the query string. */
+  path: string;
+  /** `:authority`; defaults to the `host` header. */
+  host?: string;
+  headers?: Record<string, string> | [string, string][];
+  /** Request body (UTF-8 text); captured only when the matching rule has `capture_body`. */
+  body?: string;
+  status?: number;
+  durationUs?: number;
+  requestBytes?: number;
+  responseBytes?: number;
+  route?: string;
+  upstream?: string;
+  /** `ip:port` of the peer; the client IP source unless `x-forwarded-for` hops are trusted. */
+  peerAddress?: string;
+  /** Arrival time, Unix ms (default: now). */
+  ts?: number;
+}
+
+/** An adtap event as encoded in record values (schema `v`). */
+export interface AdtapEvent {
+  v: number; id: string; type: string; ts: number; request_id?: string;
+  method: string; host: string; path: string;
+  /** Allow-listed query parameters (after rename) and request headers (lower-case names). */
+  query?: Record<string, string>; headers?: Record<string, string>;
+  user_agent?: string; referer?: string; client_ip?: string;
+  status?: number; duration_us?: number; request_bytes?: number; response_bytes?: number;
+  route?: string; upstream?: string;
+  body?: string; body_base64?: boolean; body_truncated?: boolean;
+}
+
+/** The HTTP request that would ship the record, in one REST dialect. Credentials are redacted. */
+export interface PreviewHttpRequest {
+  path: string | null;
+  headers: Record<string, string>;
+  body: string;
+  /** Set when `body` is base64 of non-UTF-8 bytes. */
+  bodyBase64?: boolean;
+}
+
+/** Result of `previewEvent`. */
+export interface PreviewResult {
+  matched: boolean;
+  reason?: "no_rule_matched" | "sampled_out" | "invalid_config";
+  /** With `invalid_config`: every configuration error. */
+  errors?: ConfigError[];
+  /** Index of the matching rule. */
+  rule?: number;
+  eventType?: string;
+  topic?: string;
+  key?: string | null;
+  /** The rule's sampling probability; the preview shows the event as if sampled in. */
+  sampleRate?: number;
+  event?: AdtapEvent;
+  record?: { topic: string; key: string | null; valueBase64: string; valueText?: string; size: number };
+  requests?: { confluent_v2: PreviewHttpRequest; confluent_v3: PreviewHttpRequest; redpanda: PreviewHttpRequest };
+}
+
+export type RecordFormat = "json" | "msgpack";
+"#;
+
+/// The configuration as JSON text: a string is taken as is, anything else is stringified.
+fn json_text(value: &JsValue, what: &str) -> Result<String, JsError> {
+    if let Some(s) = value.as_string() {
+        return Ok(s);
+    }
+    if value.is_undefined() || value.is_null() {
+        return Err(JsError::new(&format!("{what} is missing")));
+    }
+    js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|s| s.as_string())
+        .ok_or_else(|| JsError::new(&format!("{what} cannot be converted to JSON")))
+}
+
+/// A value serialised by serde_json, handed to JavaScript as a plain object. Going through JSON
+/// text keeps serde's field names and order, and numbers as JSON numbers.
+fn to_js(value: &impl serde::Serialize) -> Result<JsValue, JsError> {
+    let text = serde_json::to_string(value).map_err(|e| JsError::new(&e.to_string()))?;
+    js_sys::JSON::parse(&text).map_err(|_| JsError::new("internal: result is not valid JSON"))
+}
+
+/// Validates an adtap configuration (JSON text or an object) with the filter's own rules and
+/// returns every error, each with the JSON path of its field.
+#[wasm_bindgen(js_name = validateConfig, unchecked_return_type = "ValidationResult")]
+pub fn validate_config(
+    #[wasm_bindgen(unchecked_param_type = "string | object")] config: JsValue,
+) -> Result<JsValue, JsError> {
+    let text = json_text(&config, "config")?;
+    to_js(&preview::validate_config(text.as_bytes()))
+}
+
+/// Shows the event, record and REST requests that `request` would produce under `config`, or
+/// why it produces none. Throws on a malformed request.
+#[wasm_bindgen(js_name = previewEvent, unchecked_return_type = "PreviewResult")]
+pub fn preview_event(
+    #[wasm_bindgen(unchecked_param_type = "string | object")] config: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "SampleRequest")] request: JsValue,
+) -> Result<JsValue, JsError> {
+    let config = json_text(&config, "config")?;
+    let request = json_text(&request, "request")?;
+    let request = request::SampleRequest::from_json(&request).map_err(|e| JsError::new(&e))?;
+    // The filter stamps events with the host clock; in JavaScript that is `Date.now()`.
+    let ts = request.ts.unwrap_or_else(|| js_sys::Date::now() as u64);
+    let result = preview::preview(config.as_bytes(), &request, ts).map_err(|e| JsError::new(&e))?;
+    to_js(&result)
+}
+
+/// Decodes a record value (a `Uint8Array`, or base64 text) in the given format back into the
+/// event it carries. Throws an `Error` saying what is wrong with the input.
+#[wasm_bindgen(js_name = decodeRecord, unchecked_return_type = "AdtapEvent")]
+pub fn decode_record(
+    #[wasm_bindgen(unchecked_param_type = "Uint8Array | string")] record: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "RecordFormat")] format: JsValue,
+) -> Result<JsValue, JsError> {
+    let format = format
+        .as_string()
+        .ok_or_else(|| JsError::new("format must be \"json\" or \"msgpack\""))?;
+    let format = decode::parse_format(&format).map_err(|e| JsError::new(&e))?;
+    let bytes = if let Some(text) = record.as_string() {
+        decode::bytes_from_base64(&text).map_err(|e| JsError::new(&e))?
+    } else if let Some(array) = record.dyn_ref::<js_sys::Uint8Array>() {
+        array.to_vec()
+    } else {
+        return Err(JsError::new(
+            "record must be a Uint8Array or a base64 string",
+        ));
+    };
+    to_js(&decode::decode(&bytes, format).map_err(|e| JsError::new(&e))?)
+}

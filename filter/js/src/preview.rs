@@ -1,0 +1,355 @@
+//! `validateConfig` and `previewEvent` as pure functions returning serialisable results, so
+//! they are unit-tested natively; `lib.rs` only converts to and from JavaScript values.
+//!
+//! A preview runs the filter's own steps in the filter's order: `Config::parse` (as
+//! `on_configure`), `match_rule` (request headers), sampling, `begin`, `BodyCapture` (request
+//! body), `finish` (`on_log`), `to_record`, then `build_request` once per REST dialect.
+
+use crate::request::SampleRequest;
+use adtap_core::capture::{self, BodyCapture, HeaderSource as _, RequestHead};
+use adtap_core::config::{AuthConfig, Dialect, ValueFormat};
+use adtap_core::encode::{self, HttpRequest};
+use adtap_core::{Config, ConfigError, Event};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde::ser::{SerializeMap as _, Serializer};
+use serde::Serialize;
+
+/// Event id used in previews, so that the same request always previews to the same bytes.
+pub const PREVIEW_EVENT_ID: &str = "preview-0";
+
+/// Kafka cluster id used for the `confluent_v3` request when the configuration has none.
+pub const PREVIEW_CLUSTER_ID: &str = "preview-cluster";
+
+/// One configuration problem as JavaScript sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorView {
+    /// JSON path of the field.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn error_views(errors: Vec<ConfigError>) -> Vec<ErrorView> {
+    errors
+        .into_iter()
+        .map(|e| ErrorView {
+            path: e.path,
+            message: e.message,
+        })
+        .collect()
+}
+
+/// Result of `validateConfig`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Validation {
+    /// True when the filter would accept the configuration.
+    pub ok: bool,
+    /// Every problem found (empty when `ok`).
+    pub errors: Vec<ErrorView>,
+}
+
+/// Validates a configuration document with exactly the errors the filter's `on_configure`
+/// reports.
+pub fn validate_config(json: &[u8]) -> Validation {
+    match Config::parse(json) {
+        Ok(_) => Validation {
+            ok: true,
+            errors: Vec::new(),
+        },
+        Err(errors) => Validation {
+            ok: false,
+            errors: error_views(errors),
+        },
+    }
+}
+
+/// Result of `previewEvent`. Serialised field by field, so the event keeps its wire field order
+/// (`v`, `id`, `type`, `ts`, …) on the JavaScript side.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preview {
+    /// Whether the request produces an event.
+    pub matched: bool,
+    /// Why not: `no_rule_matched`, `sampled_out` or `invalid_config`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// With `invalid_config`: every configuration error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<ErrorView>>,
+    /// Index of the matching rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<usize>,
+    /// The rule's event type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// The rule's topic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// The record key (`null` when its source is absent from the request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Option<String>>,
+    /// The rule's sampling probability.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<f64>,
+    /// The event, as consumers decode it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<Event>,
+    /// The encoded record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<RecordView>,
+    /// The batch request carrying the record, per REST dialect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<Requests>,
+}
+
+/// The record as buffered and sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordView {
+    /// Topic name.
+    pub topic: String,
+    /// Record key.
+    pub key: Option<String>,
+    /// The value, base64.
+    pub value_base64: String,
+    /// The value as text, for the JSON format.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_text: Option<String>,
+    /// Bytes counted against buffer and batch limits.
+    pub size: usize,
+}
+
+/// The same record shipped in each REST dialect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Requests {
+    /// Confluent REST Proxy v2.
+    pub confluent_v2: RequestView,
+    /// Confluent REST Proxy v3.
+    pub confluent_v3: RequestView,
+    /// Redpanda HTTP Proxy.
+    pub redpanda: RequestView,
+}
+
+/// An HTTP request to the REST proxy, credentials redacted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestView {
+    /// `:path`.
+    pub path: Option<String>,
+    /// Headers in the order sent, as an object.
+    pub headers: HeaderMap,
+    /// Body: text, or base64 when not UTF-8 (then `bodyBase64`).
+    pub body: String,
+    /// Set when `body` is base64.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub body_base64: bool,
+}
+
+/// Header pairs serialised as a JSON object in their original order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderMap(pub Vec<(String, String)>);
+
+impl Serialize for HeaderMap {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// What `request` would become under `config`: the event, its record and the batch request in
+/// each dialect, or why there is none. `Err` only for a malformed request or an event that
+/// cannot be encoded; an invalid configuration is a normal answer (`reason: "invalid_config"`).
+pub fn preview(config: &[u8], request: &SampleRequest, ts_ms: u64) -> Result<Preview, String> {
+    let cfg = match Config::parse(config) {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            return Ok(Preview {
+                reason: Some("invalid_config"),
+                errors: Some(error_views(errors)),
+                ..Preview::default()
+            })
+        }
+    };
+    let headers = request.header_pairs()?;
+    let host = request.authority(&headers);
+    let head = RequestHead {
+        method: &request.method,
+        host: &host,
+        path: &request.path,
+    };
+
+    let Some(rule_idx) = capture::match_rule(&cfg, head) else {
+        return Ok(Preview {
+            reason: Some("no_rule_matched"),
+            ..Preview::default()
+        });
+    };
+    let rule = cfg
+        .rules
+        .get(rule_idx)
+        .ok_or_else(|| format!("internal: match_rule returned rule {rule_idx} out of range"))?;
+    let topic = cfg.topics.get(rule.topic).cloned().unwrap_or_default();
+    let matched = Preview {
+        rule: Some(rule_idx),
+        event_type: Some(rule.event_type.clone()),
+        topic: Some(topic.clone()),
+        sample_rate: Some(rule.sample_rate),
+        ..Preview::default()
+    };
+    // Sampling is random in the filter; a preview shows the event as if sampled in and reports
+    // the probability, except at rate 0 where no request is ever captured.
+    if rule.sample_rate <= 0.0 {
+        return Ok(Preview {
+            reason: Some("sampled_out"),
+            ..matched
+        });
+    }
+
+    let mut event = capture::begin(
+        &cfg,
+        rule_idx,
+        PREVIEW_EVENT_ID.to_string(),
+        ts_ms,
+        head,
+        &headers,
+    );
+    if rule.capture_body {
+        if let Some(body) = request.body.as_deref().filter(|b| !b.is_empty()) {
+            // As the glue does: read no more than the capture still wants, report the full size.
+            let bytes = body.as_bytes();
+            let mut cap = BodyCapture::new(cfg.body.max_bytes);
+            let take = cap.wanted().min(bytes.len());
+            cap.push(bytes.get(..take).unwrap_or(bytes), bytes.len());
+            cap.finish(&mut event);
+        }
+    }
+    let xff = headers.header("x-forwarded-for");
+    capture::finish(&cfg, &mut event, xff.as_deref(), request.completion());
+
+    let record = encode::to_record(&cfg, rule_idx, &event)
+        .map_err(|e| format!("cannot encode the event: {}", e.0))?;
+    let value_text = match cfg.format {
+        ValueFormat::Json => String::from_utf8(record.value.clone()).ok(),
+        ValueFormat::Msgpack => None,
+    };
+    let auth = auth_header_name(&cfg);
+    let request_in = |dialect: Dialect| {
+        let mut c = cfg.clone();
+        c.dialect = dialect;
+        if dialect == Dialect::ConfluentV3 && c.cluster_id.is_none() {
+            c.cluster_id = Some(PREVIEW_CLUSTER_ID.to_string());
+        }
+        let req = encode::build_request(&c, record.topic, std::iter::once(&record));
+        request_view(&req, auth.as_deref())
+    };
+    let requests = Requests {
+        confluent_v2: request_in(Dialect::ConfluentV2),
+        confluent_v3: request_in(Dialect::ConfluentV3),
+        redpanda: request_in(Dialect::Redpanda),
+    };
+
+    Ok(Preview {
+        matched: true,
+        key: Some(record.key.clone()),
+        event: Some(event),
+        record: Some(RecordView {
+            topic,
+            key: record.key.clone(),
+            value_base64: BASE64.encode(&record.value),
+            value_text,
+            size: record.size(),
+        }),
+        requests: Some(requests),
+        ..matched
+    })
+}
+
+/// Lower-case name of the header carrying the REST proxy credentials, if any.
+fn auth_header_name(cfg: &Config) -> Option<String> {
+    match cfg.auth.as_ref()? {
+        AuthConfig::Basic { .. } | AuthConfig::Bearer(_) => Some("authorization".to_string()),
+        AuthConfig::Header { name, .. } => Some(name.to_ascii_lowercase()),
+    }
+}
+
+/// The credentials header is shown redacted: a preview is for reading and sharing, and secrets
+/// never leave the filter's configuration.
+fn request_view(req: &HttpRequest, auth: Option<&str>) -> RequestView {
+    let headers = req
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let shown = if Some(name.to_ascii_lowercase().as_str()) == auth {
+                "<redacted>".to_string()
+            } else {
+                value.clone()
+            };
+            (name.clone(), shown)
+        })
+        .collect();
+    let (body, body_base64) = match std::str::from_utf8(&req.body) {
+        Ok(text) => (text.to_string(), false),
+        Err(_) => (BASE64.encode(&req.body), true),
+    };
+    RequestView {
+        path: req.header(":path").map(str::to_string),
+        headers: HeaderMap(headers),
+        body,
+        body_base64,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn malformed_json_is_one_error() {
+        let v = validate_config(b"{not json");
+        assert!(!v.ok);
+        assert_eq!(v.errors.len(), 1);
+    }
+
+    #[test]
+    fn preview_of_an_invalid_config_says_so() {
+        let req = SampleRequest::from_json(r#"{"path":"/i"}"#).unwrap();
+        let v = preview(b"[]", &req, 0).unwrap();
+        assert!(!v.matched);
+        assert_eq!(v.reason, Some("invalid_config"));
+        assert!(!v.errors.unwrap().is_empty());
+        let json = serde_json::to_value(preview(b"[]", &req, 0).unwrap()).unwrap();
+        assert_eq!(json["matched"], json!(false));
+        assert!(json.get("event").is_none());
+    }
+
+    #[test]
+    fn auth_headers_are_redacted() {
+        let req = HttpRequest {
+            headers: vec![
+                (":path".into(), "/topics/t".into()),
+                ("authorization".into(), "Basic c2VjcmV0".into()),
+            ],
+            body: b"{}".to_vec(),
+        };
+        let v = serde_json::to_value(request_view(&req, Some("authorization"))).unwrap();
+        assert_eq!(v["path"], json!("/topics/t"));
+        assert_eq!(v["headers"]["authorization"], json!("<redacted>"));
+        assert_eq!(v["body"], json!("{}"));
+        let v = serde_json::to_value(request_view(
+            &HttpRequest {
+                headers: vec![],
+                body: vec![0xff],
+            },
+            None,
+        ))
+        .unwrap();
+        assert_eq!(v["body"], json!("/w=="));
+        assert_eq!(v["bodyBase64"], json!(true));
+    }
+}
