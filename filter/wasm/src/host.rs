@@ -1,11 +1,19 @@
 //! Typed, panic-free adapters over the proxy-wasm host calls adtap uses.
 //!
-//! Each function maps the host's `Status` into [`HostError`] so callers decide what a failure
+//! Each function maps the host's status into [`HostError`] so callers decide what a failure
 //! means (usually: skip a field, count a failed dispatch) instead of trapping the VM.
+//!
+//! The SDK's `hostcalls` `panic!` on any status they did not expect (a header map that is no
+//! longer readable answers `BadArgument`; `done()` outside a deferred shutdown answers
+//! `NotFound`) and `unwrap()` header values as UTF-8. So for every call on the per-request and
+//! per-answer paths we import the ABI functions ourselves ([`raw`]) with `u32` statuses, and read
+//! values as bytes. Only `proxy_http_call` goes through the SDK, because the SDK must register
+//! the call's token to route its answer back to the root context; it panics only on statuses
+//! Envoy does not return from that call.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 /// A host call that did not succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,26 +39,119 @@ impl From<Status> for HostError {
     }
 }
 
-/// Wall-clock time from the host (Envoy's dispatcher time), Unix milliseconds; 0 if unavailable.
-pub fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// The proxy-wasm ABI functions we call directly. Statuses are plain `u32` so that a value the
+/// SDK's `Status` enum does not know can never be undefined behaviour.
+#[allow(clashing_extern_declarations)]
+mod raw {
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        pub fn proxy_log(level: u32, data: *const u8, size: usize) -> u32;
+        pub fn proxy_get_current_time_nanoseconds(ret: *mut u64) -> u32;
+        pub fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+        pub fn proxy_get_buffer_bytes(
+            kind: u32,
+            start: usize,
+            max: usize,
+            ret_data: *mut *mut u8,
+            ret_size: *mut usize,
+        ) -> u32;
+        pub fn proxy_get_header_map_value(
+            map: u32,
+            key: *const u8,
+            key_size: usize,
+            ret_data: *mut *mut u8,
+            ret_size: *mut usize,
+        ) -> u32;
+        pub fn proxy_get_property(
+            path: *const u8,
+            path_size: usize,
+            ret_data: *mut *mut u8,
+            ret_size: *mut usize,
+        ) -> u32;
+        pub fn proxy_define_metric(
+            kind: u32,
+            name: *const u8,
+            size: usize,
+            ret_id: *mut u32,
+        ) -> u32;
+        pub fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+        pub fn proxy_record_metric(id: u32, value: u64) -> u32;
+        pub fn proxy_done() -> u32;
+    }
 }
 
-/// A request header of the current stream.
+/// Status codes of the ABI.
+const OK: u32 = 0;
+
+fn status(code: u32) -> Result<(), HostError> {
+    match code {
+        OK => Ok(()),
+        1 => Err(HostError::NotFound),
+        2 => Err(HostError::BadArgument),
+        10 => Err(HostError::InternalFailure),
+        other => Err(HostError::Other(other)),
+    }
+}
+
+/// Takes ownership of bytes the host wrote into memory it obtained from the module's allocator
+/// (`proxy_on_memory_allocate`, which hands out `Vec<u8>` storage of exactly `size`).
+fn take_host_bytes(data: *mut u8, size: usize) -> Option<Vec<u8>> {
+    if data.is_null() {
+        return if size == 0 { Some(Vec::new()) } else { None };
+    }
+    // SAFETY: the host filled `size` bytes of an allocation of capacity `size` made by the SDK's
+    // allocator for this very call, and nothing else references it.
+    Some(unsafe { Vec::from_raw_parts(data, size, size) })
+}
+
+/// Wall-clock time from the host (Envoy's dispatcher time), Unix milliseconds; 0 if unavailable.
+pub fn now_ms() -> u64 {
+    let mut ns: u64 = 0;
+    // SAFETY: the host writes one u64 through a valid pointer.
+    let code = unsafe { raw::proxy_get_current_time_nanoseconds(&mut ns) };
+    if status(code).is_ok() {
+        ns / 1_000_000
+    } else {
+        0
+    }
+}
+
+fn map_value(map: MapType, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: key pointer/length describe a live &str; return pointers are valid locals.
+    let code = unsafe {
+        raw::proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size)
+    };
+    match status(code) {
+        Ok(()) => Ok(take_host_bytes(data, size)),
+        Err(HostError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Bytes as text; invalid UTF-8 is replaced rather than trapping.
+fn text(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+/// A request header of the current stream (readable in `on_http_request_headers`).
 pub fn request_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
+    map_value(MapType::HttpRequestHeaders, name)
         .ok()
         .flatten()
+        .map(text)
 }
 
 /// A header of the HTTP call response being handled.
 pub fn call_response_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpCallResponseHeaders, name)
+    map_value(MapType::HttpCallResponseHeaders, name)
         .ok()
         .flatten()
+        .map(text)
 }
 
 /// Up to `max` bytes of a host buffer, from its start.
@@ -58,12 +159,24 @@ pub fn buffer(kind: BufferType, max: usize) -> Option<Vec<u8>> {
     if max == 0 {
         return None;
     }
-    hostcalls::get_buffer(kind, 0, max).ok().flatten()
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: return pointers are valid locals.
+    let code = unsafe { raw::proxy_get_buffer_bytes(kind as u32, 0, max, &mut data, &mut size) };
+    status(code).ok()?;
+    take_host_bytes(data, size)
 }
 
-/// A property as raw bytes.
+/// A property as raw bytes. The path is serialised as its segments joined by NUL.
 pub fn property(path: &[&str]) -> Option<Vec<u8>> {
-    hostcalls::get_property(path.to_vec()).ok().flatten()
+    let joined = path.join("\0");
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: path pointer/length describe a live String; return pointers are valid locals.
+    let code =
+        unsafe { raw::proxy_get_property(joined.as_ptr(), joined.len(), &mut data, &mut size) };
+    status(code).ok()?;
+    take_host_bytes(data, size)
 }
 
 /// A property holding an integer (Envoy sends 8 little-endian bytes).
@@ -75,10 +188,7 @@ pub fn property_u64(path: &[&str]) -> Option<u64> {
 
 /// A property holding a string; invalid UTF-8 is replaced.
 pub fn property_string(path: &[&str]) -> Option<String> {
-    property(path).map(|b| match String::from_utf8(b) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    })
+    property(path).map(text)
 }
 
 /// Dispatches an HTTP call to an Envoy cluster; returns the call's token.
@@ -104,30 +214,39 @@ pub fn dispatch(
 
 /// Sets the root context's tick period.
 pub fn set_tick_period_ms(ms: u64) -> Result<(), HostError> {
-    hostcalls::set_tick_period(Duration::from_millis(ms)).map_err(HostError::from)
+    let ms = u32::try_from(ms).map_err(|_| HostError::BadArgument)?;
+    // SAFETY: plain value call.
+    status(unsafe { raw::proxy_set_tick_period_milliseconds(ms) })
 }
 
 /// Tells the host this plugin finished its deferred shutdown.
 pub fn done() -> Result<(), HostError> {
-    hostcalls::done().map_err(HostError::from)
+    // SAFETY: plain call.
+    status(unsafe { raw::proxy_done() })
 }
 
 /// Defines a metric; the same name on every worker feeds the same Envoy stat.
 pub fn define_metric(kind: MetricType, name: &str) -> Result<u32, HostError> {
-    hostcalls::define_metric(kind, name).map_err(HostError::from)
+    let mut id: u32 = 0;
+    // SAFETY: name pointer/length describe a live &str; the id pointer is a valid local.
+    let code = unsafe { raw::proxy_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) };
+    status(code).map(|()| id)
 }
 
-/// Adds `delta` to a counter or gauge (gauges accept negative deltas).
+/// Adds `delta` to a counter or gauge (gauges accept negative deltas; counters refuse ≤ 0).
 pub fn increment_metric(id: u32, delta: i64) -> Result<(), HostError> {
-    hostcalls::increment_metric(id, delta).map_err(HostError::from)
+    // SAFETY: plain value call.
+    status(unsafe { raw::proxy_increment_metric(id, delta) })
 }
 
 /// Records a histogram value.
 pub fn record_metric(id: u32, value: u64) -> Result<(), HostError> {
-    hostcalls::record_metric(id, value).map_err(HostError::from)
+    // SAFETY: plain value call.
+    status(unsafe { raw::proxy_record_metric(id, value) })
 }
 
 /// Logs a line; a failing log call is ignored (there is nowhere else to report it).
 pub fn log(level: LogLevel, message: &str) {
-    let _ = hostcalls::log(level, message);
+    // SAFETY: message pointer/length describe a live &str.
+    let _ = unsafe { raw::proxy_log(level as u32, message.as_ptr(), message.len()) };
 }

@@ -1,0 +1,936 @@
+//! `Host`: one module instance in its own `Store`, driven step by step by a test.
+//!
+//! The test plays Envoy: it starts the VM, creates streams, feeds headers and bodies, moves the
+//! clock, fires ticks, answers the HTTP calls the module made, and shuts the VM down. Every
+//! callback into the guest goes through `Host::call`, which sets the executing context, refuels,
+//! and turns a trap into an `Err` naming the callback (the host then refuses further calls, as
+//! Envoy does with a failed VM).
+
+use crate::abi::{Action, LogLevel, MetricKind, StreamKind};
+use crate::guest::lossy_pairs;
+use crate::imports::{check_module, envoy_provides};
+use crate::state::{
+    CallResponse, HttpCall, LocalResponse, LogEntry, LogSource, Metric, Pairs, Rng, State, Stream,
+};
+use crate::{hostcalls, wasi};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+use wasmtime::error::Context as _;
+use wasmtime::{bail, format_err, Result};
+use wasmtime::{
+    Config, Engine, ExternType, Instance, Linker, Module, Store, StoreLimitsBuilder, WasmParams,
+    WasmResults,
+};
+
+/// Everything a test can choose about the simulated Envoy.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Plugin configuration (`configuration` in Envoy's Wasm filter config).
+    pub plugin_config: Vec<u8>,
+    /// VM configuration (`vm_config.configuration`).
+    pub vm_config: Vec<u8>,
+    /// Wall-clock time at the start, in ns since the Unix epoch.
+    pub start_time_ns: u64,
+    /// Seed of WASI `random_get`.
+    pub random_seed: u64,
+    /// Cap on linear memory; growing past it fails (the module sees an allocation failure).
+    pub memory_limit_bytes: usize,
+    /// Instructions (fuel) allowed per callback, so a runaway loop fails the test instead of
+    /// hanging it. Needs an engine from [`engine`] (fuel enabled).
+    pub fuel_per_callback: u64,
+    /// Clusters `proxy_http_call` accepts; `None` accepts every name.
+    pub known_clusters: Option<Vec<String>>,
+    /// Answer of `proxy_get_log_level`.
+    pub log_level: LogLevel,
+    /// Print each log line to stderr as it happens (debug aid).
+    pub echo_logs: bool,
+    /// Fire HTTP call timeouts (a 504, like Envoy) when `advance_and_tick` passes a deadline.
+    pub auto_timeout: bool,
+    /// Value of the `plugin_root_id` property.
+    pub root_id: String,
+    /// Value of the `plugin_vm_id` property.
+    pub vm_id: String,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            plugin_config: Vec::new(),
+            vm_config: Vec::new(),
+            // 2023-11-14T22:13:20Z: a fixed, recognisable instant.
+            start_time_ns: 1_700_000_000_000_000_000,
+            random_seed: 0x5EED,
+            memory_limit_bytes: 128 << 20,
+            fuel_per_callback: 2_000_000_000,
+            known_clusters: None,
+            log_level: LogLevel::Trace,
+            echo_logs: false,
+            auto_timeout: true,
+            root_id: String::new(),
+            vm_id: String::new(),
+        }
+    }
+}
+
+/// An engine configured for the host (Cranelift, fuel metering on).
+pub fn engine() -> Result<Engine> {
+    let mut config = Config::new();
+    config.consume_fuel(true);
+    Engine::new(&config)
+}
+
+/// Compiles `wasm` with a fresh [`engine`] and checks it against what Envoy provides.
+/// Share the result between tests (a `Module` is immutable and thread-safe).
+pub fn compile(wasm: &[u8]) -> Result<Module> {
+    let module = Module::new(&engine()?, wasm).context("compiling the module")?;
+    check_module(&module)?;
+    Ok(module)
+}
+
+/// Reads and compiles the module at `path`.
+pub fn compile_file(path: impl AsRef<std::path::Path>) -> Result<Module> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    compile(&bytes)
+}
+
+/// The reply to an HTTP call, as raw maps (see [`Host::respond`] for the usual case).
+#[derive(Debug, Clone, Default)]
+pub struct CallReply {
+    /// Headers including `:status`; empty means "failed/reset" (`on_http_call_response(…, 0, 0, 0)`).
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Body.
+    pub body: Vec<u8>,
+    /// Trailers.
+    pub trailers: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Converts test-supplied pairs (`&str` or bytes) into a header map with lowercased keys.
+fn to_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Pairs {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_ref().to_ascii_lowercase(), v.as_ref().to_vec()))
+        .collect()
+}
+
+fn path_of(path: &[&str]) -> Vec<String> {
+    path.iter().map(|s| s.to_string()).collect()
+}
+
+/// A running module. See the crate docs for an example.
+pub struct Host {
+    store: Store<State>,
+    instance: Instance,
+    fuel: u64,
+    auto_timeout: bool,
+    next_context_id: u32,
+    trapped: Option<String>,
+    deleted: bool,
+}
+
+impl Host {
+    /// Compiles `wasm` and instantiates it (see [`Host::new`]).
+    pub fn from_bytes(wasm: &[u8], opts: HostOptions) -> Result<Host> {
+        Host::new(&compile(wasm)?, opts)
+    }
+
+    /// Instantiates `module` in a new `Store` and runs its `_initialize`/`_start`.
+    /// Fails if the module imports anything Envoy does not provide.
+    pub fn new(module: &Module, opts: HostOptions) -> Result<Host> {
+        check_module(module)?;
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(opts.memory_limit_bytes)
+            .instances(1)
+            .memories(1)
+            .build();
+        let mut root_properties = BTreeMap::new();
+        root_properties.insert(
+            path_of(&["plugin_root_id"]),
+            opts.root_id.clone().into_bytes(),
+        );
+        root_properties.insert(path_of(&["plugin_vm_id"]), opts.vm_id.clone().into_bytes());
+        let state = State {
+            limits,
+            memory: None,
+            allocate: None,
+            plugin_config: opts.plugin_config,
+            vm_config: opts.vm_config,
+            known_clusters: opts.known_clusters,
+            log_level: opts.log_level,
+            echo_logs: opts.echo_logs,
+            start_time_ns: opts.start_time_ns,
+            elapsed_ns: 0,
+            rng: Rng::new(opts.random_seed),
+            root_id: 1,
+            current_context: 0,
+            effective_context: 0,
+            configuring: false,
+            in_log: false,
+            call_response: None,
+            tick_period_ms: 0,
+            next_tick_ns: None,
+            pending_done: false,
+            root_finished: false,
+            done_calls: 0,
+            rejected_done_calls: 0,
+            logs: Vec::new(),
+            calls: BTreeMap::new(),
+            cancelled_calls: Vec::new(),
+            next_token: 0,
+            rejected_calls: 0,
+            metric_ids: HashMap::new(),
+            metrics: BTreeMap::new(),
+            next_metric: 0,
+            streams: HashMap::new(),
+            root_properties,
+            status: (0, String::new()),
+            shared_data: HashMap::new(),
+            queues: Vec::new(),
+            stdout_partial: Vec::new(),
+            stderr_partial: Vec::new(),
+        };
+        let mut store = Store::new(module.engine(), state);
+        store.limiter(|s| &mut s.limits);
+
+        let mut linker: Linker<State> = Linker::new(module.engine());
+        hostcalls::link(&mut linker)?;
+        wasi::link(&mut linker)?;
+        // Allowed by Envoy but not implemented here: trap with a clear message if ever called.
+        for import in module.imports() {
+            if let ExternType::Func(ty) = import.ty() {
+                let (m, n) = (import.module(), import.name());
+                if envoy_provides(m, n) && linker.get(&mut store, m, n).is_err() {
+                    let what = format!("{m}::{n}");
+                    linker.func_new(m, n, ty, move |_, _, _| {
+                        Err(format_err!("{what} is not implemented by adtap-wasm-host"))
+                    })?;
+                }
+            }
+        }
+        let instance = linker
+            .instantiate(&mut store, module)
+            .context("instantiating the module")?;
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or_else(|| format_err!("module exports no memory"))?;
+        let allocate = match instance.get_func(&mut store, "proxy_on_memory_allocate") {
+            Some(f) => f.typed::<i32, i32>(&store)?,
+            None => instance.get_typed_func::<i32, i32>(&mut store, "malloc")?,
+        };
+        store.data_mut().memory = Some(memory);
+        store.data_mut().allocate = Some(allocate);
+
+        let mut host = Host {
+            store,
+            instance,
+            fuel: opts.fuel_per_callback,
+            auto_timeout: opts.auto_timeout,
+            next_context_id: 2,
+            trapped: None,
+            deleted: false,
+        };
+        for entry in ["_initialize", "_start"] {
+            if host.instance.get_func(&mut host.store, entry).is_some() {
+                host.call::<(), ()>(entry, 0, ())?;
+                break;
+            }
+        }
+        Ok(host)
+    }
+
+    /// Calls export `name` with `ctx` as the executing context. A missing export is a no-op
+    /// (`Ok(None)`), as in Envoy; a trap becomes an `Err` naming `name` and poisons the host.
+    fn call<P: WasmParams, R: WasmResults>(
+        &mut self,
+        name: &str,
+        ctx: u32,
+        args: P,
+    ) -> Result<Option<R>> {
+        if let Some(t) = &self.trapped {
+            bail!("refusing to call {name}: the VM trapped earlier ({t})");
+        }
+        if self.deleted {
+            bail!("refusing to call {name}: the VM was deleted");
+        }
+        let Some(func) = self.instance.get_func(&mut self.store, name) else {
+            return Ok(None);
+        };
+        let func = func
+            .typed::<P, R>(&self.store)
+            .with_context(|| format!("export {name} has an unexpected signature"))?;
+        // Fuel is off when the module came from another engine: nothing to refill then.
+        let _ = self.store.set_fuel(self.fuel);
+        let st = self.store.data_mut();
+        let saved = (st.current_context, st.effective_context);
+        st.current_context = ctx;
+        st.effective_context = ctx;
+        let logs_before = self.store.data().logs.len();
+        let result = func.call(&mut self.store, args);
+        let st = self.store.data_mut();
+        st.current_context = saved.0;
+        st.effective_context = saved.1;
+        match result {
+            Ok(r) => Ok(Some(r)),
+            Err(e) => {
+                // A Rust panic reports itself before aborting (the SDK's hook logs it at
+                // Critical, std's default hook writes stderr): put that first.
+                st.flush_stdio();
+                let said: Vec<&str> = st
+                    .logs
+                    .get(logs_before..)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|l| l.source == LogSource::Stderr || l.level == LogLevel::Critical)
+                    .map(|l| l.message.as_str())
+                    .collect();
+                let msg = if said.is_empty() {
+                    format!("{name}: {e:#}")
+                } else {
+                    format!("{name}: guest said: {}\n{e:#}", said.join(" | "))
+                };
+                self.trapped = Some(msg.clone());
+                Err(format_err!("guest trapped in {msg}"))
+            }
+        }
+    }
+
+    fn call_bool<P: WasmParams>(&mut self, name: &str, ctx: u32, args: P) -> Result<bool> {
+        Ok(self.call::<P, i32>(name, ctx, args)?.is_none_or(|v| v != 0))
+    }
+
+    fn call_action<P: WasmParams>(&mut self, name: &str, ctx: u32, args: P) -> Result<Action> {
+        let v = self.call::<P, i32>(name, ctx, args)?;
+        Ok(v.map(Action::from_abi).unwrap_or(Action::Continue))
+    }
+
+    fn root(&self) -> u32 {
+        self.store.data().root_id
+    }
+
+    /// Id of the root context.
+    pub fn root_id(&self) -> u32 {
+        self.root()
+    }
+
+    // ---- lifecycle ------------------------------------------------------------------------
+
+    /// `proxy_on_context_create(root, 0)` then `proxy_on_vm_start`; returns its answer.
+    pub fn start_vm(&mut self) -> Result<bool> {
+        let root = self.root();
+        self.call::<(i32, i32), ()>("proxy_on_context_create", root, (root as i32, 0))?;
+        let size = self.store.data().vm_config.len() as i32;
+        self.call_bool("proxy_on_vm_start", root, (root as i32, size))
+    }
+
+    /// `proxy_on_configure` with the current plugin configuration; returns its answer
+    /// (false = Envoy rejects the configuration).
+    pub fn configure(&mut self) -> Result<bool> {
+        let root = self.root();
+        let size = self.store.data().plugin_config.len() as i32;
+        self.store.data_mut().configuring = true;
+        let r = self.call_bool("proxy_on_configure", root, (root as i32, size));
+        self.store.data_mut().configuring = false;
+        r
+    }
+
+    /// Replaces the plugin configuration for the next [`Host::configure`].
+    pub fn set_plugin_config(&mut self, config: impl Into<Vec<u8>>) {
+        self.store.data_mut().plugin_config = config.into();
+    }
+
+    /// New host, VM started and configured; fails if either step answers false.
+    pub fn start(module: &Module, opts: HostOptions) -> Result<Host> {
+        let mut host = Host::new(module, opts)?;
+        if !host.start_vm()? {
+            bail!(
+                "proxy_on_vm_start returned false; logs:\n{}",
+                host.dump_logs()
+            );
+        }
+        if !host.configure()? {
+            bail!(
+                "proxy_on_configure returned false; logs:\n{}",
+                host.dump_logs()
+            );
+        }
+        Ok(host)
+    }
+
+    /// Root `proxy_on_done` (Envoy's shutdown or config reload). Returns true if the plugin
+    /// finished at once; false means it deferred and must call `proxy_done` later.
+    pub fn shutdown(&mut self) -> Result<bool> {
+        let root = self.root();
+        let finished = self.call_bool("proxy_on_done", root, (root as i32,))?;
+        let st = self.store.data_mut();
+        if finished {
+            st.root_finished = true;
+        } else {
+            st.pending_done = true;
+        }
+        Ok(finished)
+    }
+
+    /// Successful `proxy_done` calls so far.
+    pub fn done_called(&self) -> u32 {
+        self.store.data().done_calls
+    }
+
+    /// `proxy_done` calls answered NotFound (no deferred `on_done` pending: the SDK panics).
+    pub fn rejected_done_calls(&self) -> u32 {
+        self.store.data().rejected_done_calls
+    }
+
+    /// True once the root finished shutting down (on_done true, or done() after deferring).
+    pub fn is_done(&self) -> bool {
+        self.store.data().root_finished
+    }
+
+    /// Tears the VM down like Envoy: remaining streams are done/deleted, pending calls are
+    /// cancelled without callbacks, then the root gets `proxy_on_delete`.
+    pub fn delete_vm(&mut self) -> Result<()> {
+        if self.deleted {
+            return Ok(());
+        }
+        let mut ids: Vec<u32> = self.store.data().streams.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.done_stream(id)?;
+        }
+        let st = self.store.data_mut();
+        let pending = std::mem::take(&mut st.calls);
+        st.cancelled_calls.extend(pending.into_values());
+        let root = self.root();
+        self.call::<(i32,), ()>("proxy_on_delete", root, (root as i32,))?;
+        self.deleted = true;
+        Ok(())
+    }
+
+    /// The first trap, as "callback: message", if the guest ever trapped.
+    pub fn trapped(&self) -> Option<&str> {
+        self.trapped.as_deref()
+    }
+
+    /// Current size of the module's linear memory.
+    pub fn linear_memory_bytes(&self) -> usize {
+        self.store
+            .data()
+            .memory
+            .map(|m| m.data_size(&self.store))
+            .unwrap_or(0)
+    }
+
+    // ---- time ------------------------------------------------------------------------------
+
+    /// Wall clock the module sees, ns since the epoch.
+    pub fn now_ns(&self) -> u64 {
+        self.store.data().now_ns()
+    }
+
+    /// Time elapsed since the host was created.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.store.data().elapsed_ns)
+    }
+
+    /// Moves the clock only: no tick, no timeout fires.
+    pub fn advance(&mut self, d: Duration) {
+        let st = self.store.data_mut();
+        st.elapsed_ns = st.elapsed_ns.saturating_add(d.as_nanos() as u64);
+    }
+
+    /// The tick period the module set, if any.
+    pub fn tick_period(&self) -> Option<Duration> {
+        let ms = self.store.data().tick_period_ms;
+        (ms > 0).then(|| Duration::from_millis(u64::from(ms)))
+    }
+
+    /// `proxy_on_tick` now, if a tick period is set; returns whether it ticked.
+    pub fn tick(&mut self) -> Result<bool> {
+        if self.store.data().tick_period_ms == 0 {
+            return Ok(false);
+        }
+        let root = self.root();
+        self.call::<(i32,), ()>("proxy_on_tick", root, (root as i32,))?;
+        Ok(true)
+    }
+
+    /// Lets `d` pass like real time: every tick due on the way fires at its exact time, and
+    /// (with `auto_timeout`) every HTTP call whose timeout expires gets Envoy's 504, in
+    /// chronological order (a timeout before a tick due at the same instant).
+    /// Returns the number of ticks fired.
+    pub fn advance_and_tick(&mut self, d: Duration) -> Result<u32> {
+        let target = self.now_ns().saturating_add(d.as_nanos() as u64);
+        let mut ticks = 0;
+        loop {
+            let st = self.store.data();
+            let deadline = if self.auto_timeout {
+                st.calls
+                    .values()
+                    .filter_map(|c| c.deadline_ns().map(|t| (t, c.token)))
+                    .min()
+            } else {
+                None
+            };
+            let tick = st
+                .next_tick_ns
+                .filter(|_| st.tick_period_ms > 0 && !self.deleted);
+            match (deadline, tick) {
+                (Some((t, token)), tick) if t <= target && tick.is_none_or(|k| t <= k) => {
+                    self.set_now(t);
+                    self.timeout_call(token)?;
+                }
+                (_, Some(t)) if t <= target => {
+                    self.set_now(t);
+                    let st = self.store.data_mut();
+                    st.next_tick_ns = Some(t + u64::from(st.tick_period_ms) * 1_000_000);
+                    self.tick()?;
+                    ticks += 1;
+                }
+                _ => break,
+            }
+        }
+        self.set_now(target);
+        Ok(ticks)
+    }
+
+    fn set_now(&mut self, wall_ns: u64) {
+        let st = self.store.data_mut();
+        st.elapsed_ns = st.elapsed_ns.max(wall_ns.saturating_sub(st.start_time_ns));
+    }
+
+    // ---- HTTP streams ----------------------------------------------------------------------
+
+    /// Creates an HTTP context (`proxy_on_context_create(id, root)`); returns its id.
+    pub fn new_http_context(&mut self) -> Result<u32> {
+        let id = self.next_context_id;
+        self.next_context_id += 1;
+        self.store.data_mut().streams.insert(id, Stream::default());
+        let root = self.root();
+        self.call::<(i32, i32), ()>("proxy_on_context_create", id, (id as i32, root as i32))?;
+        Ok(id)
+    }
+
+    fn stream_mut(&mut self, id: u32) -> Result<&mut Stream> {
+        self.store
+            .data_mut()
+            .streams
+            .get_mut(&id)
+            .ok_or_else(|| format_err!("no HTTP context {id}"))
+    }
+
+    fn stream(&self, id: u32) -> Option<&Stream> {
+        self.store.data().streams.get(&id)
+    }
+
+    fn headers_step(
+        &mut self,
+        id: u32,
+        slot: usize,
+        pairs: Pairs,
+        eos: bool,
+        export: &str,
+    ) -> Result<Action> {
+        let n = pairs.len() as i32;
+        let s = self.stream_mut(id)?;
+        match slot {
+            0 => s.request_headers = Some(pairs),
+            1 => s.request_trailers = Some(pairs),
+            2 => s.response_headers = Some(pairs),
+            _ => s.response_trailers = Some(pairs),
+        }
+        if let Some(l) = s.live.get_mut(slot) {
+            *l = true;
+        }
+        let action = if slot.is_multiple_of(2) {
+            self.call_action(export, id, (id as i32, n, i32::from(eos)))?
+        } else {
+            self.call_action(export, id, (id as i32, n))?
+        };
+        if action == Action::Continue {
+            // Envoy drops its pointer to the map once the filter continues.
+            if let Some(l) = self.stream_mut(id)?.live.get_mut(slot) {
+                *l = false;
+            }
+        }
+        Ok(action)
+    }
+
+    /// `proxy_on_request_headers`. Keys are lowercased (as Envoy's codecs do); values are raw
+    /// bytes, so invalid UTF-8 can be sent.
+    pub fn request_headers<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &mut self,
+        id: u32,
+        headers: &[(K, V)],
+        end_of_stream: bool,
+    ) -> Result<Action> {
+        let pairs = to_pairs(headers);
+        self.headers_step(id, 0, pairs, end_of_stream, "proxy_on_request_headers")
+    }
+
+    /// `proxy_on_request_trailers`.
+    pub fn request_trailers<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &mut self,
+        id: u32,
+        trailers: &[(K, V)],
+    ) -> Result<Action> {
+        self.headers_step(id, 1, to_pairs(trailers), true, "proxy_on_request_trailers")
+    }
+
+    /// `proxy_on_response_headers`.
+    pub fn response_headers<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &mut self,
+        id: u32,
+        headers: &[(K, V)],
+        end_of_stream: bool,
+    ) -> Result<Action> {
+        let pairs = to_pairs(headers);
+        self.headers_step(id, 2, pairs, end_of_stream, "proxy_on_response_headers")
+    }
+
+    /// `proxy_on_response_trailers`.
+    pub fn response_trailers<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &mut self,
+        id: u32,
+        trailers: &[(K, V)],
+    ) -> Result<Action> {
+        self.headers_step(
+            id,
+            3,
+            to_pairs(trailers),
+            true,
+            "proxy_on_response_trailers",
+        )
+    }
+
+    fn body_step(&mut self, id: u32, chunk: &[u8], eos: bool, request: bool) -> Result<Action> {
+        let s = self.stream_mut(id)?;
+        let (buf, live, buffering) = if request {
+            (
+                &mut s.request_body,
+                &mut s.request_body_live,
+                &mut s.buffering_request,
+            )
+        } else {
+            (
+                &mut s.response_body,
+                &mut s.response_body_live,
+                &mut s.buffering_response,
+            )
+        };
+        // After a Pause Envoy buffers: the module then sees everything received so far.
+        if !*buffering {
+            buf.clear();
+        }
+        buf.extend_from_slice(chunk);
+        *live = true;
+        let size = buf.len() as i32;
+        let export = if request {
+            "proxy_on_request_body"
+        } else {
+            "proxy_on_response_body"
+        };
+        let action = self.call_action(export, id, (id as i32, size, i32::from(eos)))?;
+        let s = self.stream_mut(id)?;
+        let (live, buffering) = if request {
+            (&mut s.request_body_live, &mut s.buffering_request)
+        } else {
+            (&mut s.response_body_live, &mut s.buffering_response)
+        };
+        *buffering = action == Action::Pause;
+        if action == Action::Continue {
+            *live = false;
+        }
+        Ok(action)
+    }
+
+    /// `proxy_on_request_body` with one chunk.
+    pub fn request_body(&mut self, id: u32, chunk: &[u8], end_of_stream: bool) -> Result<Action> {
+        self.body_step(id, chunk, end_of_stream, true)
+    }
+
+    /// `proxy_on_response_body` with one chunk.
+    pub fn response_body(&mut self, id: u32, chunk: &[u8], end_of_stream: bool) -> Result<Action> {
+        self.body_step(id, chunk, end_of_stream, false)
+    }
+
+    /// `proxy_on_log` (access-log phase: request and response headers readable again).
+    pub fn log(&mut self, id: u32) -> Result<()> {
+        self.stream_mut(id)?;
+        self.store.data_mut().in_log = true;
+        let r = self.call::<(i32,), ()>("proxy_on_log", id, (id as i32,));
+        self.store.data_mut().in_log = false;
+        r.map(|_| ())
+    }
+
+    /// `proxy_on_done` then `proxy_on_delete` for a stream (Envoy's filter destruction).
+    /// Calls the stream dispatched are cancelled with it. Returns `on_done`'s answer.
+    pub fn done_stream(&mut self, id: u32) -> Result<bool> {
+        self.stream_mut(id)?;
+        let done = self.call_bool("proxy_on_done", id, (id as i32,))?;
+        self.call::<(i32,), ()>("proxy_on_delete", id, (id as i32,))?;
+        let st = self.store.data_mut();
+        st.streams.remove(&id);
+        let dead: Vec<u32> = st
+            .calls
+            .values()
+            .filter(|c| c.context_id == id)
+            .map(|c| c.token)
+            .collect();
+        for token in dead {
+            if let Some(call) = st.calls.remove(&token) {
+                st.cancelled_calls.push(call);
+            }
+        }
+        Ok(done)
+    }
+
+    /// End of a stream in Envoy's order: `on_log`, then `on_done` + `on_delete`.
+    pub fn complete_stream(&mut self, id: u32) -> Result<()> {
+        self.log(id)?;
+        self.done_stream(id)?;
+        Ok(())
+    }
+
+    /// Sets a property the module can read with `get_property` in stream `id`.
+    pub fn set_property(
+        &mut self,
+        id: u32,
+        path: &[&str],
+        value: impl Into<Vec<u8>>,
+    ) -> Result<()> {
+        self.stream_mut(id)?
+            .properties
+            .insert(path_of(path), value.into());
+        Ok(())
+    }
+
+    /// Sets an integer property (8 little-endian bytes, as Envoy encodes them).
+    pub fn set_property_u64(&mut self, id: u32, path: &[&str], value: u64) -> Result<()> {
+        self.set_property(id, path, value.to_le_bytes().to_vec())
+    }
+
+    /// Sets a string property.
+    pub fn set_property_str(&mut self, id: u32, path: &[&str], value: &str) -> Result<()> {
+        self.set_property(id, path, value.as_bytes().to_vec())
+    }
+
+    /// Sets a property visible from every context (root included), e.g. `xds.cluster_name`.
+    pub fn set_root_property(&mut self, path: &[&str], value: impl Into<Vec<u8>>) {
+        self.store
+            .data_mut()
+            .root_properties
+            .insert(path_of(path), value.into());
+    }
+
+    /// A property of stream `id` (set by the test or by the module), else a root property.
+    pub fn property(&self, id: u32, path: &[&str]) -> Option<Vec<u8>> {
+        let key = path_of(path);
+        self.stream(id)
+            .and_then(|s| s.properties.get(&key))
+            .or_else(|| self.store.data().root_properties.get(&key))
+            .cloned()
+    }
+
+    /// Request headers of stream `id` as they are now (after the module's changes).
+    pub fn request_header_map(&self, id: u32) -> Option<Vec<(String, String)>> {
+        self.stream(id)?.request_headers.as_deref().map(lossy_pairs)
+    }
+
+    /// Response headers of stream `id` as they are now.
+    pub fn response_header_map(&self, id: u32) -> Option<Vec<(String, String)>> {
+        self.stream(id)?
+            .response_headers
+            .as_deref()
+            .map(lossy_pairs)
+    }
+
+    /// The local response the module sent on stream `id`, if any.
+    pub fn local_response(&self, id: u32) -> Option<LocalResponse> {
+        self.stream(id)?.local_response.clone()
+    }
+
+    /// `proxy_continue_stream` calls made on stream `id`.
+    pub fn continued(&self, id: u32) -> Vec<StreamKind> {
+        self.stream(id)
+            .map(|s| s.continued.clone())
+            .unwrap_or_default()
+    }
+
+    /// `proxy_close_stream` calls made on stream `id`.
+    pub fn closed(&self, id: u32) -> Vec<StreamKind> {
+        self.stream(id)
+            .map(|s| s.closed.clone())
+            .unwrap_or_default()
+    }
+
+    // ---- HTTP calls ------------------------------------------------------------------------
+
+    /// Calls dispatched and not yet answered, by token order.
+    pub fn pending_calls(&self) -> Vec<HttpCall> {
+        self.store.data().calls.values().cloned().collect()
+    }
+
+    /// One pending call.
+    pub fn pending_call(&self, token: u32) -> Option<HttpCall> {
+        self.store.data().calls.get(&token).cloned()
+    }
+
+    /// Calls cancelled because their context went away (no callback was made).
+    pub fn cancelled_calls(&self) -> Vec<HttpCall> {
+        self.store.data().cancelled_calls.clone()
+    }
+
+    /// `proxy_http_call`s refused (unknown cluster, missing pseudo-header, bad timeout).
+    pub fn rejected_calls(&self) -> u32 {
+        self.store.data().rejected_calls
+    }
+
+    /// Answers call `token` with `status`, `headers` (`:status` is added) and `body`.
+    pub fn respond<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &mut self,
+        token: u32,
+        status: u16,
+        headers: &[(K, V)],
+        body: &[u8],
+    ) -> Result<()> {
+        let mut all = vec![(b":status".to_vec(), status.to_string().into_bytes())];
+        all.extend(to_pairs(headers));
+        self.respond_with(
+            token,
+            CallReply {
+                headers: all,
+                body: body.to_vec(),
+                trailers: Vec::new(),
+            },
+        )
+    }
+
+    /// Answers call `token` with raw maps; empty headers = failure (like [`Host::fail_call`]).
+    pub fn respond_with(&mut self, token: u32, reply: CallReply) -> Result<()> {
+        let call = self
+            .store
+            .data_mut()
+            .calls
+            .remove(&token)
+            .ok_or_else(|| format_err!("no pending HTTP call with token {token}"))?;
+        let failed = reply.headers.is_empty();
+        let (nh, nb, nt) = (
+            reply.headers.len() as i32,
+            reply.body.len() as i32,
+            reply.trailers.len() as i32,
+        );
+        let st = self.store.data_mut();
+        if failed {
+            // Envoy: status BrokenConnection/"reset", no response maps at all.
+            st.status = (crate::abi::Status::BrokenConnection as u32, "reset".into());
+            st.call_response = None;
+        } else {
+            st.status = (0, String::new());
+            st.call_response = Some(CallResponse {
+                headers: reply
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                    .collect(),
+                body: reply.body,
+                trailers: reply.trailers,
+            });
+        }
+        let args = if failed {
+            (call.context_id as i32, token as i32, 0, 0, 0)
+        } else {
+            (call.context_id as i32, token as i32, nh, nb, nt)
+        };
+        let r = self.call::<(i32, i32, i32, i32, i32), ()>(
+            "proxy_on_http_call_response",
+            call.context_id,
+            args,
+        );
+        let st = self.store.data_mut();
+        st.call_response = None;
+        st.status = (0, String::new());
+        r.map(|_| ())
+    }
+
+    /// The call failed or was reset: `on_http_call_response(token, 0, 0, 0)`.
+    pub fn fail_call(&mut self, token: u32) -> Result<()> {
+        self.respond_with(token, CallReply::default())
+    }
+
+    /// The call timed out. Envoy's router answers a timed-out async request with a local
+    /// reply: `:status 504`, body `upstream request timeout`.
+    pub fn timeout_call(&mut self, token: u32) -> Result<()> {
+        let body = b"upstream request timeout";
+        let len = body.len().to_string();
+        self.respond(
+            token,
+            504,
+            &[
+                ("content-length", len.as_str()),
+                ("content-type", "text/plain"),
+            ],
+            body,
+        )
+    }
+
+    // ---- metrics and logs ------------------------------------------------------------------
+
+    /// Value of counter or gauge `name`.
+    pub fn metric(&self, name: &str) -> Option<i64> {
+        let m = &self.store.data().metrics;
+        [MetricKind::Counter, MetricKind::Gauge]
+            .into_iter()
+            .find_map(|k| m.get(&(k, name.to_string())))
+            .map(|m| m.value)
+    }
+
+    /// Values recorded into histogram `name`.
+    pub fn histogram(&self, name: &str) -> Option<Vec<u64>> {
+        self.store
+            .data()
+            .metrics
+            .get(&(MetricKind::Histogram, name.to_string()))
+            .map(|m| m.recorded.clone())
+    }
+
+    /// All metrics, by name.
+    pub fn metrics(&self) -> Vec<(String, Metric)> {
+        self.store
+            .data()
+            .metrics
+            .iter()
+            .map(|((_, name), m)| (name.clone(), m.clone()))
+            .collect()
+    }
+
+    /// Every log line so far (`proxy_log` and WASI stdout/stderr).
+    pub fn logs(&self) -> &[LogEntry] {
+        &self.store.data().logs
+    }
+
+    /// Log lines containing `needle`.
+    pub fn logs_containing(&self, needle: &str) -> Vec<&LogEntry> {
+        self.logs()
+            .iter()
+            .filter(|l| l.message.contains(needle))
+            .collect()
+    }
+
+    /// Whether any log line contains `needle`.
+    pub fn has_log(&self, needle: &str) -> bool {
+        self.logs().iter().any(|l| l.message.contains(needle))
+    }
+
+    /// Forgets the logs captured so far.
+    pub fn clear_logs(&mut self) {
+        self.store.data_mut().logs.clear();
+    }
+
+    /// All logs, one per line, for assertion messages.
+    pub fn dump_logs(&self) -> String {
+        self.logs()
+            .iter()
+            .map(|l| format!("[{:?} ctx={}] {}", l.level, l.context_id, l.message))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}

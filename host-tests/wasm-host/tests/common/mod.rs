@@ -1,0 +1,61 @@
+//! Shared by the host's tests: the compiled test module, built on demand.
+//!
+//! `ADTAP_TEST_MODULE_WASM` names a prebuilt module; otherwise `build-test-module.sh` is run
+//! once (a no-op when up to date) and the path it prints is used.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use adtap_wasm_host::{compile_file, Host, HostOptions};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use wasmtime::Module;
+
+pub fn test_module_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("ADTAP_TEST_MODULE_WASM") {
+        return PathBuf::from(p);
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("build-test-module.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        // Our own target dir is locked by the cargo running this test: never reuse it.
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .expect("running build-test-module.sh");
+    assert!(
+        out.status.success(),
+        "build-test-module.sh failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// The test module, compiled once per test binary.
+pub fn module() -> &'static Module {
+    static MODULE: OnceLock<Module> = OnceLock::new();
+    MODULE.get_or_init(|| compile_file(test_module_path()).expect("compiling the test module"))
+}
+
+pub fn opts(plugin_config: &str) -> HostOptions {
+    HostOptions {
+        plugin_config: plugin_config.as_bytes().to_vec(),
+        vm_config: b"vm-cfg".to_vec(),
+        ..Default::default()
+    }
+}
+
+/// A started and configured host running the test module.
+pub fn host(plugin_config: &str) -> Host {
+    Host::start(module(), opts(plugin_config)).expect("starting the test module")
+}
+
+/// One request through a whole stream: headers (end of stream), response 200, log, done.
+pub fn simple_request(host: &mut Host, path: &str) -> u32 {
+    let id = host.new_http_context().unwrap();
+    host.request_headers(id, &[(":path", path), (":method", "GET")], true)
+        .unwrap();
+    host.response_headers(id, &[(":status", "200")], true)
+        .unwrap();
+    host.complete_stream(id).unwrap();
+    id
+}

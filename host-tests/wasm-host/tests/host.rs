@@ -1,0 +1,565 @@
+//! The host's own suite: every feature checked against the SDK-built test module
+//! (`test-module/`), whose behaviour is documented in its `lib.rs`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use adtap_wasm_host::{
+    check_module, compile, deserialize_pairs, envoy_provides, serialize_pairs, Action, Host,
+    HostOptions, LogLevel, LogSource,
+};
+use common::{host, module, opts, simple_request};
+use std::time::Duration;
+
+const START_MS: u64 = 1_700_000_000_000;
+
+/// Smallest valid module importing `module::name` (a `() -> ()` function), nothing else.
+fn module_importing(module: &str, name: &str) -> Vec<u8> {
+    let mut import = vec![1u8, module.len() as u8];
+    import.extend_from_slice(module.as_bytes());
+    import.push(name.len() as u8);
+    import.extend_from_slice(name.as_bytes());
+    import.extend_from_slice(&[0x00, 0x00]); // func, type 0
+    let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+    wasm.extend_from_slice(&[0x01, 0x04, 0x01, 0x60, 0x00, 0x00]); // type section: () -> ()
+    wasm.push(0x02);
+    wasm.push(import.len() as u8);
+    wasm.extend_from_slice(&import);
+    wasm
+}
+
+#[test]
+fn refuses_imports_envoy_does_not_provide() {
+    for (m, n) in [
+        ("env", "evil_fn"),
+        ("wasi_snapshot_preview1", "sock_accept"),
+    ] {
+        let err = compile(&module_importing(m, n)).unwrap_err().to_string();
+        assert!(err.contains(&format!("{m}::{n}")), "{err}");
+        assert!(err.contains("Envoy does not provide"), "{err}");
+    }
+    // An allowed import alone still is not a proxy-wasm module.
+    let err = compile(&module_importing("env", "proxy_log"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("memory"), "{err}");
+}
+
+#[test]
+fn sdk_module_imports_only_what_envoy_provides() {
+    let m = module();
+    check_module(m).unwrap();
+    let imports: Vec<_> = m.imports().map(|i| (i.module(), i.name())).collect();
+    assert!(imports.len() > 24, "{imports:?}");
+    assert!(imports.iter().all(|(m, n)| envoy_provides(m, n)));
+    assert!(imports.contains(&("wasi_snapshot_preview1", "random_get")));
+}
+
+#[test]
+fn start_logs_stdout_and_vm_config() {
+    let h = host("");
+    assert!(h.has_log("vm_config=vm-cfg"), "{}", h.dump_logs());
+    assert!(h.has_log("configured tick_ms=1000"));
+    let stdout = h.logs_containing("stdout: vm started");
+    assert_eq!(stdout.len(), 1);
+    assert_eq!(stdout[0].source, LogSource::Stdout);
+    assert_eq!(stdout[0].level, LogLevel::Info);
+    assert_eq!(
+        stdout[0].message, "stdout: vm started",
+        "trailing newline stripped"
+    );
+    // Envoy refuses a counter increment of 0.
+    assert!(
+        h.has_log("zero_increment=Err(BadArgument)"),
+        "{}",
+        h.dump_logs()
+    );
+    assert_eq!(h.root_id(), 1);
+    assert!(h.trapped().is_none());
+}
+
+fn random_line(seed: u64) -> String {
+    let o = HostOptions {
+        random_seed: seed,
+        ..opts("")
+    };
+    let h = Host::start(module(), o).unwrap();
+    h.logs_containing("random=")[0].message.clone()
+}
+
+#[test]
+fn randomness_is_seeded() {
+    assert_eq!(random_line(7), random_line(7));
+    assert_ne!(random_line(7), random_line(8));
+}
+
+#[test]
+fn bad_configuration_is_rejected() {
+    let mut h = Host::new(module(), opts("reject=1")).unwrap();
+    assert!(h.start_vm().unwrap());
+    assert!(!h.configure().unwrap());
+    assert!(h.has_log("rejected: reject=1"));
+    // Reconfiguring with a good config works (Envoy's config update).
+    h.set_plugin_config("tick_ms=250");
+    assert!(h.configure().unwrap());
+    assert_eq!(h.tick_period(), Some(Duration::from_millis(250)));
+    // Host::start reports the refusal as an error with the logs.
+    let err = Host::start(module(), opts("nonsense=1"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("unknown key nonsense"), "{err}");
+}
+
+#[test]
+fn ticks_follow_the_test_clock() {
+    let mut h = host("tick_ms=500");
+    assert_eq!(h.tick_period(), Some(Duration::from_millis(500)));
+    // Moving the clock alone never ticks.
+    h.advance(Duration::from_millis(400));
+    assert_eq!(h.metric("testmod.ticks"), Some(0));
+    // The first tick is due 500 ms after set_tick_period (t = 0): at 500, 1000, 1500, 2000.
+    assert_eq!(h.advance_and_tick(Duration::from_millis(1600)).unwrap(), 4);
+    assert_eq!(h.metric("testmod.ticks"), Some(4));
+    assert_eq!(h.elapsed(), Duration::from_millis(2000));
+    let ticks: Vec<_> = h
+        .logs_containing("tick now_ms=")
+        .iter()
+        .map(|l| l.message.clone())
+        .collect();
+    assert_eq!(
+        ticks[0],
+        format!("tick now_ms={} mono_ms=500", START_MS + 500),
+        "both proxy time and WASI clocks follow the test clock"
+    );
+    assert_eq!(
+        ticks[3],
+        format!("tick now_ms={} mono_ms=2000", START_MS + 2000)
+    );
+    // tick() fires at once, off schedule.
+    assert!(h.tick().unwrap());
+    assert_eq!(h.metric("testmod.ticks"), Some(5));
+
+    let mut no_tick = host("tick_ms=0");
+    assert!(!no_tick.tick().unwrap());
+    assert_eq!(
+        no_tick.advance_and_tick(Duration::from_secs(60)).unwrap(),
+        0
+    );
+}
+
+#[test]
+fn http_call_is_recorded_and_answered() {
+    let mut h = host("tick_ms=1000;timeout_ms=1500");
+    // Nothing queued: ticks dispatch nothing.
+    h.advance_and_tick(Duration::from_secs(1)).unwrap();
+    assert!(h.pending_calls().is_empty());
+
+    simple_request(&mut h, "/a");
+    simple_request(&mut h, "/b");
+    h.advance_and_tick(Duration::from_secs(1)).unwrap();
+    let calls = h.pending_calls();
+    assert_eq!(calls.len(), 1, "{}", h.dump_logs());
+    let call = &calls[0];
+    assert_eq!(call.upstream, "collector");
+    assert_eq!(call.context_id, h.root_id());
+    assert_eq!(call.header(":method"), Some("POST"));
+    assert_eq!(call.header(":path"), Some("/ingest"));
+    assert_eq!(call.header(":authority"), Some("collector"));
+    assert_eq!(call.header("content-type"), Some("text/plain"));
+    assert_eq!(call.header("content-length"), Some("5"), "set like Envoy");
+    assert_eq!(call.body_str(), "/a\n/b");
+    assert_eq!(call.timeout_ms, 1500);
+    assert_eq!(call.dispatched_at_ns, (START_MS + 2000) * 1_000_000);
+    assert_eq!(h.metric("testmod.inflight"), Some(1));
+
+    h.respond(call.token, 200, &[("X-Reply", "yes")], b"ok")
+        .unwrap();
+    assert!(
+        h.has_log(&format!(
+            "call token={} status=200 headers=2 body=ok trailers=0",
+            call.token
+        )),
+        "{}",
+        h.dump_logs()
+    );
+    assert!(h.pending_calls().is_empty());
+    assert_eq!(h.metric("testmod.responses"), Some(1));
+    assert_eq!(
+        h.metric("testmod.inflight"),
+        Some(0),
+        "gauge went back down"
+    );
+    assert_eq!(h.histogram("testmod.response_bytes"), Some(vec![2]));
+    // A token is answered once.
+    assert!(h.respond(call.token, 200, &[("a", "b")], b"").is_err());
+}
+
+#[test]
+fn failed_call_has_no_headers() {
+    let mut h = host("");
+    simple_request(&mut h, "/x");
+    h.advance_and_tick(Duration::from_secs(1)).unwrap();
+    let token = h.pending_calls()[0].token;
+    h.fail_call(token).unwrap();
+    assert!(
+        h.has_log(&format!("call token={token} failed status=11 msg=reset")),
+        "{}",
+        h.dump_logs()
+    );
+    assert_eq!(h.metric("testmod.call_failures"), Some(1));
+    assert_eq!(h.metric("testmod.responses"), Some(0));
+}
+
+#[test]
+fn timeouts_fire_in_time_order() {
+    let mut h = host("tick_ms=1000;timeout_ms=300");
+    simple_request(&mut h, "/t");
+    h.advance_and_tick(Duration::from_secs(1)).unwrap();
+    let token = h.pending_calls()[0].token;
+    h.clear_logs();
+    // Deadline 1.3 s comes before the tick at 2 s.
+    h.advance_and_tick(Duration::from_secs(1)).unwrap();
+    let lines: Vec<_> = h.logs().iter().map(|l| l.message.clone()).collect();
+    let timeout_at = lines
+        .iter()
+        .position(|l| {
+            l.contains(&format!(
+                "call token={token} status=504 headers=3 body=upstream request timeout"
+            ))
+        })
+        .expect("timeout response");
+    let tick_at = lines
+        .iter()
+        .position(|l| l.starts_with("tick now_ms="))
+        .unwrap();
+    assert!(timeout_at < tick_at, "{lines:?}");
+    assert_eq!(h.logs()[timeout_at].at_ns, (START_MS + 1300) * 1_000_000);
+    assert!(h.pending_calls().is_empty());
+
+    // Explicit timeout_call does the same; auto timeouts can be switched off.
+    let o = HostOptions {
+        auto_timeout: false,
+        ..opts("timeout_ms=300")
+    };
+    let mut h = Host::start(module(), o).unwrap();
+    simple_request(&mut h, "/t");
+    h.advance_and_tick(Duration::from_secs(10)).unwrap();
+    let token = h.pending_calls()[0].token;
+    h.timeout_call(token).unwrap();
+    assert!(h.has_log("status=504"));
+}
+
+#[test]
+fn calls_envoy_would_refuse_fail_at_once() {
+    // Unknown cluster.
+    let o = HostOptions {
+        known_clusters: Some(vec!["kafka_rest".into()]),
+        ..opts("cluster=collector")
+    };
+    let mut h = Host::start(module(), o).unwrap();
+    simple_request(&mut h, "/u");
+    h.advance_and_tick(Duration::from_secs(1)).unwrap();
+    assert!(h.pending_calls().is_empty());
+    assert_eq!(h.rejected_calls(), 1);
+    assert!(
+        h.has_log("dispatch failed: BadArgument"),
+        "{}",
+        h.dump_logs()
+    );
+    assert_eq!(h.metric("testmod.dispatch_errors"), Some(1));
+
+    // Known cluster but no :method.
+    let o = HostOptions {
+        known_clusters: Some(vec!["kafka_rest".into()]),
+        ..opts("cluster=kafka_rest;omit_method=1")
+    };
+    let mut h = Host::start(module(), o).unwrap();
+    simple_request(&mut h, "/u");
+    h.advance_and_tick(Duration::from_secs(1)).unwrap();
+    assert_eq!(h.rejected_calls(), 1);
+    assert!(h.pending_calls().is_empty());
+
+    // And the good case on the same known cluster.
+    let o = HostOptions {
+        known_clusters: Some(vec!["kafka_rest".into()]),
+        ..opts("cluster=kafka_rest")
+    };
+    let mut h = Host::start(module(), o).unwrap();
+    simple_request(&mut h, "/u");
+    h.advance_and_tick(Duration::from_secs(1)).unwrap();
+    assert_eq!(h.pending_calls()[0].upstream, "kafka_rest");
+}
+
+#[test]
+fn stream_headers_properties_and_log_phase() {
+    let mut h = host("");
+    let id = h.new_http_context().unwrap();
+    let action = h
+        .request_headers(
+            id,
+            &[(":path", "/p"), (":method", "GET"), ("X-Mixed", "1")],
+            true,
+        )
+        .unwrap();
+    assert_eq!(action, Action::Continue);
+    assert!(
+        h.has_log("request path=/p headers=3 eos=true"),
+        "{}",
+        h.dump_logs()
+    );
+    let headers = h.request_header_map(id).unwrap();
+    assert!(
+        headers.contains(&("x-mixed".into(), "1".into())),
+        "keys lowercased"
+    );
+    assert!(
+        headers.contains(&("x-testmod".into(), "seen".into())),
+        "module added a header"
+    );
+    assert_eq!(h.property(id, &["testmod", "seen"]), Some(b"/p".to_vec()));
+
+    h.response_headers(
+        id,
+        &[(":status", "404"), ("server", "x"), ("x-resp", "0")],
+        true,
+    )
+    .unwrap();
+    assert!(h.has_log("response status=404"));
+    let response = h.response_header_map(id).unwrap();
+    assert_eq!(
+        response,
+        vec![
+            (":status".to_string(), "404".to_string()),
+            ("x-resp".into(), "1".into())
+        ],
+        "x-resp replaced in place, server removed"
+    );
+    h.set_property_u64(id, &["response", "code"], 404).unwrap();
+    h.set_property_str(id, &["request", "id"], "req-1").unwrap();
+    h.log(id).unwrap();
+    // In on_log the request headers are readable again (Envoy's access-log phase).
+    assert!(
+        h.has_log(
+            r#"on_log code=Some(404) request_id=Some("req-1") seen=Some("/p") path=Some("/p")"#
+        ),
+        "{}",
+        h.dump_logs()
+    );
+    assert!(h.done_stream(id).unwrap());
+    assert!(h.request_header_map(id).is_none(), "stream deleted");
+    assert!(h.request_headers(id, &[(":path", "/")], true).is_err());
+}
+
+#[test]
+fn request_headers_are_gone_once_the_request_continued() {
+    // Envoy drops its request-header pointer when on_request_headers returns Continue: a later
+    // read gets BadArgument, on which the SDK's getters panic. The host reproduces it.
+    let mut h = host("");
+    let id = h.new_http_context().unwrap();
+    h.request_headers(id, &[(":path", "/late"), ("x-late-read", "1")], true)
+        .unwrap();
+    let err = h
+        .response_headers(id, &[(":status", "200")], true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("proxy_on_response_headers"), "{err}");
+    assert!(err.contains("unexpected status: 2"), "{err}");
+}
+
+#[test]
+fn paused_bodies_accumulate_like_envoy_buffering() {
+    let mut h = host("");
+    let id = h.new_http_context().unwrap();
+    h.request_headers(id, &[(":path", "/b"), ("x-buffer", "1")], false)
+        .unwrap();
+    assert_eq!(h.request_body(id, b"ab", false).unwrap(), Action::Pause);
+    assert_eq!(h.request_body(id, b"cd", false).unwrap(), Action::Pause);
+    assert_eq!(h.request_body(id, b"ef", true).unwrap(), Action::Continue);
+    assert!(
+        h.has_log("request body size=6 read=6 eos=true"),
+        "{}",
+        h.dump_logs()
+    );
+
+    let id = h.new_http_context().unwrap();
+    h.request_headers(id, &[(":path", "/nb")], false).unwrap();
+    h.request_body(id, b"abc", false).unwrap();
+    h.request_body(id, b"de", true).unwrap();
+    assert!(h.has_log("request body size=3 read=3 eos=false"));
+    assert!(
+        h.has_log("request body size=2 read=2 eos=true"),
+        "not accumulated"
+    );
+}
+
+#[test]
+fn shutdown_waits_for_calls_then_done() {
+    let mut h = host("");
+    simple_request(&mut h, "/s");
+    h.advance_and_tick(Duration::from_secs(1)).unwrap();
+    let token = h.pending_calls()[0].token;
+
+    assert!(!h.shutdown().unwrap(), "deferred while a call is in flight");
+    assert!(h.has_log("on_done: deferring, inflight=1"));
+    assert!(!h.is_done());
+    assert_eq!(h.done_called(), 0);
+
+    h.respond(token, 200, &[("a", "b")], b"").unwrap();
+    assert!(h.has_log("drained; calling done()"));
+    assert_eq!(h.done_called(), 1);
+    assert_eq!(h.rejected_done_calls(), 0);
+    assert!(h.is_done());
+    h.delete_vm().unwrap();
+    assert!(h.tick().is_err(), "nothing runs after delete");
+
+    let mut idle = host("");
+    assert!(idle.shutdown().unwrap());
+    assert!(idle.is_done());
+    assert_eq!(idle.done_called(), 0);
+}
+
+#[test]
+fn stream_calls_die_with_the_stream_and_vm_delete_cancels() {
+    let mut h = host("");
+    simple_request(&mut h, "/c");
+    h.advance_and_tick(Duration::from_secs(1)).unwrap();
+    assert_eq!(h.pending_calls().len(), 1);
+    let open = h.new_http_context().unwrap();
+    h.delete_vm().unwrap();
+    assert!(h.pending_calls().is_empty());
+    assert_eq!(h.cancelled_calls().len(), 1);
+    assert!(h.request_header_map(open).is_none());
+}
+
+#[test]
+fn traps_are_errors_naming_the_callback() {
+    let mut h = host("");
+    let id = h.new_http_context().unwrap();
+    let err = h
+        .request_headers(id, &[(":path", "/"), ("x-trap", "panic")], true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("proxy_on_request_headers"), "{err}");
+    assert!(h.trapped().unwrap().starts_with("proxy_on_request_headers"));
+    // The SDK's panic hook logged the message (Critical) before the abort; it leads the error.
+    assert!(
+        err.contains("guest said:") && err.contains("x-trap: panic requested"),
+        "{err}"
+    );
+    let panics = h.logs_containing("x-trap: panic requested");
+    assert_eq!(panics.len(), 1);
+    assert_eq!(panics[0].level, LogLevel::Critical);
+    // The VM is dead now, as in Envoy: nothing else runs.
+    let again = h.tick().unwrap_err().to_string();
+    assert!(again.contains("trapped earlier"), "{again}");
+
+    let mut h = host("");
+    let id = h.new_http_context().unwrap();
+    let err = h
+        .request_headers(id, &[(":path", "/"), ("x-trap", "exit")], true)
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("proc_exit(3)"), "{err:#}");
+}
+
+#[test]
+fn invalid_utf8_header_traps_the_sdk_string_api() {
+    // The SDK's String-returning header getters unwrap from_utf8: a filter must use the
+    // *_bytes variants. The host passes raw bytes through, so this pitfall is visible here.
+    let mut h = host("");
+    let id = h.new_http_context().unwrap();
+    let bad: &[u8] = b"\xff\xfe";
+    let r = h.request_headers(
+        id,
+        &[(b":path".as_slice(), b"/".as_slice()), (b"x-bad", bad)],
+        true,
+    );
+    assert!(r.is_err());
+    assert!(h.trapped().is_some());
+}
+
+#[test]
+fn memory_is_capped() {
+    let limit = 4 << 20;
+    let o = HostOptions {
+        memory_limit_bytes: limit,
+        ..opts("")
+    };
+    let mut h = Host::start(module(), o.clone()).unwrap();
+    let before = h.linear_memory_bytes();
+    let id = h.new_http_context().unwrap();
+    h.request_headers(id, &[(":path", "/"), ("x-alloc", "2000000")], true)
+        .unwrap();
+    assert!(h.linear_memory_bytes() > before, "memory grew");
+    assert!(h.linear_memory_bytes() <= limit);
+
+    let mut h = Host::start(module(), o).unwrap();
+    let id = h.new_http_context().unwrap();
+    let r = h.request_headers(id, &[(":path", "/"), ("x-alloc", "8000000")], true);
+    let err = r.unwrap_err().to_string();
+    // std's OOM handler writes stderr in pieces: the host joins them into one line.
+    assert!(
+        err.contains("memory allocation of 8000000 bytes failed"),
+        "{err}"
+    );
+    let oom = h.logs_containing("memory allocation of 8000000 bytes failed");
+    assert_eq!(oom[0].source, LogSource::Stderr);
+    assert!(h.linear_memory_bytes() <= limit);
+}
+
+#[test]
+fn linear_memory_stays_flat_over_repeated_cycles() {
+    let mut h = host("");
+    let mut sizes = Vec::new();
+    for _ in 0..10 {
+        for i in 0..100 {
+            simple_request(&mut h, &format!("/cycle/{i}"));
+        }
+        h.advance_and_tick(Duration::from_secs(1)).unwrap();
+        for call in h.pending_calls() {
+            h.respond(call.token, 200, &[("a", "b")], b"ok").unwrap();
+        }
+        sizes.push(h.linear_memory_bytes());
+    }
+    assert_eq!(sizes[2], sizes[9], "{sizes:?}");
+    assert_eq!(h.metric("testmod.requests"), Some(1000));
+    assert_eq!(h.metric("testmod.responses"), Some(10));
+}
+
+#[test]
+fn runaway_guest_is_stopped_by_fuel() {
+    // A tiny fuel budget makes even start-up run out: the error names the callback.
+    let o = HostOptions {
+        fuel_per_callback: 1_000,
+        ..opts("")
+    };
+    let mut h = Host::new(module(), o).unwrap_or_else(|e| panic!("{e:#}"));
+    let err = h.start_vm().unwrap_err();
+    assert!(format!("{err:#}").contains("proxy_on_"), "{err:#}");
+    assert!(h.trapped().is_some());
+}
+
+#[test]
+fn header_map_wire_format_round_trips() {
+    let pairs = vec![
+        (b":path".to_vec(), b"/".to_vec()),
+        (b"x-empty".to_vec(), Vec::new()),
+        (b"x-bin".to_vec(), vec![0xff, 0x00, 0x7f]),
+    ];
+    let bytes = serialize_pairs(&pairs);
+    assert_eq!(&bytes[..4], &3u32.to_le_bytes());
+    assert_eq!(deserialize_pairs(&bytes), Some(pairs));
+    assert_eq!(
+        deserialize_pairs(&bytes[..bytes.len() - 2]),
+        None,
+        "truncated"
+    );
+    assert_eq!(deserialize_pairs(&[]), Some(vec![]));
+    assert_eq!(deserialize_pairs(&[9, 0, 0, 0]), None);
+}
