@@ -127,7 +127,14 @@ cmd_test() {
   (cd "$ROOT" && cargo test --workspace)
   step "Envoy accepts the example configurations"
   validate_envoy_config "$ROOT/envoy/adtap-example.yaml"
+  step "JavaScript package: Node tests and the page in headless Chromium"
+  bash "$ROOT/filter/js/test.sh"
   echo "all test stages passed in $((SECONDS - t0)) s"
+}
+
+cmd_js() {
+  ensure_wasm_targets
+  bash "$ROOT/filter/js/build-js.sh"
 }
 
 cmd_demo() {
@@ -154,6 +161,7 @@ main() {
     test) cmd_test "$@" ;;
     demo) cmd_demo "$@" ;;
     bench) cmd_bench "$@" ;;
+    js) cmd_js "$@" ;;
     -h | --help | help) sed -n '2,16p' "$0" ;;
     *)
       echo "unknown command: $cmd (see ./build.sh help)" >&2
