@@ -60,9 +60,13 @@ ensure_envoy() {
 
 ensure_tansu() {
   TANSU_BIN="$ADTAP_CACHE/tansu/bin/tansu"
-  if [ ! -x "$TANSU_BIN" ]; then
-    step "installing the tansu $TANSU_VERSION broker (cargo install; ~7 min cold on 2 cores)"
-    cargo install tansu --version "$TANSU_VERSION" --locked --root "$ADTAP_CACHE/tansu" >&2
+  # The `dynostore` feature gives the `memory://` storage engine; the marker tells a binary
+  # built with it from an older one built without.
+  if [ ! -x "$TANSU_BIN" ] || [ ! -f "$ADTAP_CACHE/tansu/.dynostore" ]; then
+    step "installing the tansu $TANSU_VERSION broker (cargo install; ~12 min cold on 2 cores)"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore --force \
+      --root "$ADTAP_CACHE/tansu" >&2
+    touch "$ADTAP_CACHE/tansu/.dynostore"
   fi
   export ADTAP_TANSU="$TANSU_BIN"
 }
