@@ -136,6 +136,12 @@ cmd_test() {
   echo "all test stages passed in $((SECONDS - t0)) s"
 }
 
+cmd_fuzz() {
+  # The proptest fuzz properties run in `cargo test`; this runs the cargo-fuzz targets when
+  # cargo-fuzz and a nightly toolchain are available.
+  bash "$ROOT/filter/core/fuzz/run.sh" "${1:-30}"
+}
+
 cmd_js() {
   ensure_wasm_targets
   bash "$ROOT/filter/js/build-js.sh"
@@ -166,6 +172,7 @@ main() {
     demo) cmd_demo "$@" ;;
     bench) cmd_bench "$@" ;;
     js) cmd_js "$@" ;;
+    fuzz) cmd_fuzz "$@" ;;
     -h | --help | help) sed -n '2,16p' "$0" ;;
     *)
       echo "unknown command: $cmd (see ./build.sh help)" >&2

@@ -477,6 +477,22 @@ impl Pipeline {
         self.sync_gauges();
     }
 
+    /// At the shutdown deadline, after [`Pipeline::abandon`]: forgets the calls still in
+    /// flight and counts their records as [`DropReason::Shutdown`]. Their fate is unknown (the
+    /// REST proxy may yet accept them), but the VM is about to go and its stats with it, so the
+    /// last published numbers must balance without them. A late answer finds an unknown id and
+    /// is ignored, so nothing is counted twice.
+    pub fn abandon_in_flight(&mut self) {
+        self.abandon();
+        let dropped = self.in_flight_events as u64;
+        self.in_flight.clear();
+        self.in_flight_events = 0;
+        self.in_flight_bytes = 0;
+        self.held_bytes = 0;
+        self.count_drop(DropReason::Shutdown, dropped);
+        self.sync_gauges();
+    }
+
     /// Nothing buffered, awaiting retry or in flight.
     pub fn is_idle(&self) -> bool {
         self.stats.in_flight == 0 && self.stats.buffered == 0

@@ -132,7 +132,7 @@ impl AdtapRoot {
             match guard.as_mut() {
                 Some(worker) => {
                     if now >= deadline && !worker.pipeline.is_idle() {
-                        worker.pipeline.abandon();
+                        worker.pipeline.abandon_in_flight();
                     }
                     worker.pipeline.is_idle() || now >= deadline
                 }

@@ -1,6 +1,6 @@
 //! Smoke test of the real filter: load the release `adtap_filter.wasm`, configure it, run a
-//! request through it and let it flush. Skipped (with a message) while the artifact is absent.
-//! Path: `ADTAP_FILTER_WASM`, default `<workspace>/target/wasm32-wasip1/release/adtap_filter.wasm`.
+//! request through it and let it flush. The artifact is required (`./build.sh build` makes it).
+//! Path: `ADTAP_FILTER_WASM`, default `<repo>/dist/adtap.wasm` (the wasm-opt'd release module).
 
 #![allow(
     clippy::unwrap_used,
@@ -24,19 +24,17 @@ const CONFIG: &str = r#"{
   "batch": {"max_events": 1, "max_age_ms": 1000}
 }"#;
 
-fn filter_wasm() -> Option<PathBuf> {
+fn filter_wasm() -> PathBuf {
     let path = std::env::var_os("ADTAP_FILTER_WASM")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../target/wasm32-wasip1/release/adtap_filter.wasm")
-        });
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!("SKIP adtap smoke test: {} not built yet", path.display());
-        None
-    }
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../dist/adtap.wasm"));
+    // Required: a missing artifact must fail the suite, never pass it silently.
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `./build.sh build` (or set ADTAP_FILTER_WASM)",
+        path.display()
+    );
+    path
 }
 
 fn opts(config: &str) -> HostOptions {
@@ -51,7 +49,7 @@ fn opts(config: &str) -> HostOptions {
 
 #[test]
 fn adtap_filter_configures_and_flushes() {
-    let Some(path) = filter_wasm() else { return };
+    let path = filter_wasm();
     // compile_file also proves the filter imports nothing Envoy lacks.
     let module = compile_file(&path).unwrap_or_else(|e| panic!("{e:#}"));
 

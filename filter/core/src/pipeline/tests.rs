@@ -651,3 +651,24 @@ fn batch_ids_differ_between_seeds() {
     }
     assert_ne!(a.poll(1_000).unwrap().id, b.poll(1_000).unwrap().id);
 }
+
+#[test]
+fn abandon_in_flight_counts_unanswered_calls_once() {
+    let mut p = Pipeline::new(&config(), 1);
+    for i in 0..5 {
+        p.push(0, rec(0, i, 10));
+    }
+    let a = p.poll(0).unwrap(); // 0, 1, 2 in flight
+    p.abandon_in_flight();
+    // Everything held is gone: 3 in flight and 2 buffered.
+    assert_eq!(dropped(&p, DropReason::Shutdown), 5);
+    let s = p.stats().clone();
+    assert_eq!((s.in_flight, s.buffered, s.buffered_bytes), (0, 0, 0));
+    assert!(s.balanced());
+    assert!(p.is_idle());
+    // A late answer to the forgotten call changes nothing.
+    let report = p.on_outcomes(200, a.id, &[D, D, D]);
+    assert_eq!(report, ResponseReport::default());
+    assert_eq!(p.stats().delivered, 0);
+    assert!(p.stats().balanced());
+}

@@ -59,3 +59,6 @@ pub fn simple_request(host: &mut Host, path: &str) -> u32 {
     host.complete_stream(id).unwrap();
     id
 }
+
+/// The release filter, configs, accounting and batch decoders for the scenario suite.
+pub mod adtap;

@@ -1,0 +1,354 @@
+//! `adtap-demo`: the whole pipeline on this machine, with a report.
+//!
+//! ```text
+//! adtap-demo [--requests N] [--dialect v2|v3] [--format json|msgpack] [--seed S] [--keep]
+//! adtap-demo consume BOOTSTRAP TOPIC      # print a topic's records as JSON lines
+//! ```
+//!
+//! Starts tansu, the REST proxy, the sample ad server and Envoy with adtap (two workers), sends a
+//! burst of mixed ad traffic, waits for adtap to flush, reads every topic back with a Kafka
+//! consumer and reports: requests sent, events captured (Envoy's stats), records per topic and
+//! partition, lost (expected events, by request id, not found in Kafka), duplicates (by event id),
+//! a sample event, and adtap's metrics. Exits 1 if anything was lost or wrong. With `--keep` the
+//! stack stays up (with instructions) until Ctrl-C.
+
+use adtap_stack::adtap_config::{Dialect, Format};
+use adtap_stack::kafka::{decode_value, KafkaRecord};
+use adtap_stack::traffic::{self, Kind};
+use adtap_stack::verify::reconcile;
+use adtap_stack::{now_ms, Stack, StackOptions};
+use anyhow::{anyhow, bail, Result};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+struct Args {
+    requests: usize,
+    dialect: Dialect,
+    format: Format,
+    seed: u64,
+    keep: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Args> {
+    let mut a = Args {
+        requests: 3000,
+        dialect: Dialect::ConfluentV2,
+        format: Format::Json,
+        seed: now_ms(),
+        keep: false,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| anyhow!("{arg} needs a value"))
+        };
+        match arg.as_str() {
+            "--requests" | "-n" => a.requests = value()?.parse()?,
+            "--seed" => a.seed = value()?.parse()?,
+            "--keep" => a.keep = true,
+            "--dialect" => {
+                a.dialect = match value()?.as_str() {
+                    "v2" | "confluent_v2" => Dialect::ConfluentV2,
+                    "v3" | "confluent_v3" => Dialect::ConfluentV3,
+                    other => bail!("unknown dialect {other} (v2 or v3)"),
+                }
+            }
+            "--format" => {
+                a.format = match value()?.as_str() {
+                    "json" => Format::Json,
+                    "msgpack" => Format::Msgpack,
+                    other => bail!("unknown format {other} (json or msgpack)"),
+                }
+            }
+            "-h" | "--help" => {
+                println!(
+                    "usage: adtap-demo [--requests N] [--dialect v2|v3] [--format json|msgpack] [--seed S] [--keep]\n       adtap-demo consume BOOTSTRAP TOPIC [json|msgpack]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other} (see --help)"),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = if args.first().map(String::as_str) == Some("consume") {
+        consume(args.get(1..).unwrap_or_default())
+    } else {
+        parse_args(&args).and_then(|a| demo(&a))
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("adtap-demo: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `consume BOOTSTRAP TOPIC [json|msgpack]`: every record of a topic, one JSON line each.
+fn consume(args: &[String]) -> Result<bool> {
+    let (Some(bootstrap), Some(topic)) = (args.first(), args.get(1)) else {
+        bail!("usage: adtap-demo consume BOOTSTRAP TOPIC [json|msgpack]");
+    };
+    let format = match args.get(2).map(String::as_str) {
+        Some("msgpack") => Format::Msgpack,
+        _ => Format::Json,
+    };
+    let records = adtap_rest_proxy::testkit::read_all(bootstrap, topic, Duration::from_secs(30))
+        .map_err(|e| anyhow!(e))?;
+    for r in &records {
+        let value = r.value.as_deref().unwrap_or_default();
+        let event = match decode_value(format, value) {
+            Ok(ev) => serde_json::to_value(ev)?,
+            Err(e) => serde_json::Value::String(format!("<undecodable: {e}>")),
+        };
+        let key = r.key.as_deref().map(String::from_utf8_lossy);
+        println!(
+            "{}",
+            serde_json::json!({"partition": r.partition, "offset": r.offset, "key": key, "event": event})
+        );
+    }
+    eprintln!("{} record(s) in {topic}", records.len());
+    Ok(true)
+}
+
+fn step(what: &str) {
+    println!("\n==> {what}");
+}
+
+fn demo(a: &Args) -> Result<bool> {
+    println!(
+        "adtap demo: Envoy 1.40 (2 workers) + adtap.wasm → Kafka REST proxy ({}, {}) → tansu",
+        a.dialect.as_str(),
+        a.format.as_str()
+    );
+    step("starting the stack");
+    let stack = Stack::start(StackOptions {
+        dialect: a.dialect,
+        format: a.format,
+        progress: true,
+        ..StackOptions::default()
+    })?;
+
+    step(&format!(
+        "sending {} ad requests over 16 connections",
+        a.requests
+    ));
+    let reqs = traffic::generate(a.requests, a.seed);
+    let t0 = now_ms();
+    let started = Instant::now();
+    let outcomes = stack.send(&reqs, 16)?;
+    let elapsed = started.elapsed();
+    let t1 = now_ms();
+    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &reqs {
+        *by_kind
+            .entry(format!("{:?}", r.kind).to_lowercase())
+            .or_default() += 1;
+    }
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    for o in &outcomes {
+        let k = match &o.status {
+            Ok(s) => s.to_string(),
+            Err(e) => format!("error ({e})"),
+        };
+        *by_status.entry(k).or_default() += 1;
+    }
+    let mut lat: Vec<Duration> = outcomes.iter().map(|o| o.latency).collect();
+    lat.sort();
+    let pct = |p: f64| {
+        let i = ((lat.len().saturating_sub(1)) as f64 * p).round() as usize;
+        lat.get(i).copied().unwrap_or_default()
+    };
+    println!(
+        "  sent {} requests in {:.2} s ({:.0} req/s); latency p50 {:.2} ms, p99 {:.2} ms",
+        reqs.len(),
+        elapsed.as_secs_f64(),
+        reqs.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3
+    );
+    println!("  by type:   {}", join(&by_kind));
+    println!("  by status: {}", join(&by_status));
+    let wrong_status = outcomes
+        .iter()
+        .filter(|o| o.status.as_ref().ok() != reqs.get(o.index).map(|r| r.kind.status()).as_ref())
+        .count();
+
+    let expected = reqs.iter().filter(|r| r.kind != Kind::Unmatched).count() as u64;
+    step(&format!("waiting for adtap to flush {expected} events"));
+    let stats = stack.wait_settled(expected, Duration::from_secs(60))?;
+    println!(
+        "  settled: captured {}, delivered {}, dropped {}, buffered {}, in flight {}",
+        stats.captured(),
+        stats.delivered(),
+        stats.dropped(),
+        stats.buffered(),
+        stats.in_flight()
+    );
+
+    step("reading the topics back with a Kafka consumer");
+    let records = stack.read_records_expecting(expected as usize, Duration::from_secs(10))?;
+    let rec = reconcile(&reqs, &records, a.dialect, a.format, (t0, t1));
+    let mut per_topic: BTreeMap<&str, BTreeMap<i32, usize>> = BTreeMap::new();
+    for ((topic, partition), n) in &rec.per_partition {
+        per_topic
+            .entry(topic.as_str())
+            .or_default()
+            .insert(*partition, *n);
+    }
+    for (topic, parts) in &per_topic {
+        let total: usize = parts.values().sum();
+        let detail: Vec<String> = parts.iter().map(|(p, n)| format!("p{p}={n}")).collect();
+        println!("  {topic:<15} {total:>6} records  ({})", detail.join(", "));
+    }
+
+    step("sample event (a bid, decoded from Kafka)");
+    if let Some(r) = sample(&records) {
+        println!(
+            "  topic {} partition {} offset {} key {:?}",
+            r.topic, r.partition, r.offset, r.key
+        );
+        if let Ok(ev) = &r.event {
+            for line in serde_json::to_string_pretty(ev)?.lines() {
+                println!("  {line}");
+            }
+        }
+    }
+
+    step("adtap metrics (Envoy admin /stats)");
+    print!("{}", stack.stats()?);
+
+    let lost = rec.lost.len();
+    step("report");
+    println!("  requests sent        {}", reqs.len());
+    println!("  events expected      {expected} (requests a capture rule matches)");
+    println!("  events captured      {} (Envoy stats)", stats.captured());
+    println!("  records in Kafka     {}", records.len());
+    println!("  lost                 {lost}");
+    println!("  duplicates           {}", rec.duplicates);
+    println!(
+        "  field mismatches     {}  strays {}  undecodable {}  keys split over partitions {}",
+        rec.mismatches.len(),
+        rec.strays.len(),
+        rec.undecodable.len(),
+        rec.split_keys.len()
+    );
+    println!("  worker VMs seen      {}", rec.vm_ids.len());
+    println!(
+        "  accounting           captured {} = delivered {} + dropped {} + in flight {} + buffered {}: {}",
+        stats.captured(),
+        stats.delivered(),
+        stats.dropped(),
+        stats.in_flight(),
+        stats.buffered(),
+        if stats.invariant_holds() { "holds" } else { "BROKEN" }
+    );
+    let ok = rec.is_perfect()
+        && wrong_status == 0
+        && stats.captured() == expected
+        && stats.invariant_holds();
+    if !ok {
+        println!("\n{}", rec.problems());
+        if wrong_status > 0 {
+            println!("  {wrong_status} request(s) got an unexpected status");
+        }
+    }
+    println!(
+        "\n{}",
+        if ok {
+            "RESULT: OK (lost = 0, no duplicates, every event matches its request)"
+        } else {
+            "RESULT: FAILED"
+        }
+    );
+
+    if a.keep {
+        keep_running(&stack, a)?;
+    }
+    step("stopping everything");
+    drop(stack);
+    println!("  done");
+    Ok(ok)
+}
+
+fn join(m: &BTreeMap<String, usize>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn sample(records: &[KafkaRecord]) -> Option<&KafkaRecord> {
+    records
+        .iter()
+        .find(|r| r.topic == "ad-bids" && r.event.is_ok() && r.key.is_some())
+        .or_else(|| records.iter().find(|r| r.event.is_ok()))
+}
+
+/// `--keep`: print how to use the running stack, show stats changes, stop on Ctrl-C/SIGTERM.
+fn keep_running(stack: &Stack, a: &Args) -> Result<()> {
+    let ad = stack.ad_addr();
+    let admin = stack.admin_addr()?;
+    let bootstrap = stack.bootstrap()?;
+    let me = std::env::current_exe()?;
+    step("the stack stays up (Ctrl-C stops everything)");
+    println!("  send traffic:");
+    println!("    curl -si 'http://{ad}/imp?campaign_id=cmp-7&crid=cr-1' -H 'x-country: DE'");
+    println!("    curl -si 'http://{ad}/click?campaign_id=cmp-7&crid=cr-1'");
+    println!("    curl -si 'http://{ad}/conv?campaign_id=cmp-7'");
+    println!(
+        "    curl -si 'http://{ad}/bid?campaign_id=cmp-7' -H 'content-type: application/json' -d '{{\"id\":\"a1\",\"imp\":[{{\"id\":\"1\",\"bidfloor\":0.5}}]}}'"
+    );
+    println!("  adtap metrics:   curl -s 'http://{admin}/stats?filter=adtap'");
+    println!("                   curl -s 'http://{admin}/stats/prometheus' | grep adtap");
+    println!("  Envoy admin:     http://{admin}/");
+    println!(
+        "  REST proxy:      http://{}/v3/clusters",
+        stack.rest_addr()?
+    );
+    println!("  Kafka bootstrap: {bootstrap}");
+    println!(
+        "  consume a topic: {} consume {bootstrap} ad-impressions {}",
+        me.display(),
+        a.format.as_str()
+    );
+    println!("  logs and config: {}", stack.dir().display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut last = None;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = tick.tick() => {
+                    if let Ok(s) = stack.stats() {
+                        let now = (s.captured(), s.delivered(), s.dropped());
+                        if last != Some(now) {
+                            println!(
+                                "  stats: captured {} delivered {} dropped {} buffered {} in flight {}",
+                                s.captured(), s.delivered(), s.dropped(), s.buffered(), s.in_flight()
+                            );
+                            last = Some(now);
+                        }
+                    }
+                }
+            }
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    Ok(())
+}

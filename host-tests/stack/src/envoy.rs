@@ -1,0 +1,314 @@
+//! Envoy as a child process: rendering `envoy/harness.yaml.tmpl`, starting, readiness, admin
+//! calls, stats, and shutdown.
+//!
+//! Ports: the admin and the ad listener bind port 0 and the harness learns them from
+//! `--admin-address-path` and the admin's `/listeners`, so parallel stacks never collide.
+//! `--disable-hot-restart` keeps parallel Envoys from fighting over the shared-memory base id.
+
+use crate::http;
+use crate::process::{poll, Child};
+use crate::stats::AdtapStats;
+use anyhow::{anyhow, bail, Context as _, Result};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+/// The harness template, compiled in so the harness works from any working directory.
+pub const TEMPLATE: &str = include_str!("../../../envoy/harness.yaml.tmpl");
+
+/// What the template needs.
+#[derive(Debug, Clone)]
+pub struct Render {
+    /// Admin port (0: any).
+    pub admin_port: u16,
+    /// Ad listener port (0: any).
+    pub ad_port: u16,
+    /// The sample ad server's port.
+    pub ad_server_port: u16,
+    /// The REST proxy's port.
+    pub rest_port: u16,
+    /// h2c to the REST proxy instead of HTTP/1.1.
+    pub rest_http2: bool,
+    /// Path of adtap.wasm.
+    pub wasm: PathBuf,
+    /// adtap's configuration (JSON text).
+    pub adtap_config: String,
+}
+
+impl Render {
+    /// The Envoy config, ready to write.
+    pub fn render(&self) -> Result<String> {
+        let protocol = if self.rest_http2 {
+            "http2_protocol_options: {}"
+        } else {
+            "http_protocol_options: {}"
+        };
+        // A JSON string literal is also a valid YAML double-quoted scalar.
+        let config = serde_json::to_string(&self.adtap_config)?;
+        let out = TEMPLATE
+            .replace("@ADMIN_PORT@", &self.admin_port.to_string())
+            .replace("@AD_PORT@", &self.ad_port.to_string())
+            .replace("@AD_SERVER_PORT@", &self.ad_server_port.to_string())
+            .replace("@REST_PORT@", &self.rest_port.to_string())
+            .replace("@REST_PROTOCOL@", protocol)
+            .replace("@ADTAP_WASM@", &self.wasm.display().to_string())
+            .replace("@ADTAP_CONFIG@", &config);
+        if let Some(left) = leftover_placeholder(&out) {
+            bail!("unrendered placeholder {left} in the Envoy template");
+        }
+        Ok(out)
+    }
+}
+
+/// The first `@NAME@` (upper-case) left in `text`; `"@type"` keys are not placeholders.
+fn leftover_placeholder(text: &str) -> Option<String> {
+    let mut rest = text;
+    while let Some(i) = rest.find('@') {
+        let after = rest.get(i + 1..).unwrap_or_default();
+        let name: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+            .collect();
+        if !name.is_empty() && after.get(name.len()..).is_some_and(|s| s.starts_with('@')) {
+            return Some(format!("@{name}@"));
+        }
+        rest = after;
+    }
+    None
+}
+
+/// The Envoy binary: `$ADTAP_ENVOY`, else the project cache's virtualenv
+/// (`${ADTAP_CACHE:-~/.cache/adtap}/venv/bin/envoy`, where `./build.sh setup` installs it).
+pub fn binary() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("ADTAP_ENVOY") {
+        return Ok(PathBuf::from(p));
+    }
+    let cache = crate::cache_dir();
+    let p = cache.join("venv/bin/envoy");
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(anyhow!(
+            "Envoy not found at {} (run ./build.sh setup or set ADTAP_ENVOY)",
+            p.display()
+        ))
+    }
+}
+
+/// The filter: `$ADTAP_WASM`, else the repository's `dist/adtap.wasm` (`./build.sh build`).
+pub fn wasm_path() -> Result<PathBuf> {
+    let p = match std::env::var_os("ADTAP_WASM") {
+        Some(p) => PathBuf::from(p),
+        None => crate::repo_root().join("dist/adtap.wasm"),
+    };
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(anyhow!(
+            "{} not found (run ./build.sh build or set ADTAP_WASM)",
+            p.display()
+        ))
+    }
+}
+
+/// Outcome of running Envoy on a config until it exits or becomes ready.
+#[derive(Debug)]
+pub struct Verdict {
+    /// Exit status if Envoy exited (a refused config), `None` if it started and was stopped.
+    pub exit: Option<ExitStatus>,
+    /// Envoy's log.
+    pub log: String,
+}
+
+/// Starts Envoy on `yaml` and reports whether it refused the config (exited) or came up (ready,
+/// then killed). A real start instantiates the Wasm VM and runs `on_configure`; `--mode
+/// validate` does not, so only a start shows adtap's own verdict.
+pub fn try_start(yaml: &str, dir: &Path, timeout: Duration) -> Result<Verdict> {
+    let mut envoy = Envoy::start_in(yaml, dir, 1, "info")?;
+    let ready = poll(timeout, Duration::from_millis(50), || {
+        match envoy.child.try_wait() {
+            Ok(Some(status)) => return Some(Err(status)),
+            Ok(None) => {}
+            Err(_) => return Some(Ok(())),
+        }
+        envoy.is_ready().then_some(Ok(()))
+    });
+    let exit = match ready {
+        Some(Err(status)) => Some(status),
+        Some(Ok(())) => None,
+        None => bail!("Envoy neither exited nor became ready within {timeout:?}"),
+    };
+    envoy.child.kill();
+    Ok(Verdict {
+        exit,
+        log: envoy.child.log(),
+    })
+}
+
+/// `envoy --mode validate` on `yaml`.
+pub fn validate(yaml: &str, dir: &Path) -> Result<Verdict> {
+    let cfg = dir.join("validate.yaml");
+    std::fs::write(&cfg, yaml)?;
+    let out = Command::new(binary()?)
+        .arg("--mode")
+        .arg("validate")
+        .arg("-c")
+        .arg(&cfg)
+        .arg("--log-level")
+        .arg("info")
+        .output()?;
+    let mut log = String::from_utf8_lossy(&out.stdout).into_owned();
+    log.push_str(&String::from_utf8_lossy(&out.stderr));
+    Ok(Verdict {
+        exit: Some(out.status),
+        log,
+    })
+}
+
+/// A running Envoy.
+#[derive(Debug)]
+pub struct Envoy {
+    child: Child,
+    dir: PathBuf,
+    admin: Option<SocketAddr>,
+}
+
+impl Envoy {
+    /// Writes `yaml` to `dir/envoy.yaml` and starts Envoy with `concurrency` workers; returns at
+    /// once (see [`Envoy::wait_ready`]).
+    pub fn start_in(yaml: &str, dir: &Path, concurrency: u32, log_level: &str) -> Result<Envoy> {
+        let cfg = dir.join("envoy.yaml");
+        std::fs::write(&cfg, yaml)?;
+        let admin_file = dir.join("admin.addr");
+        let _ = std::fs::remove_file(&admin_file);
+        let mut cmd = Command::new(binary()?);
+        cmd.arg("-c")
+            .arg(&cfg)
+            .arg("--concurrency")
+            .arg(concurrency.to_string())
+            .arg("--disable-hot-restart")
+            .arg("--admin-address-path")
+            .arg(&admin_file)
+            .arg("--log-level")
+            .arg(log_level)
+            // adtap's own logs at info, so failed batches and config errors show up.
+            .arg("--component-log-level")
+            .arg("wasm:info");
+        let child = Child::spawn("envoy", cmd, &dir.join("envoy.log"))?;
+        Ok(Envoy {
+            child,
+            dir: dir.to_path_buf(),
+            admin: None,
+        })
+    }
+
+    fn admin_from_file(&self) -> Option<SocketAddr> {
+        let text = std::fs::read_to_string(self.dir.join("admin.addr")).ok()?;
+        text.trim().parse().ok()
+    }
+
+    fn is_ready(&mut self) -> bool {
+        if self.admin.is_none() {
+            self.admin = self.admin_from_file();
+        }
+        self.admin
+            .and_then(|a| http::get(a, "/ready").ok())
+            .is_some_and(|r| r.status == 200)
+    }
+
+    /// Polls `/ready` until Envoy is LIVE (error if it exits or `timeout` passes).
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let outcome = poll(timeout, Duration::from_millis(50), || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(Err(status));
+            }
+            self.is_ready().then_some(Ok(()))
+        });
+        match outcome {
+            Some(Ok(())) => Ok(()),
+            Some(Err(status)) => Err(anyhow!(
+                "Envoy exited ({status}) while starting; log:\n{}",
+                self.child.log_tail(30)
+            )),
+            None => Err(anyhow!(
+                "Envoy not ready within {timeout:?}; log:\n{}",
+                self.child.log_tail(30)
+            )),
+        }
+    }
+
+    /// The admin address (after [`Envoy::wait_ready`]).
+    pub fn admin(&self) -> Result<SocketAddr> {
+        self.admin
+            .ok_or_else(|| anyhow!("Envoy's admin address is not known yet"))
+    }
+
+    /// The address a listener actually bound (from the admin's `/listeners`).
+    pub fn listener_addr(&self, name: &str) -> Result<SocketAddr> {
+        let r = http::get(self.admin()?, "/listeners?format=json")?;
+        let doc: serde_json::Value = serde_json::from_slice(&r.body)?;
+        let sa = doc
+            .get("listener_statuses")
+            .and_then(|l| l.as_array())
+            .and_then(|l| {
+                l.iter()
+                    .find(|s| s.get("name").and_then(|n| n.as_str()) == Some(name))
+            })
+            .and_then(|s| s.pointer("/local_address/socket_address"))
+            .ok_or_else(|| anyhow!("listener {name} not in /listeners: {}", r.text()))?;
+        let ip = sa
+            .get("address")
+            .and_then(|a| a.as_str())
+            .unwrap_or("127.0.0.1");
+        let port = sa
+            .get("port_value")
+            .and_then(|p| p.as_u64())
+            .ok_or_else(|| anyhow!("listener {name} has no port"))?;
+        Ok(format!("{ip}:{port}").parse()?)
+    }
+
+    /// A GET on the admin interface.
+    pub fn admin_get(&self, path: &str) -> Result<http::Response> {
+        http::get(self.admin()?, path)
+    }
+
+    /// A POST on the admin interface (e.g. `/drain_listeners?graceful`, `/quitquitquit`).
+    pub fn admin_post(&self, path: &str) -> Result<http::Response> {
+        http::post(self.admin()?, path)
+    }
+
+    /// adtap's stats.
+    pub fn stats(&self) -> Result<AdtapStats> {
+        let r = self.admin_get("/stats?format=json&filter=adtap_")?;
+        if r.status != 200 {
+            bail!("/stats answered {}: {}", r.status, r.text());
+        }
+        AdtapStats::parse(&r.body).context("parsing /stats")
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`) and waits at most `timeout` for Envoy to exit.
+    pub fn signal_and_wait(&mut self, signal: i32, timeout: Duration) -> Result<ExitStatus> {
+        self.child.signal_and_wait(signal, timeout)
+    }
+
+    /// Waits at most `timeout` for Envoy to exit on its own (e.g. after `/quitquitquit`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        self.child.wait_timeout(timeout)
+    }
+
+    /// Envoy's log so far.
+    pub fn log(&self) -> String {
+        self.child.log()
+    }
+
+    /// Path of Envoy's log file.
+    pub fn log_path(&self) -> &Path {
+        self.child.log_path()
+    }
+
+    /// Kills Envoy (idempotent).
+    pub fn kill(&mut self) {
+        self.child.kill();
+    }
+}

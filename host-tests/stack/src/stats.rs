@@ -1,0 +1,132 @@
+//! adtap's Envoy stats, read from the admin interface.
+//!
+//! The filter defines its metrics with `define_metric`; Envoy exposes them with the
+//! `wasmcustom.` prefix (`wasmcustom.adtap_captured`, …). Each worker VM adds its deltas to the
+//! same stat, so the values are totals over the workers.
+
+use anyhow::{anyhow, Result};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A snapshot of every `adtap_*` counter and gauge (histograms are left out).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdtapStats {
+    /// Values by metric name without the `wasmcustom.` prefix (`adtap_captured`, …).
+    pub values: BTreeMap<String, u64>,
+}
+
+impl AdtapStats {
+    /// Parses Envoy's `/stats?format=json` answer.
+    pub fn parse(json: &[u8]) -> Result<AdtapStats> {
+        let doc: serde_json::Value = serde_json::from_slice(json)?;
+        let stats = doc
+            .get("stats")
+            .and_then(|s| s.as_array())
+            .ok_or_else(|| anyhow!("no `stats` array in the admin answer"))?;
+        let mut values = BTreeMap::new();
+        for s in stats {
+            let (Some(name), Some(value)) = (
+                s.get("name").and_then(|n| n.as_str()),
+                s.get("value").and_then(|v| v.as_u64()),
+            ) else {
+                continue;
+            };
+            let short = name.strip_prefix("wasmcustom.").unwrap_or(name);
+            if short.starts_with("adtap_") {
+                values.insert(short.to_string(), value);
+            }
+        }
+        Ok(AdtapStats { values })
+    }
+
+    /// One value by short name (`captured` or `adtap_captured`); 0 when absent.
+    pub fn get(&self, name: &str) -> u64 {
+        let key = if name.starts_with("adtap_") {
+            name.to_string()
+        } else {
+            format!("adtap_{name}")
+        };
+        self.values.get(&key).copied().unwrap_or(0)
+    }
+
+    /// `adtap_captured`.
+    pub fn captured(&self) -> u64 {
+        self.get("captured")
+    }
+    /// `adtap_delivered`.
+    pub fn delivered(&self) -> u64 {
+        self.get("delivered")
+    }
+    /// `adtap_dropped` (all reasons).
+    pub fn dropped(&self) -> u64 {
+        self.get("dropped")
+    }
+    /// `adtap_in_flight`.
+    pub fn in_flight(&self) -> u64 {
+        self.get("in_flight")
+    }
+    /// `adtap_buffered`.
+    pub fn buffered(&self) -> u64 {
+        self.get("buffered")
+    }
+    /// `adtap_retries`.
+    pub fn retries(&self) -> u64 {
+        self.get("retries")
+    }
+
+    /// Sum of the per-reason drop counters.
+    pub fn dropped_by_reason(&self) -> u64 {
+        self.values
+            .iter()
+            .filter(|(k, _)| k.starts_with("adtap_dropped_"))
+            .map(|(_, v)| *v)
+            .sum()
+    }
+
+    /// The accounting invariant: `captured = delivered + dropped + in_flight + buffered`, and
+    /// the per-reason drops add up to `dropped`.
+    pub fn invariant_holds(&self) -> bool {
+        self.captured() == self.delivered() + self.dropped() + self.in_flight() + self.buffered()
+            && self.dropped() == self.dropped_by_reason()
+    }
+
+    /// Nothing buffered or in flight, and every captured event delivered or dropped.
+    pub fn settled(&self) -> bool {
+        self.in_flight() == 0 && self.buffered() == 0 && self.invariant_holds()
+    }
+}
+
+impl fmt::Display for AdtapStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self.values.keys().map(String::len).max().unwrap_or(0);
+        for (k, v) in &self.values {
+            writeln!(f, "  {k:<width$}  {v}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn parses_wasmcustom_names_and_checks_the_invariant() {
+        let json = br#"{"stats":[
+            {"name":"wasmcustom.adtap_captured","value":10},
+            {"name":"wasmcustom.adtap_delivered","value":7},
+            {"name":"wasmcustom.adtap_dropped","value":2},
+            {"name":"wasmcustom.adtap_dropped_buffer_full","value":2},
+            {"name":"wasmcustom.adtap_in_flight","value":1},
+            {"name":"wasmcustom.adtap_buffered","value":0},
+            {"name":"cluster.x.upstream_rq","value":5},
+            {"histograms":{"supported_quantiles":[]}}]}"#;
+        let s = AdtapStats::parse(json).unwrap();
+        assert_eq!(s.captured(), 10);
+        assert_eq!(s.get("adtap_dropped_buffer_full"), 2);
+        assert!(s.invariant_holds());
+        assert!(!s.settled());
+        assert!(!s.values.contains_key("cluster.x.upstream_rq"));
+    }
+}

@@ -1,0 +1,266 @@
+//! Matching what arrived in Kafka against what was sent.
+//!
+//! Each request carries a unique `x-request-id`, recorded by adtap as `request_id`; so the
+//! events expected are those of the requests a rule matches, found by request id. Loss,
+//! duplicates (by event id), strays and per-field mismatches are all reported, never just
+//! counted, so a failing test says which field of which event was wrong.
+
+use crate::adtap_config::{topic_for, Dialect, Format};
+use crate::kafka::KafkaRecord;
+use crate::traffic::AdRequest;
+use adtap_core::event::SCHEMA_VERSION;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The outcome of [`reconcile`].
+#[derive(Debug, Clone, Default)]
+pub struct Reconciliation {
+    /// Events expected (requests a rule matches).
+    pub expected: usize,
+    /// Records read back.
+    pub records: usize,
+    /// Request ids of expected events that never arrived.
+    pub lost: Vec<String>,
+    /// Records whose event id was already seen.
+    pub duplicates: usize,
+    /// Records that match no expected event (unknown or missing request id).
+    pub strays: Vec<String>,
+    /// Records whose value did not decode.
+    pub undecodable: Vec<String>,
+    /// Field mismatches, one line each (`request id: field: got … want …`).
+    pub mismatches: Vec<String>,
+    /// Keys seen on more than one partition of a topic.
+    pub split_keys: Vec<String>,
+    /// Distinct VM ids (event id prefixes): how many worker VMs captured.
+    pub vm_ids: BTreeSet<String>,
+    /// Records per (topic, partition).
+    pub per_partition: BTreeMap<(String, i32), usize>,
+}
+
+impl Reconciliation {
+    /// Nothing lost, duplicated, stray, undecodable or wrong.
+    pub fn is_perfect(&self) -> bool {
+        self.lost.is_empty()
+            && self.duplicates == 0
+            && self.strays.is_empty()
+            && self.undecodable.is_empty()
+            && self.mismatches.is_empty()
+            && self.split_keys.is_empty()
+    }
+
+    /// A multi-line summary with the first few problems of each kind.
+    pub fn problems(&self) -> String {
+        let mut s = format!(
+            "expected {} events, read {} records: lost {}, duplicates {}, strays {}, undecodable {}, mismatches {}, split keys {}\n",
+            self.expected,
+            self.records,
+            self.lost.len(),
+            self.duplicates,
+            self.strays.len(),
+            self.undecodable.len(),
+            self.mismatches.len(),
+            self.split_keys.len()
+        );
+        for (what, list) in [
+            ("lost", &self.lost),
+            ("stray", &self.strays),
+            ("undecodable", &self.undecodable),
+            ("mismatch", &self.mismatches),
+            ("split key", &self.split_keys),
+        ] {
+            for line in list.iter().take(8) {
+                s.push_str(&format!("  {what}: {line}\n"));
+            }
+        }
+        s
+    }
+}
+
+/// Compares `records` against `requests` field by field (see the module docs). `window_ms` is
+/// the wall-clock interval the requests were sent in (event timestamps must fall inside).
+pub fn reconcile(
+    requests: &[AdRequest],
+    records: &[KafkaRecord],
+    dialect: Dialect,
+    format: Format,
+    window_ms: (u64, u64),
+) -> Reconciliation {
+    let by_id: HashMap<&str, &AdRequest> = requests
+        .iter()
+        .filter(|r| r.kind.event_type().is_some())
+        .map(|r| (r.request_id.as_str(), r))
+        .collect();
+    let mut rec = Reconciliation {
+        expected: by_id.len(),
+        records: records.len(),
+        ..Reconciliation::default()
+    };
+    let mut seen_events = BTreeSet::new();
+    let mut found_requests = BTreeSet::new();
+    let mut key_partitions: BTreeMap<(String, String), BTreeSet<i32>> = BTreeMap::new();
+    for r in records {
+        *rec.per_partition
+            .entry((r.topic.clone(), r.partition))
+            .or_default() += 1;
+        let where_ = format!("{}/{}@{}", r.topic, r.partition, r.offset);
+        let ev = match &r.event {
+            Ok(ev) => ev,
+            Err(e) => {
+                rec.undecodable.push(format!("{where_}: {e}"));
+                continue;
+            }
+        };
+        if let Some((vm, _)) = ev.id.split_once('-') {
+            rec.vm_ids.insert(vm.to_string());
+        }
+        if !seen_events.insert(ev.id.clone()) {
+            rec.duplicates += 1;
+            continue;
+        }
+        if let Some(k) = &r.key {
+            key_partitions
+                .entry((r.topic.clone(), k.clone()))
+                .or_default()
+                .insert(r.partition);
+        }
+        let Some(req) = ev.request_id.as_deref().and_then(|id| by_id.get(id)) else {
+            rec.strays
+                .push(format!("{where_}: request_id {:?}", ev.request_id));
+            continue;
+        };
+        found_requests.insert(req.request_id.clone());
+        check_fields(&mut rec.mismatches, req, r, dialect, format, window_ms);
+    }
+    rec.lost = by_id
+        .keys()
+        .filter(|id| !found_requests.contains(**id))
+        .map(|id| id.to_string())
+        .collect();
+    rec.lost.sort();
+    for ((topic, key), parts) in key_partitions {
+        if parts.len() > 1 {
+            rec.split_keys
+                .push(format!("{topic} key {key:?} on partitions {parts:?}"));
+        }
+    }
+    rec
+}
+
+fn check_fields(
+    out: &mut Vec<String>,
+    req: &AdRequest,
+    r: &KafkaRecord,
+    dialect: Dialect,
+    format: Format,
+    window_ms: (u64, u64),
+) {
+    let Ok(ev) = &r.event else { return };
+    let mut field = |name: &str, got: String, want: String| {
+        if got != want {
+            out.push(format!("{}: {name}: got {got} want {want}", req.request_id));
+        }
+    };
+    let event_type = req.kind.event_type().unwrap_or_default();
+    field("v", ev.v.to_string(), SCHEMA_VERSION.to_string());
+    field("type", ev.event_type.clone(), event_type.to_string());
+    field(
+        "topic",
+        r.topic.clone(),
+        topic_for(event_type).unwrap_or_default().to_string(),
+    );
+    field("method", ev.method.clone(), req.method.to_string());
+    field("host", ev.host.clone(), req.host.clone());
+    field("path", ev.path.clone(), req.path.clone());
+    field(
+        "query",
+        format!("{:?}", ev.query),
+        format!("{:?}", req.expected_query()),
+    );
+    field(
+        "headers",
+        format!("{:?}", ev.headers),
+        format!("{:?}", req.expected_headers()),
+    );
+    field(
+        "user_agent",
+        format!("{:?}", ev.user_agent),
+        format!("{:?}", Some(&req.user_agent)),
+    );
+    field(
+        "referer",
+        format!("{:?}", ev.referer),
+        format!("{:?}", req.referer),
+    );
+    field(
+        "client_ip",
+        format!("{:?}", ev.client_ip.as_deref()),
+        format!("{:?}", req.expected_client_ip()),
+    );
+    field(
+        "status",
+        format!("{:?}", ev.status),
+        format!("{:?}", Some(req.kind.status())),
+    );
+    field(
+        "route",
+        format!("{:?}", ev.route.as_deref()),
+        format!("{:?}", Some(req.kind.route())),
+    );
+    field(
+        "upstream",
+        format!("{:?}", ev.upstream.as_deref()),
+        format!("{:?}", Some("ad_server")),
+    );
+    field("body", format!("{:?}", ev.body), format!("{:?}", req.body));
+    field(
+        "body_truncated",
+        ev.body_truncated.to_string(),
+        "false".to_string(),
+    );
+    field(
+        "key",
+        format!("{:?}", r.key),
+        format!("{:?}", req.expected_key()),
+    );
+    if r.raw_key.is_some() != req.expected_key().is_some() {
+        field(
+            "raw key presence",
+            format!("{:?}", r.raw_key),
+            format!("{:?}", req.expected_key()),
+        );
+    }
+    let in_window = ev.ts + 1000 >= window_ms.0 && ev.ts <= window_ms.1 + 1000;
+    field(
+        "ts in send window",
+        in_window.to_string(),
+        "true".to_string(),
+    );
+    field(
+        "duration_us present",
+        ev.duration_us.is_some().to_string(),
+        "true".to_string(),
+    );
+    let sizes = ev.request_bytes.is_some_and(|b| b > 0) && ev.response_bytes.is_some();
+    field("sizes present", sizes.to_string(), "true".to_string());
+    if dialect == Dialect::ConfluentV3 {
+        field(
+            "record timestamp",
+            format!("{:?}", r.timestamp_ms),
+            format!("{:?}", i64::try_from(ev.ts).ok()),
+        );
+        field(
+            "adtap-schema header",
+            format!("{:?}", r.header("adtap-schema")),
+            format!("{:?}", Some(SCHEMA_VERSION.to_string())),
+        );
+        let ct = r.header("content-type").unwrap_or_default();
+        let ok = match format {
+            Format::Json => ct.contains("json"),
+            Format::Msgpack => ct.contains("msgpack"),
+        };
+        field(
+            "content-type header",
+            format!("{ct:?} fits {format:?}: {ok}"),
+            format!("{ct:?} fits {format:?}: true"),
+        );
+    }
+}

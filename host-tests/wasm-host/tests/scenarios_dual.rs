@@ -1,0 +1,638 @@
+//! One scenario description, two drivers: the release `adtap.wasm` in the host, and the native
+//! core (`adtap_core::{capture, encode, pipeline}`) driven the way the glue drives it. After
+//! every step both must show the same accounting and the same calls in flight (same path, same
+//! records in the same order), the invariant must hold, and `Expect` steps pin exact numbers.
+//! A difference means the glue does something the core's own tests cannot see (or the reverse).
+//!
+//! The native driver plays the glue's rules: an event is finished and pushed in `on_log` at the
+//! current time; ticks fall every `tick_ms` from the start and dispatch what `poll` returns;
+//! an answer is classified and whatever it frees is dispatched at once; a call past its timeout
+//! is answered 504. Jitter is 0 in these scenarios, so retry times do not depend on the seed.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use adtap_core::capture::{self, Completion, HeaderSource, RequestHead};
+use adtap_core::classify::{DropReason, Response};
+use adtap_core::config::{Config, Dialect, ValueFormat};
+use adtap_core::encode;
+use adtap_core::pipeline::{BatchId, Pipeline};
+use adtap_wasm_host::Host;
+use common::adtap::*;
+use serde_json::{json, Value};
+
+/// How a call is answered.
+#[derive(Debug, Clone)]
+enum Reply {
+    /// 200, every record acknowledged.
+    Ok,
+    /// 200, v2 offsets: `None` delivered, `Some(code)` that error code.
+    Codes(Vec<Option<i64>>),
+    /// That status with an error body.
+    Status(u16),
+    /// No headers (reset).
+    Fail,
+}
+
+/// One step of a scenario.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Requests `/imp?n=i` for each i in the range.
+    Requests(u32, u32),
+    /// Time passes (ticks and timeouts fire on the way).
+    Advance(u64),
+    /// Answers the `i`-th pending call (oldest first).
+    Answer(usize, Reply),
+    /// Answers every pending call with 200 until none is left.
+    AnswerAll,
+    /// The root's `on_done`.
+    Shutdown,
+    /// Exact accounting and the `n`s of each pending call.
+    Expect {
+        captured: u64,
+        delivered: u64,
+        dropped: &'static [(DropReason, u64)],
+        in_flight: u64,
+        buffered: u64,
+        calls: &'static [&'static [u32]],
+    },
+}
+
+/// What both drivers must agree on after each step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    captured: u64,
+    delivered: u64,
+    dropped: [u64; 6],
+    in_flight: u64,
+    buffered: u64,
+    retries: u64,
+    batches_sent: u64,
+    batches_failed: u64,
+    /// Per pending call: its path and the `n` of each record.
+    calls: Vec<(String, Vec<u32>)>,
+}
+
+trait Driver {
+    fn requests(&mut self, from: u32, to: u32);
+    fn advance(&mut self, ms: u64);
+    fn answer(&mut self, i: usize, reply: &Reply);
+    fn shutdown(&mut self);
+    fn seen(&mut self) -> Seen;
+}
+
+fn reply_body(dialect: Dialect, n: usize, reply: &Reply) -> (Option<u16>, String) {
+    match reply {
+        Reply::Ok => (Some(200), ok_body(dialect, n)),
+        Reply::Codes(codes) => {
+            assert_eq!(codes.len(), n);
+            (Some(200), v2_partial_body(codes))
+        }
+        Reply::Status(s) => (
+            Some(*s),
+            json!({"error_code": u32::from(*s) * 100 + 1, "message": "x"}).to_string(),
+        ),
+        Reply::Fail => (None, String::new()),
+    }
+}
+
+// ---- the .wasm ------------------------------------------------------------------------------
+
+struct WasmDriver {
+    h: Host,
+    dialect: Dialect,
+}
+
+impl Driver for WasmDriver {
+    fn requests(&mut self, from: u32, to: u32) {
+        impressions(&mut self.h, from, to - from);
+    }
+    fn advance(&mut self, ms: u64) {
+        pass(&mut self.h, ms);
+    }
+    fn answer(&mut self, i: usize, reply: &Reply) {
+        let call = calls(&self.h).remove(i);
+        let n = decode_call(&call, self.dialect, ValueFormat::Json).len();
+        match reply_body(self.dialect, n, reply) {
+            (None, _) => ok(&mut self.h, |h| h.fail_call(call.token)),
+            (Some(s), body) => ok(&mut self.h, |h| {
+                h.respond(
+                    call.token,
+                    s,
+                    &[("content-type", "application/json")],
+                    body.as_bytes(),
+                )
+            }),
+        }
+    }
+    fn shutdown(&mut self) {
+        ok(&mut self.h, |h| h.shutdown());
+    }
+    fn seen(&mut self) -> Seen {
+        // After done() the filter published its final numbers; before, a tick publishes.
+        let c = if self.h.is_done() {
+            assert_balanced(&self.h)
+        } else {
+            check(&mut self.h)
+        };
+        let u = |v: i64| u64::try_from(v).unwrap();
+        Seen {
+            captured: u(c.captured),
+            delivered: u(c.delivered),
+            dropped: [
+                c.buffer_full,
+                c.retry_exhausted,
+                c.rejected,
+                c.encode,
+                c.too_large,
+                c.shutdown,
+            ]
+            .map(u),
+            in_flight: u(c.in_flight),
+            buffered: u(c.buffered),
+            retries: u(c.retries),
+            batches_sent: u(c.batches_sent),
+            batches_failed: u(c.batches_failed),
+            calls: calls(&self.h)
+                .iter()
+                .map(|c| {
+                    (
+                        c.header(":path").unwrap().to_string(),
+                        ns(c, self.dialect, ValueFormat::Json),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+// ---- the native core ------------------------------------------------------------------------
+
+struct NoHeaders;
+impl HeaderSource for NoHeaders {
+    fn header(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+struct Pending {
+    id: BatchId,
+    path: String,
+    body: Vec<u8>,
+    deadline: u64,
+}
+
+struct CoreDriver {
+    cfg: Config,
+    p: Pipeline,
+    now: u64,
+    next_tick: u64,
+    calls: Vec<Pending>,
+    seq: u64,
+    shutdown_deadline: Option<u64>,
+    done: bool,
+}
+
+impl CoreDriver {
+    fn new(config: &Value) -> CoreDriver {
+        let cfg = Config::parse(&serde_json::to_vec(config).unwrap()).unwrap();
+        CoreDriver {
+            p: Pipeline::new(&cfg, 7),
+            now: T0_MS,
+            next_tick: T0_MS + cfg.tick_ms,
+            calls: Vec::new(),
+            seq: 0,
+            shutdown_deadline: None,
+            done: false,
+            cfg,
+        }
+    }
+
+    /// The glue's `ship`.
+    fn ship(&mut self) {
+        while let Some(out) = self.p.poll(self.now) {
+            self.calls.push(Pending {
+                id: out.id,
+                path: out.request.header(":path").unwrap().to_string(),
+                body: out.request.body,
+                deadline: self.now + self.cfg.timeout_ms,
+            });
+        }
+    }
+
+    /// The glue's `maybe_finish`.
+    fn maybe_finish(&mut self) {
+        if let Some(deadline) = self.shutdown_deadline {
+            if self.now >= deadline && !self.p.is_idle() {
+                self.p.abandon();
+            }
+            if self.p.is_idle() || self.now >= deadline {
+                self.shutdown_deadline = None;
+                self.done = true;
+            }
+        }
+    }
+
+    fn respond(&mut self, i: usize, status: Option<u16>, body: &[u8]) {
+        let call = self.calls.remove(i);
+        self.p
+            .on_response(self.now, call.id, Response { status, body });
+        self.ship();
+        self.maybe_finish();
+    }
+}
+
+impl Driver for CoreDriver {
+    fn requests(&mut self, from: u32, to: u32) {
+        for i in from..to {
+            let path = format!("/imp?n={i}");
+            let head = RequestHead {
+                method: "GET",
+                host: "ads.example",
+                path: &path,
+            };
+            let Some(rule) = capture::match_rule(&self.cfg, head) else {
+                continue;
+            };
+            let id = format!("native-{:x}", self.seq);
+            self.seq += 1;
+            let mut ev = capture::begin(&self.cfg, rule, id, self.now, head, &NoHeaders);
+            let done = Completion {
+                status: Some(200),
+                ..Completion::default()
+            };
+            capture::finish(&self.cfg, &mut ev, None, done);
+            let rec = encode::to_record(&self.cfg, rule, &ev).unwrap();
+            self.p.push(self.now, rec);
+        }
+    }
+    fn advance(&mut self, ms: u64) {
+        let target = self.now + ms;
+        loop {
+            let timeout = self
+                .calls
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.deadline, i))
+                .min();
+            match timeout {
+                Some((t, i)) if t <= target && t <= self.next_tick => {
+                    self.now = self.now.max(t);
+                    self.respond(i, Some(504), b"upstream request timeout");
+                }
+                _ if self.next_tick <= target => {
+                    self.now = self.now.max(self.next_tick);
+                    self.next_tick += self.cfg.tick_ms;
+                    self.ship();
+                    self.maybe_finish();
+                }
+                _ => break,
+            }
+        }
+        self.now = target;
+    }
+    fn answer(&mut self, i: usize, reply: &Reply) {
+        let n = decode_body(&self.calls[i].body, self.cfg.dialect, ValueFormat::Json).len();
+        let (status, body) = reply_body(self.cfg.dialect, n, reply);
+        self.respond(i, status, body.as_bytes());
+    }
+    fn shutdown(&mut self) {
+        self.p.begin_shutdown(self.now);
+        self.ship();
+        self.shutdown_deadline = Some(self.now + self.cfg.shutdown_deadline_ms);
+        if self.p.is_idle() {
+            self.shutdown_deadline = None;
+            self.done = true;
+        }
+    }
+    fn seen(&mut self) -> Seen {
+        // The wasm driver ticks at the current instant to publish: do what that tick does.
+        if !self.done {
+            self.ship();
+            self.maybe_finish();
+        }
+        let s = self.p.stats();
+        assert!(s.balanced(), "native invariant: {s:?}");
+        Seen {
+            captured: s.captured,
+            delivered: s.delivered,
+            dropped: s.dropped,
+            in_flight: s.in_flight,
+            buffered: s.buffered,
+            retries: s.retries,
+            batches_sent: s.batches_sent,
+            batches_failed: s.batches_failed,
+            calls: self
+                .calls
+                .iter()
+                .map(|c| {
+                    let recs = decode_body(&c.body, self.cfg.dialect, ValueFormat::Json);
+                    (
+                        c.path.clone(),
+                        recs.iter().map(|r| r.n().unwrap()).collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+// ---- running one description through both ---------------------------------------------------
+
+fn run(name: &str, config: Value, steps: &[Step]) {
+    let mut wasm = WasmDriver {
+        h: start(&config),
+        dialect: Config::parse(&serde_json::to_vec(&config).unwrap())
+            .unwrap()
+            .dialect,
+    };
+    let mut core = CoreDriver::new(&config);
+    for (i, step) in steps.iter().enumerate() {
+        let drivers: [&mut dyn Driver; 2] = [&mut wasm, &mut core];
+        for d in drivers {
+            match step {
+                Step::Requests(a, b) => d.requests(*a, *b),
+                Step::Advance(ms) => d.advance(*ms),
+                Step::Answer(k, r) => d.answer(*k, r),
+                Step::AnswerAll => {
+                    while !d.seen().calls.is_empty() {
+                        d.answer(0, &Reply::Ok);
+                    }
+                }
+                Step::Shutdown => d.shutdown(),
+                Step::Expect { .. } => {}
+            }
+        }
+        let (w, c) = (wasm.seen(), core.seen());
+        assert_eq!(
+            w, c,
+            "{name}, step {i} {step:?}: wasm (left) and core (right) differ"
+        );
+        if let Step::Expect {
+            captured,
+            delivered,
+            dropped,
+            in_flight,
+            buffered,
+            calls,
+        } = step
+        {
+            let mut want = [0u64; 6];
+            for (r, n) in *dropped {
+                want[r.index()] = *n;
+            }
+            let got_calls: Vec<&[u32]> = w.calls.iter().map(|(_, n)| n.as_slice()).collect();
+            assert_eq!(
+                (w.captured, w.delivered, w.dropped, w.in_flight, w.buffered),
+                (*captured, *delivered, want, *in_flight, *buffered),
+                "{name}, step {i}"
+            );
+            assert_eq!(got_calls, *calls, "{name}, step {i}");
+        }
+    }
+    assert_eq!(wasm.h.is_done(), core.done, "{name}: shutdown state");
+}
+
+#[test]
+fn dual_flush_by_count_and_age() {
+    run(
+        "flush by count and age",
+        config(json!({"batch": {"max_events": 3, "max_age_ms": 500}})),
+        &[
+            Step::Requests(0, 2),
+            Step::Expect {
+                captured: 2,
+                delivered: 0,
+                dropped: &[],
+                in_flight: 0,
+                buffered: 2,
+                calls: &[],
+            },
+            Step::Requests(2, 7),
+            Step::Expect {
+                captured: 7,
+                delivered: 0,
+                dropped: &[],
+                in_flight: 6,
+                buffered: 1,
+                calls: &[&[0, 1, 2], &[3, 4, 5]],
+            },
+            Step::Answer(0, Reply::Ok),
+            Step::Advance(400),
+            Step::Expect {
+                captured: 7,
+                delivered: 3,
+                dropped: &[],
+                in_flight: 3,
+                buffered: 1,
+                calls: &[&[3, 4, 5]],
+            },
+            Step::Advance(100),
+            Step::Expect {
+                captured: 7,
+                delivered: 3,
+                dropped: &[],
+                in_flight: 4,
+                buffered: 0,
+                calls: &[&[3, 4, 5], &[6]],
+            },
+            Step::Answer(0, Reply::Ok),
+            Step::Answer(0, Reply::Ok),
+            Step::Expect {
+                captured: 7,
+                delivered: 7,
+                dropped: &[],
+                in_flight: 0,
+                buffered: 0,
+                calls: &[],
+            },
+        ],
+    );
+}
+
+#[test]
+fn dual_partial_retry_and_rejects() {
+    run(
+        "partial retry",
+        config(json!({"batch": {"max_events": 4},
+                      "retry": {"initial_backoff_ms": 300, "jitter": 0.0, "budget_ms": 1000}})),
+        &[
+            Step::Requests(0, 4),
+            Step::Answer(
+                0,
+                Reply::Codes(vec![None, Some(50003), Some(40401), Some(2)]),
+            ),
+            Step::Expect {
+                captured: 4,
+                delivered: 1,
+                dropped: &[(DropReason::Rejected, 1)],
+                in_flight: 0,
+                buffered: 2,
+                calls: &[],
+            },
+            Step::Advance(300),
+            Step::Expect {
+                captured: 4,
+                delivered: 1,
+                dropped: &[(DropReason::Rejected, 1)],
+                in_flight: 2,
+                buffered: 0,
+                calls: &[&[1, 3]],
+            },
+            Step::Answer(0, Reply::Codes(vec![Some(50003), None])),
+            Step::Advance(600),
+            Step::Expect {
+                captured: 4,
+                delivered: 2,
+                dropped: &[(DropReason::Rejected, 1)],
+                in_flight: 1,
+                buffered: 0,
+                calls: &[&[1]],
+            },
+            // Third failure at T0+900: the next try (+1200) is past the 1000 ms budget.
+            Step::Answer(0, Reply::Status(503)),
+            Step::Expect {
+                captured: 4,
+                delivered: 2,
+                dropped: &[(DropReason::Rejected, 1), (DropReason::RetryExhausted, 1)],
+                in_flight: 0,
+                buffered: 0,
+                calls: &[],
+            },
+            Step::Requests(4, 8),
+            Step::Answer(0, Reply::Status(400)),
+            Step::Expect {
+                captured: 8,
+                delivered: 2,
+                dropped: &[(DropReason::Rejected, 5), (DropReason::RetryExhausted, 1)],
+                in_flight: 0,
+                buffered: 0,
+                calls: &[],
+            },
+        ],
+    );
+}
+
+#[test]
+fn dual_overflow_both_policies() {
+    for policy in ["drop_newest", "drop_oldest"] {
+        // Nine requests before the first tick into a buffer of six.
+        type Calls = &'static [&'static [u32]];
+        let (first, second): (Calls, Calls) = if policy == "drop_newest" {
+            (&[&[0, 1, 2]], &[&[3, 4, 5]])
+        } else {
+            (&[&[3, 4, 5]], &[&[6, 7, 8]])
+        };
+        run(
+            policy,
+            config(json!({"buffer": {"max_events": 6, "overflow": policy},
+                          "batch": {"max_events": 3}, "max_in_flight": 1,
+                          "retry": {"initial_backoff_ms": 200, "jitter": 0.0}})),
+            &[
+                Step::Requests(0, 9),
+                Step::Expect {
+                    captured: 9,
+                    delivered: 0,
+                    dropped: &[(DropReason::BufferFull, 3)],
+                    in_flight: 3,
+                    buffered: 3,
+                    calls: first,
+                },
+                Step::Answer(0, Reply::Fail),
+                Step::Expect {
+                    captured: 9,
+                    delivered: 0,
+                    dropped: &[(DropReason::BufferFull, 3)],
+                    in_flight: 3,
+                    buffered: 3,
+                    calls: second,
+                },
+                // The failed batch waits for its retry; two more arrive into a full buffer:
+                // dropped (drop_newest), or they evict two records awaiting the retry.
+                Step::Requests(9, 11),
+                Step::Advance(200),
+                Step::Expect {
+                    captured: 11,
+                    delivered: 0,
+                    dropped: &[(DropReason::BufferFull, 5)],
+                    in_flight: 3,
+                    buffered: 3,
+                    calls: second,
+                },
+                Step::AnswerAll,
+                Step::Shutdown,
+                Step::AnswerAll,
+                Step::Expect {
+                    captured: 11,
+                    delivered: 6,
+                    dropped: &[(DropReason::BufferFull, 5)],
+                    in_flight: 0,
+                    buffered: 0,
+                    calls: &[],
+                },
+            ],
+        );
+    }
+}
+
+#[test]
+fn dual_timeouts_and_shutdown_deadline() {
+    run(
+        "timeouts",
+        config(json!({"timeout_ms": 700, "shutdown_deadline_ms": 1500,
+                      "batch": {"max_events": 2},
+                      "retry": {"initial_backoff_ms": 250, "jitter": 0.0}})),
+        &[
+            Step::Requests(0, 5),
+            Step::Advance(700),
+            Step::Expect {
+                captured: 5,
+                delivered: 0,
+                dropped: &[],
+                in_flight: 0,
+                buffered: 5,
+                calls: &[],
+            },
+            Step::Advance(250),
+            Step::Answer(1, Reply::Ok),
+            Step::Shutdown,
+            // Flushed [4]; [0, 1] times out at +700 again and is retried at +250, twice.
+            Step::Advance(1400),
+            Step::Expect {
+                captured: 5,
+                delivered: 2,
+                dropped: &[],
+                in_flight: 3,
+                buffered: 0,
+                calls: &[&[4], &[0, 1]],
+            },
+            // The deadline (+1500) passes with both calls unanswered: done, still in flight.
+            Step::Advance(200),
+            Step::Expect {
+                captured: 5,
+                delivered: 2,
+                dropped: &[],
+                in_flight: 3,
+                buffered: 0,
+                calls: &[&[4], &[0, 1]],
+            },
+            // Answers after done() (here: the timeouts): their records are dropped as shutdown,
+            // never scheduled again.
+            Step::Advance(1000),
+            Step::Expect {
+                captured: 5,
+                delivered: 2,
+                dropped: &[(DropReason::Shutdown, 3)],
+                in_flight: 0,
+                buffered: 0,
+                calls: &[],
+            },
+        ],
+    );
+}
