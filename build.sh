@@ -150,9 +150,10 @@ cmd_js() {
 cmd_demo() {
   cmd_setup
   cmd_build
-  step "demo"
-  echo "the demo is not wired yet" >&2
-  return 1
+  step "building the local stack (REST proxy, harness, demo)"
+  (cd "$ROOT" && cargo build -q -p adtap-rest-proxy -p adtap-stack)
+  step "demo: broker, REST proxy, ad server and Envoy (2 workers) with adtap; then traffic"
+  "$CARGO_TARGET_DIR/debug/adtap-demo" "$@"
 }
 
 cmd_bench() {
