@@ -91,16 +91,28 @@ impl fmt::Debug for HttpRequest {
 /// Encodes an event as a record value.
 pub fn encode_value(format: ValueFormat, event: &Event) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::with_capacity(estimate_event_len(event));
+    encode_value_into(format, event, &mut out)?;
+    Ok(out)
+}
+
+/// Encodes an event into `out` (cleared first). A caller that encodes many events keeps one
+/// `out` as scratch space: it stops growing after the first few events, and copying the result
+/// out gives each record a value of exactly its length (buffer bytes are then real bytes).
+pub fn encode_value_into(
+    format: ValueFormat,
+    event: &Event,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    out.clear();
     match format {
-        ValueFormat::Json => serde_json::to_writer(&mut out, event)
-            .map_err(|e| EncodeError(format!("json encoding failed: {e}")))?,
+        ValueFormat::Json => serde_json::to_writer(&mut *out, event)
+            .map_err(|e| EncodeError(format!("json encoding failed: {e}"))),
         ValueFormat::Msgpack => {
-            let mut ser = rmp_serde::Serializer::new(&mut out).with_struct_map();
+            let mut ser = rmp_serde::Serializer::new(&mut *out).with_struct_map();
             serde::Serialize::serialize(event, &mut ser)
-                .map_err(|e| EncodeError(format!("msgpack encoding failed: {e}")))?
+                .map_err(|e| EncodeError(format!("msgpack encoding failed: {e}")))
         }
     }
-    Ok(out)
 }
 
 /// Decodes a record value back into an event (downstream readers, JS `decodeRecord`, tests).
@@ -156,14 +168,26 @@ pub fn record_key(source: &KeySource, event: &Event) -> Option<String> {
 
 /// Encodes a finished event into a [`Record`] for the given rule's topic and key.
 pub fn to_record(cfg: &Config, rule: usize, event: &Event) -> Result<Record, EncodeError> {
+    to_record_with(cfg, rule, event, &mut Vec::new())
+}
+
+/// [`to_record`] encoding through a caller-kept scratch buffer (see [`encode_value_into`]):
+/// the hot path's form, one exact-size allocation per value.
+pub fn to_record_with(
+    cfg: &Config,
+    rule: usize,
+    event: &Event,
+    scratch: &mut Vec<u8>,
+) -> Result<Record, EncodeError> {
     let r = cfg
         .rules
         .get(rule)
         .ok_or_else(|| EncodeError(format!("no rule #{rule}")))?;
+    encode_value_into(cfg.format, event, scratch)?;
     Ok(Record {
         topic: r.topic,
         key: r.key.as_ref().and_then(|k| record_key(k, event)),
-        value: encode_value(cfg.format, event)?,
+        value: scratch.as_slice().to_vec(),
         ts_ms: event.ts,
     })
 }

@@ -62,6 +62,11 @@ mod raw {
             ret_data: *mut *mut u8,
             ret_size: *mut usize,
         ) -> u32;
+        pub fn proxy_get_header_map_pairs(
+            map: u32,
+            ret_data: *mut *mut u8,
+            ret_size: *mut usize,
+        ) -> u32;
         pub fn proxy_get_property(
             path: *const u8,
             path_size: usize,
@@ -138,12 +143,74 @@ fn text(bytes: Vec<u8>) -> String {
     }
 }
 
-/// A request header of the current stream (readable in `on_http_request_headers`).
-pub fn request_header(name: &str) -> Option<String> {
-    map_value(MapType::HttpRequestHeaders, name)
-        .ok()
-        .flatten()
-        .map(text)
+/// Bytes as text without copying when they are valid UTF-8.
+pub fn text_ref(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+/// All request headers of the current stream, in one host call (readable in
+/// `on_http_request_headers`). One call instead of one per header: each host call that returns
+/// data costs about a microsecond in Envoy's V8, more than everything else adtap does per event.
+pub fn request_headers() -> Option<HeaderMap> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: return pointers are valid locals.
+    let code = unsafe {
+        raw::proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size)
+    };
+    status(code).ok()?;
+    HeaderMap::parse(take_host_bytes(data, size)?)
+}
+
+/// A header map in the ABI's serialisation, looked up in place: a `u32` count, then a `u32` key
+/// length and a `u32` value length per header, then each key and value followed by a NUL.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderMap {
+    data: Vec<u8>,
+    count: usize,
+}
+
+impl HeaderMap {
+    /// Checks the serialisation once, so lookups can walk it without further checks failing.
+    pub fn parse(data: Vec<u8>) -> Option<HeaderMap> {
+        let map = HeaderMap {
+            count: read_u32(&data, 0)? as usize,
+            data,
+        };
+        let mut n = 0;
+        for _ in map.iter() {
+            n += 1;
+        }
+        (n == map.count).then_some(map)
+    }
+
+    /// Every (name, value), in the host's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let sizes_start = 4usize;
+        let mut data_at = sizes_start.saturating_add(self.count.saturating_mul(8));
+        (0..self.count).map_while(move |i| {
+            let at = sizes_start + i * 8;
+            let k = read_u32(&self.data, at)? as usize;
+            let v = read_u32(&self.data, at + 4)? as usize;
+            let key = self.data.get(data_at..data_at.checked_add(k)?)?;
+            let v_start = data_at.checked_add(k)?.checked_add(1)?;
+            let value = self.data.get(v_start..v_start.checked_add(v)?)?;
+            data_at = v_start.checked_add(v)?.checked_add(1)?;
+            Some((key, value))
+        })
+    }
+
+    /// The first value of header `name` (ASCII case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+}
+
+fn read_u32(data: &[u8], at: usize) -> Option<u32> {
+    let bytes: [u8; 4] = data.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(u32::from_le_bytes(bytes))
 }
 
 /// A header of the HTTP call response being handled.

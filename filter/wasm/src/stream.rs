@@ -4,19 +4,17 @@
 //! and a rule scan; the event is finished in `on_log`, after the response, when status,
 //! duration and sizes are known.
 
-use crate::host;
+use crate::host::{self, HeaderMap};
 use crate::worker::Shared;
 use adtap_core::capture::{self, BodyCapture, Completion, HeaderSource, RequestHead};
+use adtap_core::config::IpMode;
 use adtap_core::Event;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType};
 
-/// Headers read from the host on demand.
-struct HostHeaders;
-
-impl HeaderSource for HostHeaders {
+impl HeaderSource for HeaderMap {
     fn header(&self, name: &str) -> Option<String> {
-        host::request_header(name)
+        self.get(name).map(|v| host::text_ref(v).into_owned())
     }
 }
 
@@ -45,13 +43,14 @@ impl AdtapStream {
     }
 
     fn begin(&mut self, end_of_stream: bool) {
-        let (Some(method), Some(path)) = (
-            host::request_header(":method"),
-            host::request_header(":path"),
-        ) else {
+        let Some(headers) = host::request_headers() else {
             return;
         };
-        let host_name = host::request_header(":authority").unwrap_or_default();
+        let (Some(method), Some(path)) = (headers.get(":method"), headers.get(":path")) else {
+            return;
+        };
+        let (method, path) = (host::text_ref(method), host::text_ref(path));
+        let host_name = host::text_ref(headers.get(":authority").unwrap_or_default());
         let head = RequestHead {
             method: &method,
             host: &host_name,
@@ -75,19 +74,14 @@ impl AdtapStream {
         let body = (rule.capture_body && !end_of_stream)
             .then(|| BodyCapture::new(worker.cfg.body.max_bytes));
         let xff = if worker.cfg.client_ip.trusted_hops > 0 {
-            host::request_header("x-forwarded-for")
+            headers
+                .get("x-forwarded-for")
+                .map(|v| host::text_ref(v).into_owned())
         } else {
             None
         };
         let id = worker.next_event_id();
-        let event = capture::begin(
-            &worker.cfg,
-            rule_idx,
-            id,
-            host::now_ms(),
-            head,
-            &HostHeaders,
-        );
+        let event = capture::begin(&worker.cfg, rule_idx, id, host::now_ms(), head, &headers);
         self.pending = Some(Pending {
             rule: rule_idx,
             event,
@@ -119,6 +113,16 @@ impl HttpContext for AdtapStream {
         let Some(mut p) = self.pending.take() else {
             return;
         };
+        // The peer address is one more host call; skip it when the event cannot use it.
+        let needs_peer = {
+            let guard = self.worker.borrow();
+            guard.as_ref().is_some_and(|w| {
+                let ip = &w.cfg.client_ip;
+                ip.mode != IpMode::Omit
+                    && (ip.trusted_hops == 0
+                        || p.xff.as_deref().is_none_or(|x| x.trim().is_empty()))
+            })
+        };
         let done = Completion {
             status: host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok()),
             duration_us: host::property_u64(&["request", "duration"]).map(|ns| ns / 1_000),
@@ -126,7 +130,9 @@ impl HttpContext for AdtapStream {
             response_bytes: host::property_u64(&["response", "total_size"]),
             route: host::property_string(&["xds", "route_name"]).filter(|s| !s.is_empty()),
             upstream: host::property_string(&["xds", "cluster_name"]).filter(|s| !s.is_empty()),
-            peer_address: host::property_string(&["source", "address"]),
+            peer_address: needs_peer
+                .then(|| host::property_string(&["source", "address"]))
+                .flatten(),
         };
         let mut guard = self.worker.borrow_mut();
         let Some(worker) = guard.as_mut() else {

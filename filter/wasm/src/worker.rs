@@ -30,6 +30,8 @@ pub struct Worker {
     pub seq: u64,
     /// Request counters of the HTTP contexts.
     pub local: Local,
+    /// Encoding scratch space, reused for every event.
+    scratch: Vec<u8>,
 }
 
 impl Worker {
@@ -45,6 +47,7 @@ impl Worker {
             vm_id,
             seq: 0,
             local: Local::default(),
+            scratch: Vec::with_capacity(2048),
         }
     }
 
@@ -57,7 +60,7 @@ impl Worker {
 
     /// Encodes a finished event and hands it to the pipeline.
     pub fn accept(&mut self, now_ms: u64, rule: usize, event: &Event) {
-        match encode::to_record(&self.cfg, rule, event) {
+        match encode::to_record_with(&self.cfg, rule, event, &mut self.scratch) {
             Ok(record) => self.pipeline.push(now_ms, record),
             Err(_) => self.pipeline.push_failed(DropReason::Encode),
         }
