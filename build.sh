@@ -159,8 +159,11 @@ cmd_demo() {
 cmd_bench() {
   cmd_setup
   cmd_build
-  echo "the benchmarks are not wired yet" >&2
-  return 1
+  step "benchmarks (results also in dist/bench-results.md)"
+  # A full run waits for the machine to be idle first: a shared 2-core machine is noisy.
+  local wait=(--wait-idle 180)
+  for a in "$@"; do [ "$a" = --short ] && wait=(); done
+  (cd "$ROOT" && cargo run -q --release -p adtap-bench -- --out "$DIST/bench-results.md" "${wait[@]}" "$@")
 }
 
 main() {
