@@ -256,6 +256,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         max_in_flight: raw.max_in_flight,
         retry: raw.retry,
         shutdown_deadline_ms: raw.shutdown_deadline_ms,
+        response_fields: crate::config::ResponseFields::from_list(&raw.response_fields),
     })
 }
 

@@ -62,6 +62,7 @@ fn config(dialect: Dialect, format: ValueFormat, auth: Option<AuthConfig>) -> Co
         max_in_flight: 4,
         retry: RetryConfig::default(),
         shutdown_deadline_ms: 5_000,
+        response_fields: adtap_core::config::ResponseFields::default(),
     }
 }
 

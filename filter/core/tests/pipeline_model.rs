@@ -77,6 +77,7 @@ fn config(overflow: Overflow) -> Config {
             budget_ms: 500,
         },
         shutdown_deadline_ms: 5_000,
+        response_fields: adtap_core::config::ResponseFields::default(),
     }
 }
 

@@ -123,13 +123,28 @@ impl HttpContext for AdtapStream {
                         || p.xff.as_deref().is_none_or(|x| x.trim().is_empty()))
             })
         };
+        let fields = {
+            let guard = self.worker.borrow();
+            guard
+                .as_ref()
+                .map(|w| w.cfg.response_fields)
+                .unwrap_or_default()
+        };
+        // Each property is a host call; read only the configured ones.
+        let u64_if = |on: bool, path: &[&str]| on.then(|| host::property_u64(path)).flatten();
+        let str_if = |on: bool, path: &[&str]| {
+            on.then(|| host::property_string(path))
+                .flatten()
+                .filter(|s| !s.is_empty())
+        };
         let done = Completion {
-            status: host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok()),
-            duration_us: host::property_u64(&["request", "duration"]).map(|ns| ns / 1_000),
-            request_bytes: host::property_u64(&["request", "total_size"]),
-            response_bytes: host::property_u64(&["response", "total_size"]),
-            route: host::property_string(&["xds", "route_name"]).filter(|s| !s.is_empty()),
-            upstream: host::property_string(&["xds", "cluster_name"]).filter(|s| !s.is_empty()),
+            status: u64_if(fields.status, &["response", "code"])
+                .and_then(|c| u16::try_from(c).ok()),
+            duration_us: u64_if(fields.duration, &["request", "duration"]).map(|ns| ns / 1_000),
+            request_bytes: u64_if(fields.sizes, &["request", "total_size"]),
+            response_bytes: u64_if(fields.sizes, &["response", "total_size"]),
+            route: str_if(fields.route, &["xds", "route_name"]),
+            upstream: str_if(fields.upstream, &["xds", "cluster_name"]),
             peer_address: needs_peer
                 .then(|| host::property_string(&["source", "address"]))
                 .flatten(),

@@ -992,3 +992,23 @@ fn shutdown_drains_retries_that_fall_before_the_deadline() {
     let c = assert_balanced(&h);
     assert_eq!((c.delivered, c.shutdown), (2, 0));
 }
+
+#[test]
+fn response_fields_limit_what_is_read_in_on_log() {
+    // Only status and route: duration, sizes and upstream stay out of the event even though
+    // the host offers them, and the client IP (omit) needs no peer address.
+    let (mut h, call) = rich_call(
+        json!({"response_fields": ["status", "route"], "client_ip": {"mode": "omit"}}),
+        1,
+    );
+    let recs = decode_call(&call, V2, JSON);
+    assert_eq!(recs.len(), 1);
+    let ev = &recs[0].event;
+    assert_eq!((ev.status, ev.route.as_deref()), (Some(204), Some("r1")));
+    assert_eq!(
+        (ev.duration_us, ev.request_bytes, ev.response_bytes),
+        (None, None, None)
+    );
+    assert_eq!((ev.upstream.as_deref(), ev.client_ip.as_deref()), (None, None));
+    check(&mut h);
+}

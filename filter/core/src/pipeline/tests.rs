@@ -49,6 +49,7 @@ fn config() -> Config {
             budget_ms: 60_000,
         },
         shutdown_deadline_ms: 5_000,
+        response_fields: crate::config::ResponseFields::default(),
     }
 }
 
