@@ -1009,6 +1009,9 @@ fn response_fields_limit_what_is_read_in_on_log() {
         (ev.duration_us, ev.request_bytes, ev.response_bytes),
         (None, None, None)
     );
-    assert_eq!((ev.upstream.as_deref(), ev.client_ip.as_deref()), (None, None));
+    assert_eq!(
+        (ev.upstream.as_deref(), ev.client_ip.as_deref()),
+        (None, None)
+    );
     check(&mut h);
 }
