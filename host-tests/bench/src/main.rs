@@ -52,11 +52,14 @@ struct Opts {
     variants: Vec<envoy::Variant>,
     rounds: Option<usize>,
     secs: Option<u64>,
+    /// A JSON file replacing adtap's configuration in the Envoy runs (e.g. fewer response fields).
+    adtap_config: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: adtap-bench [--short] [--out FILE] [--only envoy,native,vm,e2e] \
                      [--rate REQ_PER_S] [--wait-idle SECS] \
-                     [--variants bare,noop,accesslog,adtap] [--rounds N] [--secs S]";
+                     [--variants bare,noop,accesslog,adtap] [--rounds N] [--secs S] \
+                     [--adtap-config FILE]";
 
 fn parse_args() -> Result<Opts> {
     let mut opts = Opts {
@@ -73,6 +76,7 @@ fn parse_args() -> Result<Opts> {
         variants: envoy::Variant::ALL.to_vec(),
         rounds: None,
         secs: None,
+        adtap_config: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -80,6 +84,9 @@ fn parse_args() -> Result<Opts> {
             "--short" => opts.short = true,
             "--out" => opts.out = Some(args.next().context(USAGE)?.into()),
             "--rate" => opts.rate = args.next().context(USAGE)?.parse()?,
+            "--adtap-config" => {
+                opts.adtap_config = Some(PathBuf::from(args.next().context(USAGE)?));
+            }
             "--rounds" => opts.rounds = Some(args.next().context(USAGE)?.parse()?),
             "--secs" => opts.secs = Some(args.next().context(USAGE)?.parse()?),
             "--variants" => {
@@ -155,7 +162,11 @@ fn main() -> Result<()> {
             let inputs = envoy::Inputs {
                 noop_wasm: noop,
                 adtap_wasm: tools.adtap_wasm.clone(),
-                adtap_config: envoy::adtap_config("json"),
+                adtap_config: match &opts.adtap_config {
+                    Some(path) => std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                    None => envoy::adtap_config("json"),
+                },
                 rest_port: 0,
             };
             envoy_bench::run(&settings, &inputs)
