@@ -133,6 +133,9 @@ cmd_test() {
   validate_envoy_config "$ROOT/envoy/adtap-example.yaml"
   step "JavaScript package: Node tests and the page in headless Chromium"
   bash "$ROOT/filter/js/test.sh"
+  step "benchmark smoke: ./build.sh bench --short (Envoy and wasm host sections; figures not asserted)"
+  (cd "$ROOT" && cargo run -q --release -p adtap-bench -- --short --only envoy,vm \
+    --out "$DIST/bench-smoke.md" >/dev/null)
   echo "all test stages passed in $((SECONDS - t0)) s"
 }
 
