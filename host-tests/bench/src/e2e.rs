@@ -108,15 +108,9 @@ impl Step {
 /// Runs section 5.
 pub fn run(_tools: &Tools, short: bool) -> Result<Section> {
     // The Envoy sections pin this process to one CPU; the stack must have them all.
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (cpus, _) = crate::tools::online_cpus();
     let _ = Command::new("taskset")
-        .args([
-            "-a",
-            "-p",
-            "-c",
-            &format!("0-{}", n.saturating_sub(1)),
-            &std::process::id().to_string(),
-        ])
+        .args(["-a", "-p", "-c", &cpus, &std::process::id().to_string()])
         .output();
     let (rates, secs): (Vec<f64>, f64) = if short {
         (vec![1_000.0, 3_000.0], 2.0)
@@ -274,7 +268,7 @@ fn render(steps: &[Step], delivered: u64, in_kafka: usize, unique: usize) -> Res
              together used {:.0} % of one core out of {} available.",
             last.rate,
             total * 100.0,
-            std::thread::available_parallelism().map_or(1, |n| n.get()) * 100
+            crate::tools::online_cpus().1 * 100
         );
     }
     Ok(Section {

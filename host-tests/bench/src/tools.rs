@@ -132,6 +132,26 @@ pub fn pin_cpus() -> Option<(usize, usize)> {
     ok.then_some((0, 1))
 }
 
+/// The machine's online CPUs as a `taskset` list (e.g. `0-1`) and their count. Read from
+/// sysfs because `available_parallelism` follows this process's affinity, which the Envoy
+/// sections narrow to one CPU.
+pub fn online_cpus() -> (String, usize) {
+    let list = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "0".into());
+    let count = list
+        .split(',')
+        .map(|part| match part.split_once('-') {
+            Some((a, b)) => match (a.parse::<usize>(), b.parse::<usize>()) {
+                (Ok(a), Ok(b)) if b >= a => b - a + 1,
+                _ => 1,
+            },
+            None => 1,
+        })
+        .sum();
+    (list, count)
+}
+
 /// The 1-, 5- and 15-minute load averages.
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
