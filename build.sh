@@ -128,15 +128,22 @@ cmd_test() {
   (cd "$ROOT" && cargo clippy -q --workspace --all-targets -- -D warnings)
   (cd "$ROOT" && cargo clippy -q -p adtap-filter --target wasm32-wasip1 -- -D warnings)
   step "unit tests and wasm host tests (against $WASM_OUT)"
-  (cd "$ROOT" && cargo test --workspace)
+  local log
+  log=$(mktemp)
+  (cd "$ROOT" && cargo test --workspace 2>&1 | tee "$log"; exit "${PIPESTATUS[0]}")
   step "Envoy accepts the example configurations"
   validate_envoy_config "$ROOT/envoy/adtap-example.yaml"
   step "JavaScript package: Node tests and the page in headless Chromium"
-  bash "$ROOT/filter/js/test.sh"
+  bash "$ROOT/filter/js/test.sh" 2>&1 | tee -a "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]
   step "benchmark smoke: ./build.sh bench --short (Envoy and wasm host sections; figures not asserted)"
   (cd "$ROOT" && cargo run -q --release -p adtap-bench -- --short --only envoy,vm \
     --out "$DIST/bench-smoke.md" >/dev/null)
   echo "all test stages passed in $((SECONDS - t0)) s"
+  # One closing line over every runner: cargo's `test result:` lines and node's `# pass`/`# fail`.
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+       /^# pass / { p += $3 } /^# fail / { f += $3 }
+       END { printf "adtap: %d passed, %d failed\n", p, f }' "$log"
+  rm -f "$log"
 }
 
 cmd_fuzz() {
