@@ -113,22 +113,17 @@ impl HttpContext for AdtapStream {
         let Some(mut p) = self.pending.take() else {
             return;
         };
-        // The peer address is one more host call; skip it when the event cannot use it.
-        let needs_peer = {
+        // What to read, decided in one borrow. The peer address is one more host call: skip it
+        // when the event cannot use it.
+        let (fields, needs_peer) = {
             let guard = self.worker.borrow();
-            guard.as_ref().is_some_and(|w| {
-                let ip = &w.cfg.client_ip;
-                ip.mode != IpMode::Omit
-                    && (ip.trusted_hops == 0
-                        || p.xff.as_deref().is_none_or(|x| x.trim().is_empty()))
-            })
-        };
-        let fields = {
-            let guard = self.worker.borrow();
-            guard
-                .as_ref()
-                .map(|w| w.cfg.response_fields)
-                .unwrap_or_default()
+            let Some(w) = guard.as_ref() else {
+                return;
+            };
+            let ip = &w.cfg.client_ip;
+            let needs_peer = ip.mode != IpMode::Omit
+                && (ip.trusted_hops == 0 || p.xff.as_deref().is_none_or(|x| x.trim().is_empty()));
+            (w.cfg.response_fields, needs_peer)
         };
         // Each property is a host call; read only the configured ones.
         let u64_if = |on: bool, path: &[&str]| on.then(|| host::property_u64(path)).flatten();
