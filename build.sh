@@ -123,27 +123,47 @@ cmd_test() {
   local t0=$SECONDS
   cmd_setup
   cmd_build >/dev/null
-  step "format and lints"
-  (cd "$ROOT" && cargo fmt --all -- --check)
-  (cd "$ROOT" && cargo clippy -q --workspace --all-targets -- -D warnings)
-  (cd "$ROOT" && cargo clippy -q -p adtap-filter --target wasm32-wasip1 -- -D warnings)
-  step "unit tests and wasm host tests (against $WASM_OUT)"
-  local log
-  log=$(mktemp)
-  (cd "$ROOT" && cargo test --workspace 2>&1 | tee "$log"; exit "${PIPESTATUS[0]}")
-  step "Envoy accepts the example configurations"
-  validate_envoy_config "$ROOT/envoy/adtap-example.yaml"
-  step "JavaScript package: Node tests and the page in headless Chromium"
-  bash "$ROOT/filter/js/test.sh" 2>&1 | tee -a "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]
-  step "benchmark smoke: ./build.sh bench --short (Envoy and wasm host sections; figures not asserted)"
-  (cd "$ROOT" && cargo run -q --release -p adtap-bench -- --short --only envoy,vm \
-    --out "$DIST/bench-smoke.md" >/dev/null)
-  echo "all test stages passed in $((SECONDS - t0)) s"
+  # Every stage runs even when an earlier one failed, so one run shows every failure; the
+  # command fails at the end if any stage did.
+  TEST_LOG=$(mktemp)
+  FAILED_STAGES=()
+  test_stage "format" bash -c 'cd "$1" && cargo fmt --all -- --check' _ "$ROOT"
+  test_stage "clippy" bash -c 'cd "$1" && cargo clippy -q --workspace --all-targets -- -D warnings &&
+    cargo clippy -q -p adtap-filter --target wasm32-wasip1 -- -D warnings' _ "$ROOT"
+  # Property tests draw from a fixed seed: the suite is deterministic, and a failure reproduces.
+  test_stage "unit, wasm host, REST proxy and end-to-end tests (against $WASM_OUT)" \
+    env PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261130}" bash -c 'cd "$1" && cargo test --workspace' _ "$ROOT"
+  test_stage "Envoy accepts the example configuration" \
+    validate_envoy_config "$ROOT/envoy/adtap-example.yaml"
+  test_stage "JavaScript package: Node tests and the page in headless Chromium" \
+    bash "$ROOT/filter/js/test.sh"
+  test_stage "benchmark smoke: ./build.sh bench --short (Envoy and wasm host sections; figures not asserted)" \
+    bash -c 'cd "$1" && cargo run -q --release -p adtap-bench -- --short --only envoy,vm --out "$2" >/dev/null' \
+    _ "$ROOT" "$DIST/bench-smoke.md"
   # One closing line over every runner: cargo's `test result:` lines and node's `# pass`/`# fail`.
   awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
        /^# pass / { p += $3 } /^# fail / { f += $3 }
-       END { printf "adtap: %d passed, %d failed\n", p, f }' "$log"
-  rm -f "$log"
+       END { printf "adtap: %d passed, %d failed\n", p, f }' "$TEST_LOG"
+  rm -f "$TEST_LOG"
+  if [ ${#FAILED_STAGES[@]} -gt 0 ]; then
+    printf 'FAILED stage: %s\n' "${FAILED_STAGES[@]}" >&2
+    echo "test stages failed after $((SECONDS - t0)) s" >&2
+    return 1
+  fi
+  echo "all test stages passed in $((SECONDS - t0)) s"
+}
+
+# Runs one stage of `test`, its output also into $TEST_LOG; records it in FAILED_STAGES if it fails.
+test_stage() {
+  local name=$1
+  shift
+  step "$name"
+  local rc
+  set +e
+  "$@" 2>&1 | tee -a "$TEST_LOG"
+  rc=${PIPESTATUS[0]}
+  set -e
+  [ "$rc" -eq 0 ] || FAILED_STAGES+=("$name (exit $rc)")
 }
 
 cmd_fuzz() {
@@ -173,6 +193,8 @@ cmd_bench() {
   # A full run waits for the machine to be idle first: a shared 2-core machine is noisy.
   local wait=(--wait-idle 180)
   for a in "$@"; do [ "$a" = --short ] && wait=(); done
+  # Section 5 runs the REST proxy's release binary: build it, so it is never a stale one.
+  (cd "$ROOT" && cargo build -q --release -p adtap-rest-proxy)
   (cd "$ROOT" && cargo run -q --release -p adtap-bench -- --out "$DIST/bench-results.md" "${wait[@]}" "$@")
 }
 

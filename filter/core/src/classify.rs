@@ -10,7 +10,8 @@
 //! | no response (reset, refused; `status: None`) | all Retry |
 //! | 408, 429, any 5xx (Envoy's own 503/504 too; request-level 50002 too) | all Retry |
 //! | 422 whose body is a v2 offsets response (Karapace: 422 when any record failed), v2/Redpanda | per record / per partition, as for 2xx |
-//! | other 4xx (400, 401/40101, 403/40301, 404/40401/40402/40403, 413, 415, 422/422xx) | all Reject |
+//! | 413 (the request body is over the proxy's limit) | all TooLarge: the batch is split |
+//! | other 4xx (400, 401/40101, 403/40301, 404/40401/40402/40403, 415, 422/422xx) | all Reject |
 //! | 1xx, 3xx, ≥ 600 (a misrouted call) | all Retry |
 //! | 2xx, v2, `offsets.len() == n` | per record, by `error_code` (table below) |
 //! | 2xx, Redpanda, or v2 with `offsets.len() != n` | per partition, aggregated (below) |
@@ -99,6 +100,10 @@ pub enum Outcome {
     Retry,
     /// A permanent failure: drop it (counted as [`DropReason::Rejected`]).
     Reject,
+    /// The whole request was too large for the REST proxy (413): the records are not at fault,
+    /// their number is. The pipeline sends them again in two halves at once, and drops a
+    /// record that is too large alone (as [`DropReason::TooLarge`]).
+    TooLarge,
 }
 
 /// The answer to one call: `status` is `None` when the call failed without a response (reset,
@@ -130,6 +135,7 @@ pub fn classify(dialect: Dialect, response: Response<'_>, n: usize) -> Vec<Outco
         422 if v2_family => {
             v2_offsets(dialect, response.body, n).unwrap_or_else(|| vec![Outcome::Reject; n])
         }
+        413 => vec![Outcome::TooLarge; n],
         400..=499 => vec![Outcome::Reject; n],
         _ => vec![Outcome::Retry; n],
     }
@@ -188,7 +194,8 @@ fn v2_offsets(dialect: Dialect, body: &[u8], n: usize) -> Option<Vec<Outcome>> {
         match entry.outcome(table) {
             Outcome::Delivered => {}
             Outcome::Retry => any_retry = true,
-            Outcome::Reject => any_reject = true,
+            // Per-entry codes never say TooLarge (only a 413 does); a permanent one if it did.
+            Outcome::Reject | Outcome::TooLarge => any_reject = true,
         }
     }
     let all = if any_retry {

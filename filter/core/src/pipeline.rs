@@ -378,6 +378,7 @@ impl Pipeline {
         };
         let mut retry_records = VecDeque::new();
         let mut retry_bytes = 0usize;
+        let mut too_large = Vec::new();
         let mut rejected = 0u64;
         for (i, record) in batch.records.into_iter().enumerate() {
             let size = record.size();
@@ -394,11 +395,16 @@ impl Pipeline {
                     retry_bytes += size;
                     retry_records.push_back(record);
                 }
+                Outcome::TooLarge => too_large.push(record),
             }
         }
         self.stats.delivered += report.delivered;
         self.count_drop(DropReason::Rejected, rejected);
         report.dropped = rejected;
+        if !too_large.is_empty() {
+            let origin = (batch.topic, batch.attempt, batch.first_failure_ms);
+            self.split(now_ms, origin, too_large, &mut report);
+        }
         if report.delivered != n as u64 {
             self.stats.batches_failed += 1;
         }
@@ -444,6 +450,56 @@ impl Pipeline {
         }
         self.sync_gauges();
         report
+    }
+
+    /// Records the REST proxy refused as one request too large (413): sent again at once in two
+    /// halves (no backoff, the proxy is healthy; the retry budget still runs from the first
+    /// failure). A single record too large for the proxy is dropped as [`DropReason::TooLarge`].
+    /// Halving ends: every split makes the requests smaller, and a lone record is dropped.
+    fn split(
+        &mut self,
+        now_ms: u64,
+        (topic, attempt, first_failure_ms): (usize, u32, Option<u64>),
+        mut records: Vec<Record>,
+        report: &mut ResponseReport,
+    ) {
+        let give_up = if self.abandoned {
+            Some(DropReason::Shutdown)
+        } else if records.len() < 2 {
+            Some(DropReason::TooLarge)
+        } else {
+            None
+        };
+        if let Some(reason) = give_up {
+            let bytes: usize = records.iter().map(Record::size).sum();
+            self.held_bytes = self.held_bytes.saturating_sub(bytes);
+            self.count_drop(reason, records.len() as u64);
+            report.dropped += records.len() as u64;
+            return;
+        }
+        let second = records.split_off(records.len() / 2);
+        let first_failure_ms = first_failure_ms.unwrap_or(now_ms);
+        let at = self
+            .retries
+            .partition_point(|e| e.first_failure_ms <= first_failure_ms);
+        // Inserted in reverse at the same place, so the first half goes first.
+        for half in [second, records] {
+            let k = half.len();
+            self.retry_events += k;
+            self.stats.retries += k as u64;
+            report.retried += k as u64;
+            self.retries.insert(
+                at,
+                RetryEntry {
+                    topic,
+                    bytes: half.iter().map(Record::size).sum(),
+                    records: VecDeque::from(half),
+                    attempt,
+                    first_failure_ms,
+                    due_at: now_ms,
+                },
+            );
+        }
     }
 
     /// Starts shutdown: from now on everything buffered is due at once, regardless of age.

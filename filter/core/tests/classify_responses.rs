@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use std::path::PathBuf;
 
 use Dialect::{ConfluentV2 as V2, ConfluentV3 as V3, Redpanda as RP};
-use Outcome::{Delivered as D, Reject as X, Retry as R};
+use Outcome::{Delivered as D, Reject as X, Retry as R, TooLarge as T};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -77,7 +77,7 @@ fn fixtures_classify_as_documented() {
             &[D, D, R, R],
         ),
         ("confluent_v3_404_cluster_not_found.json", V3, 404, &[X, X]),
-        ("confluent_v3_413_too_large.json", V3, 413, &[X]),
+        ("confluent_v3_413_too_large.json", V3, 413, &[T]),
         (
             "confluent_v3_415_unsupported_media_type.json",
             V3,
@@ -122,13 +122,19 @@ fn retriable_and_permanent_statuses_ignore_the_body() {
                 "{dialect:?} {status}"
             );
         }
-        for status in [400, 401, 403, 404, 405, 409, 413, 415, 499] {
+        for status in [400, 401, 403, 404, 405, 409, 415, 499] {
             assert_eq!(
                 run(dialect, Some(status), &ok_body, 3),
                 [X, X, X],
                 "{dialect:?} {status}"
             );
         }
+        // The request was too large, not its records: the pipeline splits the batch.
+        assert_eq!(
+            run(dialect, Some(413), &ok_body, 3),
+            [T, T, T],
+            "{dialect:?} 413"
+        );
         // A redirect or an informational status is a misrouted call, not a verdict on the data.
         for status in [100, 301, 302, 307, 600, 0] {
             assert_eq!(

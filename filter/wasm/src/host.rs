@@ -13,6 +13,7 @@
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A host call that did not succeed.
@@ -110,6 +111,7 @@ fn take_host_bytes(data: *mut u8, size: usize) -> Option<Vec<u8>> {
 }
 
 /// Wall-clock time from the host (Envoy's dispatcher time), Unix milliseconds; 0 if unavailable.
+/// For event timestamps; batching and retry timers use [`clock_ms`].
 pub fn now_ms() -> u64 {
     let mut ns: u64 = 0;
     // SAFETY: the host writes one u64 through a valid pointer.
@@ -119,6 +121,19 @@ pub fn now_ms() -> u64 {
     } else {
         0
     }
+}
+
+/// The latest time [`clock_ms`] returned, in this VM.
+static CLOCK_MS: AtomicU64 = AtomicU64::new(0);
+
+/// [`now_ms`] made monotonic, for batch ages, retry timers and the shutdown deadline. Envoy's
+/// time is the system clock: if it stepped back, every age would read as 0 and batches and
+/// retries would stall for the size of the step; a step forward only makes things due sooner.
+/// One VM runs on one thread, so a relaxed atomic is all this needs.
+pub fn clock_ms() -> u64 {
+    let now = now_ms();
+    let last = CLOCK_MS.fetch_max(now, Ordering::Relaxed);
+    now.max(last)
 }
 
 fn map_value(map: MapType, name: &str) -> Result<Option<Vec<u8>>, HostError> {
@@ -234,27 +249,29 @@ pub fn buffer(kind: BufferType, max: usize) -> Option<Vec<u8>> {
     take_host_bytes(data, size)
 }
 
-/// A property as raw bytes. The path is serialised as its segments joined by NUL.
-pub fn property(path: &[&str]) -> Option<Vec<u8>> {
-    let joined = path.join("\0");
+/// A property path in the ABI's serialisation: its segments joined by NUL, e.g.
+/// `"response\0code"`. Constants, so that reading a property allocates nothing for its path.
+pub type PropertyPath = &'static str;
+
+/// A property as raw bytes.
+pub fn property(path: PropertyPath) -> Option<Vec<u8>> {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
-    // SAFETY: path pointer/length describe a live String; return pointers are valid locals.
-    let code =
-        unsafe { raw::proxy_get_property(joined.as_ptr(), joined.len(), &mut data, &mut size) };
+    // SAFETY: path pointer/length describe a live &str; return pointers are valid locals.
+    let code = unsafe { raw::proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) };
     status(code).ok()?;
     take_host_bytes(data, size)
 }
 
 /// A property holding an integer (Envoy sends 8 little-endian bytes).
-pub fn property_u64(path: &[&str]) -> Option<u64> {
+pub fn property_u64(path: PropertyPath) -> Option<u64> {
     let bytes = property(path)?;
     let arr: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
     Some(u64::from_le_bytes(arr))
 }
 
 /// A property holding a string; invalid UTF-8 is replaced.
-pub fn property_string(path: &[&str]) -> Option<String> {
+pub fn property_string(path: PropertyPath) -> Option<String> {
     property(path).map(text)
 }
 

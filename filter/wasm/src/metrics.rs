@@ -84,6 +84,8 @@ pub struct Metrics {
     ids: [Option<u32>; COUNT],
     rtt: Option<u32>,
     published: [u64; COUNT],
+    /// Final values of the workers this root replaced (see [`Metrics::retire`]).
+    base: [u64; COUNT],
 }
 
 impl Metrics {
@@ -105,12 +107,16 @@ impl Metrics {
             ids,
             rtt,
             published: [0; COUNT],
+            base: [0; COUNT],
         }
     }
 
     /// Sends every change since the last call.
     pub fn publish(&mut self, stats: &Stats, local: &Local) {
-        let now = values(stats, local);
+        let mut now = values(stats, local);
+        for (v, b) in now.iter_mut().zip(self.base) {
+            *v = v.saturating_add(b);
+        }
         for ((id, last), value) in self.ids.iter().zip(self.published.iter_mut()).zip(now) {
             if value == *last {
                 continue;
@@ -124,6 +130,17 @@ impl Metrics {
             } else {
                 *last = value;
             }
+        }
+    }
+
+    /// Keeps the final numbers of a worker that a reconfiguration replaces, so that the
+    /// published counters go on from them instead of restarting at the new worker's zeros (which
+    /// Envoy would refuse as negative counter deltas, freezing the stats). The worker must hold
+    /// nothing any more ([`adtap_core::pipeline::Pipeline::abandon_in_flight`]), so its gauges
+    /// are 0 and the invariant holds over base + new.
+    pub fn retire(&mut self, stats: &Stats, local: &Local) {
+        for (b, v) in self.base.iter_mut().zip(values(stats, local)) {
+            *b = b.saturating_add(v);
         }
     }
 

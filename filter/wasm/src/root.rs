@@ -32,6 +32,8 @@ pub struct AdtapRoot {
     calls: HashMap<u32, BatchId>,
     /// Set by `on_done`: when to give up waiting.
     shutdown_deadline: Option<u64>,
+    /// Successful configurations so far; the current worker's [`Worker::generation`].
+    generation: u64,
     failures: FailureLog,
 }
 
@@ -77,13 +79,16 @@ impl AdtapRoot {
             metrics: None,
             calls: HashMap::new(),
             shutdown_deadline: None,
+            generation: 0,
             failures: FailureLog::default(),
         }
     }
 
     /// Dispatches every batch that is due, within the in-flight limit.
     fn ship(&mut self, now: u64) {
-        let mut guard = self.worker.borrow_mut();
+        let Ok(mut guard) = self.worker.try_borrow_mut() else {
+            return;
+        };
         let Some(worker) = guard.as_mut() else {
             return;
         };
@@ -116,7 +121,9 @@ impl AdtapRoot {
     }
 
     fn publish(&mut self) {
-        let guard = self.worker.borrow();
+        let Ok(guard) = self.worker.try_borrow() else {
+            return;
+        };
         if let (Some(worker), Some(metrics)) = (guard.as_ref(), self.metrics.as_mut()) {
             metrics.publish(worker.pipeline.stats(), &worker.local);
         }
@@ -128,11 +135,16 @@ impl AdtapRoot {
             return false;
         };
         let idle = {
-            let mut guard = self.worker.borrow_mut();
+            let Ok(mut guard) = self.worker.try_borrow_mut() else {
+                return false;
+            };
             match guard.as_mut() {
                 Some(worker) => {
                     if now >= deadline && !worker.pipeline.is_idle() {
                         worker.pipeline.abandon_in_flight();
+                        // Their records are counted as dropped: a late answer must find no
+                        // token (and record no round trip).
+                        self.calls.clear();
                     }
                     worker.pipeline.is_idle() || now >= deadline
                 }
@@ -160,7 +172,7 @@ impl Context for AdtapRoot {
         body_size: usize,
         _: usize,
     ) {
-        let now = host::now_ms();
+        let now = host::clock_ms();
         let Some(id) = self.calls.remove(&token) else {
             return;
         };
@@ -176,7 +188,9 @@ impl Context for AdtapRoot {
         )
         .unwrap_or_default();
         let report = {
-            let mut guard = self.worker.borrow_mut();
+            let Ok(mut guard) = self.worker.try_borrow_mut() else {
+                return;
+            };
             let Some(worker) = guard.as_mut() else {
                 return;
             };
@@ -228,16 +242,29 @@ impl RootContext for AdtapRoot {
             host::log(LogLevel::Error, "the host refused the tick period");
             return false;
         }
-        let now = host::now_ms();
-        let mut guard = self.worker.borrow_mut();
+        let now = host::clock_ms();
+        let Ok(mut guard) = self.worker.try_borrow_mut() else {
+            return false;
+        };
         if let Some(old) = guard.as_mut() {
-            // A reconfiguration replaces the worker; whatever the old one still held is counted
-            // as dropped at shutdown rather than vanishing.
-            old.pipeline.abandon();
+            if old.cfg == cfg {
+                // The same configuration again: keep the worker and everything it holds.
+                return true;
+            }
+            // Envoy normally gives a new configuration a new root context and flushes the old
+            // one through `on_done`; a root reconfigured in place replaces its worker, and
+            // whatever the old one still held is counted as dropped at shutdown. Its calls'
+            // answers must not be matched against the new worker's batches, and its totals
+            // carry on in the published stats.
+            old.pipeline.abandon_in_flight();
+            self.calls.clear();
+            if let Some(m) = self.metrics.as_mut() {
+                m.publish(old.pipeline.stats(), &old.local);
+                m.retire(old.pipeline.stats(), &old.local);
+            }
         }
-        // Answers to the old worker's calls must not be matched against the new worker's batches.
-        self.calls.clear();
-        *guard = Some(Worker::new(cfg, host_seed(now)));
+        self.generation = self.generation.wrapping_add(1);
+        *guard = Some(Worker::new(cfg, self.generation, host_seed(now)));
         drop(guard);
         if self.metrics.is_none() {
             self.metrics = Some(Metrics::define());
@@ -246,7 +273,7 @@ impl RootContext for AdtapRoot {
     }
 
     fn on_tick(&mut self) {
-        let now = host::now_ms();
+        let now = host::clock_ms();
         self.ship(now);
         if !self.maybe_finish(now) {
             self.publish();
@@ -265,9 +292,11 @@ impl RootContext for AdtapRoot {
 impl AdtapRoot {
     /// Shared by `on_done`: starts the final flush.
     fn start_shutdown(&mut self) -> bool {
-        let now = host::now_ms();
+        let now = host::clock_ms();
         let deadline = {
-            let mut guard = self.worker.borrow_mut();
+            let Ok(mut guard) = self.worker.try_borrow_mut() else {
+                return true;
+            };
             let Some(worker) = guard.as_mut() else {
                 return true;
             };
@@ -276,10 +305,10 @@ impl AdtapRoot {
         };
         self.ship(now);
         self.shutdown_deadline = Some(deadline);
-        let finished = {
-            let guard = self.worker.borrow();
-            guard.as_ref().is_none_or(|w| w.pipeline.is_idle())
-        };
+        let finished = self
+            .worker
+            .try_borrow()
+            .map_or(true, |g| g.as_ref().is_none_or(|w| w.pipeline.is_idle()));
         if finished {
             self.publish();
             self.shutdown_deadline = None;

@@ -1,7 +1,7 @@
 //! The HTTP context: observes one request, never changes or delays it.
 //!
-//! Every callback returns `Continue`. A request that matches no rule costs three header reads
-//! and a rule scan; the event is finished in `on_log`, after the response, when status,
+//! Every callback returns `Continue`. A request that matches no rule costs one host call (all
+//! request headers at once) and a rule scan; the event is finished in `on_log`, after the response, when status,
 //! duration and sizes are known.
 
 use crate::host::{self, HeaderMap};
@@ -20,6 +20,8 @@ impl HeaderSource for HeaderMap {
 
 /// An event being captured.
 struct Pending {
+    /// The worker generation whose configuration `rule` indexes.
+    generation: u64,
     rule: usize,
     event: Event,
     /// `x-forwarded-for`, read at request time when trusted hops are configured.
@@ -56,7 +58,9 @@ impl AdtapStream {
             host: &host_name,
             path: &path,
         };
-        let mut guard = self.worker.borrow_mut();
+        let Ok(mut guard) = self.worker.try_borrow_mut() else {
+            return;
+        };
         let Some(worker) = guard.as_mut() else {
             return;
         };
@@ -83,6 +87,7 @@ impl AdtapStream {
         let id = worker.next_event_id();
         let event = capture::begin(&worker.cfg, rule_idx, id, host::now_ms(), head, &headers);
         self.pending = Some(Pending {
+            generation: worker.generation,
             rule: rule_idx,
             event,
             xff,
@@ -116,35 +121,44 @@ impl HttpContext for AdtapStream {
         // What to read, decided in one borrow. The peer address is one more host call: skip it
         // when the event cannot use it.
         let (fields, needs_peer) = {
-            let guard = self.worker.borrow();
+            let Ok(guard) = self.worker.try_borrow() else {
+                return;
+            };
             let Some(w) = guard.as_ref() else {
                 return;
             };
+            // Reconfigured since the request began: `p.rule` indexes the old rules. The
+            // request was never counted as captured, so letting it go loses nothing counted.
+            if w.generation != p.generation {
+                return;
+            }
             let ip = &w.cfg.client_ip;
             let needs_peer = ip.mode != IpMode::Omit
                 && (ip.trusted_hops == 0 || p.xff.as_deref().is_none_or(|x| x.trim().is_empty()));
             (w.cfg.response_fields, needs_peer)
         };
         // Each property is a host call; read only the configured ones.
-        let u64_if = |on: bool, path: &[&str]| on.then(|| host::property_u64(path)).flatten();
-        let str_if = |on: bool, path: &[&str]| {
+        let u64_if =
+            |on: bool, path: host::PropertyPath| on.then(|| host::property_u64(path)).flatten();
+        let str_if = |on: bool, path: host::PropertyPath| {
             on.then(|| host::property_string(path))
                 .flatten()
                 .filter(|s| !s.is_empty())
         };
         let done = Completion {
-            status: u64_if(fields.status, &["response", "code"])
-                .and_then(|c| u16::try_from(c).ok()),
-            duration_us: u64_if(fields.duration, &["request", "duration"]).map(|ns| ns / 1_000),
-            request_bytes: u64_if(fields.sizes, &["request", "total_size"]),
-            response_bytes: u64_if(fields.sizes, &["response", "total_size"]),
-            route: str_if(fields.route, &["xds", "route_name"]),
-            upstream: str_if(fields.upstream, &["xds", "cluster_name"]),
+            status: u64_if(fields.status, "response\0code").and_then(|c| u16::try_from(c).ok()),
+            duration_us: u64_if(fields.duration, "request\0duration").map(|ns| ns / 1_000),
+            request_bytes: u64_if(fields.sizes, "request\0total_size"),
+            response_bytes: u64_if(fields.sizes, "response\0total_size"),
+            route: str_if(fields.route, "xds\0route_name"),
+            upstream: str_if(fields.upstream, "xds\0cluster_name"),
             peer_address: needs_peer
-                .then(|| host::property_string(&["source", "address"]))
+                .then(|| host::property_string("source\0address"))
                 .flatten(),
         };
-        let mut guard = self.worker.borrow_mut();
+        let Ok(mut guard) = self.worker.try_borrow_mut() else {
+            return;
+        };
         let Some(worker) = guard.as_mut() else {
             return;
         };
@@ -155,6 +169,6 @@ impl HttpContext for AdtapStream {
             }
         }
         capture::finish(&worker.cfg, &mut p.event, p.xff.as_deref(), done);
-        worker.accept(host::now_ms(), p.rule, &p.event);
+        worker.accept(host::clock_ms(), p.rule, &p.event);
     }
 }

@@ -20,6 +20,9 @@ pub type Shared = Rc<RefCell<Option<Worker>>>;
 pub struct Worker {
     /// The validated configuration.
     pub cfg: Config,
+    /// Which configuration of this root this is (0, 1, … per successful `on_configure`), so
+    /// that a stream begun under an older one is not finished with the new rules.
+    pub generation: u64,
     /// Buffer, batches, retries, accounting.
     pub pipeline: Pipeline,
     /// Sampling decisions.
@@ -36,12 +39,13 @@ pub struct Worker {
 
 impl Worker {
     /// A worker for `cfg`; `seed` feeds the VM id, sampling and jitter.
-    pub fn new(cfg: Config, seed: u64) -> Worker {
+    pub fn new(cfg: Config, generation: u64, seed: u64) -> Worker {
         let mut rng = Rng::new(seed);
         let vm_id = rng.next_u64();
         let pipeline = Pipeline::new(&cfg, rng.next_u64());
         Worker {
             cfg,
+            generation,
             pipeline,
             rng,
             vm_id,

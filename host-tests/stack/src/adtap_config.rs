@@ -76,7 +76,10 @@ pub fn base(dialect: Dialect, format: Format) -> Value {
         "cluster": "kafka_rest",
         "dialect": dialect.as_str(),
         "format": format.as_str(),
-        "timeout_ms": 2000,
+        // Longer than the REST proxy's delivery timeout (10 s, `Stack::start`): the proxy always
+        // answers before the filter gives up on a call, so a slow broker cannot make the filter
+        // retry records the proxy still delivers (duplicates).
+        "timeout_ms": 12000,
         "tick_ms": 50,
         "rules": [
             {"event_type": "impression", "topic": "ad-impressions", "method": "GET", "path": {"prefix": "/imp"}},

@@ -374,12 +374,15 @@ pub async fn send(addr: SocketAddr, requests: &[AdRequest], connections: usize) 
     out
 }
 
+/// How long one request may take before it counts as failed.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn send_on_one_connection(addr: SocketAddr, reqs: Vec<(usize, AdRequest)>) -> Vec<Outcome> {
     let mut out = Vec::with_capacity(reqs.len());
     let mut conn: Option<http1::SendRequest<Full<Bytes>>> = None;
     for (index, r) in reqs {
         let start = Instant::now();
-        let status = async {
+        let exchange = async {
             if let Some(s) = conn.as_mut() {
                 if s.ready().await.is_err() {
                     conn = None;
@@ -405,8 +408,11 @@ async fn send_on_one_connection(addr: SocketAddr, reqs: Vec<(usize, AdRequest)>)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok::<u16, String>(status)
-        }
-        .await;
+        };
+        // A wedged Envoy must fail the test, not hang it until CI's limit.
+        let status = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {REQUEST_TIMEOUT:?}")));
         if status.is_err() {
             conn = None;
         }

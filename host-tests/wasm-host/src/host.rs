@@ -363,7 +363,7 @@ impl Host {
         let finished = self.call_bool("proxy_on_done", root, (root as i32,))?;
         let st = self.store.data_mut();
         if finished {
-            st.root_finished = true;
+            st.finish_root();
         } else {
             st.pending_done = true;
         }
@@ -445,7 +445,9 @@ impl Host {
 
     /// `proxy_on_tick` now, if a tick period is set; returns whether it ticked.
     pub fn tick(&mut self) -> Result<bool> {
-        if self.store.data().tick_period_ms == 0 {
+        let st = self.store.data();
+        // A finished root gets no more ticks; a deleted VM fails the call below.
+        if st.tick_period_ms == 0 || (st.root_finished && !self.deleted) {
             return Ok(false);
         }
         let root = self.root();
@@ -472,13 +474,17 @@ impl Host {
             };
             let tick = st
                 .next_tick_ns
-                .filter(|_| st.tick_period_ms > 0 && !self.deleted);
+                .filter(|_| st.tick_period_ms > 0 && !self.deleted && !st.root_finished);
             match (deadline, tick) {
                 (Some((t, token)), tick) if t <= target && tick.is_none_or(|k| t <= k) => {
                     self.set_now(t);
                     self.timeout_call(token)?;
                 }
                 (_, Some(t)) if t <= target => {
+                    // A tick that fell due while the clock was moved by `advance` fires once,
+                    // now, and the next one is a period later: Envoy re-arms its timer when it
+                    // fires and never catches up on missed ticks.
+                    let t = t.max(self.now_ns());
                     self.set_now(t);
                     let st = self.store.data_mut();
                     st.next_tick_ns = Some(t + u64::from(st.tick_period_ms) * 1_000_000);

@@ -350,7 +350,7 @@ fn proxy_done(c: C) -> HcResult {
     let st = c.data_mut();
     if st.pending_done && st.effective_context == st.root_id {
         st.pending_done = false;
-        st.root_finished = true;
+        st.finish_root();
         st.done_calls += 1;
         Ok(())
     } else {

@@ -280,4 +280,13 @@ impl State {
     pub fn is_live_context(&self, id: u32) -> bool {
         id == self.root_id || self.streams.contains_key(&id)
     }
+
+    /// The root finished its shutdown (`on_done` returned true, or `proxy_done` after
+    /// deferring). Envoy then deletes the root context: it gets no more ticks, and its HTTP
+    /// calls still pending are cancelled without a callback.
+    pub fn finish_root(&mut self) {
+        self.root_finished = true;
+        let pending = std::mem::take(&mut self.calls);
+        self.cancelled_calls.extend(pending.into_values());
+    }
 }

@@ -120,17 +120,19 @@ fn flush_by_age_at_the_exact_boundary() {
     let rec = &decode_call(&cs[0], V2, JSON)[0];
     assert_eq!(rec.event.ts, T0_MS + 30, "the event is stamped at on_log");
 
-    // The same through regular ticks: an event at T0+1030 goes on the first tick at or past
-    // T0+2030, i.e. T0+2100 (ticks every 100 ms from T0).
+    // The same through regular ticks. `advance` moved the clock past the ticks due on the way;
+    // like Envoy, which re-arms its timer when it fires and never catches up, the host fires
+    // the overdue tick once, at T0+1030, and the next ones every 100 ms from there. So the
+    // event at T0+1030 goes on the tick at T0+2030, exactly when it is 1000 ms old.
     respond_ok(&mut h, &cs[0], V2, JSON);
     request(&mut h, "/imp?n=1");
-    pass(&mut h, 999); // to T0+2029: ticks up to T0+2000, then one at T0+2029 (age 999)
+    pass(&mut h, 999); // to T0+2029: ticks up to T0+1930, then `check`'s at T0+2029 (age 999)
     check(&mut h);
     assert!(calls(&h).is_empty());
     pass(&mut h, 71);
     let cs = calls(&h);
     assert_eq!(cs.len(), 1);
-    assert_eq!(cs[0].dispatched_at_ns, (T0_MS + 2100) * 1_000_000);
+    assert_eq!(cs[0].dispatched_at_ns, (T0_MS + 2030) * 1_000_000);
     check(&mut h);
 }
 
@@ -767,7 +769,7 @@ fn call_timeout_passes_as_504_and_is_retried() {
 
 #[test]
 fn client_errors_are_not_retried() {
-    for status in [400u16, 401, 403, 404, 413, 415, 422] {
+    for status in [400u16, 401, 403, 404, 415, 422] {
         let cfg = config(json!({"batch": {"max_events": 3},
                                 "retry": {"initial_backoff_ms": 100, "jitter": 0.0}}));
         let mut h = start(&cfg);
@@ -785,6 +787,51 @@ fn client_errors_are_not_retried() {
         assert!(calls(&h).is_empty(), "HTTP {status} was retried");
         check(&mut h);
     }
+}
+
+/// A 413 says the request was too large, not that its records are bad: the batch goes again
+/// at once in halves, and only a record too large on its own is dropped (as too_large).
+#[test]
+fn a_413_splits_the_batch_and_delivers_what_fits() {
+    let cfg = config(json!({"batch": {"max_events": 4}}));
+    let mut h = start(&cfg);
+    impressions(&mut h, 0, 4);
+    check(&mut h);
+    let call = calls(&h).remove(0);
+    answer(&mut h, call.token, Answer::Status(413));
+    let c = check(&mut h);
+    assert_eq!((c.retries, c.dropped, c.batches_failed), (4, 0, 1));
+    let halves = calls(&h);
+    assert_eq!(halves.len(), 2, "both halves go at once, no backoff");
+    assert_eq!(ns(&halves[0], V2, JSON), [0, 1]);
+    assert_eq!(ns(&halves[1], V2, JSON), [2, 3]);
+    // The first half fits; the second is still too large and splits into single records,
+    // one of which the proxy refuses on its own.
+    respond_ok(&mut h, &halves[0], V2, JSON);
+    answer(&mut h, halves[1].token, Answer::Status(413));
+    check(&mut h);
+    let singles = calls(&h);
+    assert_eq!(singles.len(), 2);
+    assert_eq!(
+        (ns(&singles[0], V2, JSON), ns(&singles[1], V2, JSON)),
+        (vec![2], vec![3])
+    );
+    respond_ok(&mut h, &singles[0], V2, JSON);
+    answer(&mut h, singles[1].token, Answer::Status(413));
+    let c = check(&mut h);
+    assert_eq!(
+        (
+            c.captured,
+            c.delivered,
+            c.too_large,
+            c.dropped,
+            c.buffered,
+            c.in_flight
+        ),
+        (4, 3, 1, 1, 0, 0)
+    );
+    pass(&mut h, 60_000);
+    assert!(calls(&h).is_empty());
 }
 
 // ---- overflow -------------------------------------------------------------------------------
@@ -1014,4 +1061,82 @@ fn response_fields_limit_what_is_read_in_on_log() {
         (None, None)
     );
     check(&mut h);
+}
+
+// ---- reconfiguration in place -----------------------------------------------------------------
+
+/// Envoy gives a new configuration a new root context, but the ABI lets a host configure a live
+/// root again. The old worker's records are then counted as dropped (never lost without a
+/// count), its totals carry on in the published counters (which must not freeze or go back),
+/// a stream begun under the old rules is not finished with the new ones, and an answer to an
+/// old call is ignored.
+#[test]
+fn reconfiguring_a_live_root_keeps_the_books() {
+    let mut h = start(&config(json!({"batch": {"max_events": 3}})));
+    impressions(&mut h, 0, 5);
+    let c = check(&mut h);
+    let old_calls = calls(&h);
+    assert_eq!(old_calls.len(), 1);
+    assert_eq!((c.captured, c.in_flight, c.buffered), (5, 3, 2));
+
+    // A request in progress when the configuration changes.
+    let open = ok(&mut h, |h| h.new_http_context());
+    let r = h.request_headers(
+        open,
+        &[
+            (":method", "GET"),
+            (":path", "/imp?n=99"),
+            (":authority", "ads.example"),
+        ],
+        true,
+    );
+    must(&h, r);
+
+    // The same configuration again changes nothing.
+    assert!(ok(&mut h, |h| h.configure()));
+    let c = check(&mut h);
+    assert_eq!(
+        (c.captured, c.in_flight, c.buffered, c.shutdown),
+        (5, 3, 2, 0)
+    );
+
+    h.set_plugin_config(config(json!({"batch": {"max_events": 2}})).to_string());
+    assert!(ok(&mut h, |h| h.configure()));
+    let c = check(&mut h);
+    assert_eq!(
+        (c.captured, c.in_flight, c.buffered, c.shutdown, c.dropped),
+        (5, 0, 0, 5, 5),
+        "the old worker's records are counted, not forgotten"
+    );
+
+    let r = h.complete_stream(open);
+    must(&h, r);
+    let c = check(&mut h);
+    assert_eq!(
+        c.captured, 5,
+        "a stream begun under the old rules is not captured"
+    );
+
+    // The old call's answer arrives: ignored, no round trip recorded.
+    respond_ok(&mut h, &old_calls[0], V2, JSON);
+    let c = check(&mut h);
+    assert_eq!((c.delivered, c.dropped), (0, 5));
+    assert!(h
+        .histogram("adtap_batch_rtt_ms")
+        .unwrap_or_default()
+        .is_empty());
+
+    // The new worker counts on from the old totals.
+    impressions(&mut h, 5, 2);
+    let c = check(&mut h);
+    assert_eq!((c.captured, c.in_flight), (7, 2));
+    let new_calls = calls(&h);
+    assert_eq!(new_calls.len(), 1);
+    assert_eq!(ns(&new_calls[0], V2, JSON), [5, 6]);
+    respond_ok(&mut h, &new_calls[0], V2, JSON);
+    let c = check(&mut h);
+    assert_eq!(
+        (c.captured, c.delivered, c.dropped, c.in_flight),
+        (7, 2, 5, 0)
+    );
 }

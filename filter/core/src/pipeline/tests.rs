@@ -345,6 +345,52 @@ fn dispatch_failure_retries_the_whole_batch() {
 }
 
 #[test]
+fn a_413_splits_the_batch_in_halves_until_single_records_are_dropped() {
+    let mut p = Pipeline::new(&config(), 1);
+    for i in 0..3 {
+        p.push(0, rec(0, i, 10));
+    }
+    let too_large = |p: &mut Pipeline, now: u64, id: BatchId| {
+        p.on_response(
+            now,
+            id,
+            Response {
+                status: Some(413),
+                body: br#"{"error_code":413,"message":"Request Entity Too Large"}"#,
+            },
+        )
+    };
+    let b = p.poll(0).unwrap();
+    let report = too_large(&mut p, 20, b.id);
+    assert_eq!((report.retried, report.dropped), (3, 0));
+    let s = p.stats().clone();
+    assert_eq!((s.buffered, s.retries, s.batches_failed), (3, 3, 1));
+    assert!(s.balanced());
+    // Both halves are due at once (the proxy is healthy: no backoff), first half first.
+    assert_eq!(p.next_wakeup(), Some(20));
+    let h1 = p.poll(20).unwrap();
+    let h2 = p.poll(20).unwrap();
+    assert_eq!((ids(&p, h1.id), ids(&p, h2.id)), (vec![0], vec![1, 2]));
+    // The pair is still too large: split again; the lone record is too large on its own.
+    let report = too_large(&mut p, 30, h2.id);
+    assert_eq!((report.retried, report.dropped), (2, 0));
+    let report = too_large(&mut p, 30, h1.id);
+    assert_eq!((report.retried, report.dropped), (0, 1));
+    assert_eq!(dropped(&p, DropReason::TooLarge), 1);
+    let q1 = p.poll(30).unwrap();
+    let q2 = p.poll(30).unwrap();
+    assert_eq!((ids(&p, q1.id), ids(&p, q2.id)), (vec![1], vec![2]));
+    p.on_outcomes(40, q1.id, &[D]);
+    p.on_outcomes(40, q2.id, &[D]);
+    let s = p.stats();
+    assert_eq!(
+        (s.delivered, s.dropped_total(), s.buffered_bytes),
+        (2, 1, 0)
+    );
+    assert!(s.balanced() && p.is_idle());
+}
+
+#[test]
 fn a_failed_call_without_response_is_retried() {
     // No response at all is retriable in every dialect, whatever else classify decides.
     let mut p = Pipeline::new(&config(), 1);
