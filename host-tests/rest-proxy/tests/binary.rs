@@ -11,16 +11,31 @@ use std::time::{Duration, Instant};
 use common::*;
 use hyper::StatusCode;
 
+/// The proxy process, killed and reaped if the test fails before stopping it.
+struct Proxy(std::process::Child);
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prints_its_address_serves_and_stops_on_sigterm() {
     let unused = adtap_rest_proxy::testkit::free_port().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_adtap-rest-proxy"))
-        .args(["--listen", "127.0.0.1:0", "--cluster-id", "c-test"])
-        .args(["--bootstrap", &format!("127.0.0.1:{unused}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut proxy = Proxy(
+        Command::new(env!("CARGO_BIN_EXE_adtap-rest-proxy"))
+            .args(["--listen", "127.0.0.1:0", "--cluster-id", "c-test"])
+            .args(["--bootstrap", &format!("127.0.0.1:{unused}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut proxy.0;
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
