@@ -6,7 +6,9 @@
 //! - [`Variant::Noop`]: the no-op Rust proxy-wasm filter on V8 (the floor any Wasm filter pays);
 //! - [`Variant::AccessLog`]: Envoy's JSON file access log with the fields adtap captures;
 //! - [`Variant::Adtap`]: adtap capturing every request and shipping to the `kafka_rest`
-//!   cluster (the bench's sink, or the local REST proxy).
+//!   cluster (the bench's sink, or the local REST proxy);
+//! - [`Variant::Baseline`]: another adtap module (`--baseline-wasm`, e.g. the last release) with
+//!   the same configuration, so that a change is measured before/after in the same rounds.
 //!
 //! Configurations are JSON (Envoy reads `.json` bootstrap files as such), built with
 //! `serde_json`, so no template quoting can go wrong.
@@ -44,24 +46,41 @@ pub enum Variant {
     AccessLog,
     /// adtap.
     Adtap,
+    /// Another adtap module, for before/after comparisons in one run.
+    Baseline,
 }
 
 impl Variant {
     /// All variants in the interleaving order.
-    pub const ALL: [Variant; 4] = [
+    pub const ALL: [Variant; 5] = [
+        Variant::Bare,
+        Variant::Noop,
+        Variant::AccessLog,
+        Variant::Adtap,
+        Variant::Baseline,
+    ];
+
+    /// The variants run by default (the baseline only when a module is given for it).
+    pub const DEFAULT: [Variant; 4] = [
         Variant::Bare,
         Variant::Noop,
         Variant::AccessLog,
         Variant::Adtap,
     ];
 
-    /// Parses a short name: `bare`, `noop`, `accesslog`, `adtap`.
+    /// Whether this variant runs adtap (its stats are checked after every run).
+    pub fn is_adtap(self) -> bool {
+        matches!(self, Variant::Adtap | Variant::Baseline)
+    }
+
+    /// Parses a short name: `bare`, `noop`, `accesslog`, `adtap`, `baseline`.
     pub fn parse(s: &str) -> Option<Variant> {
         match s {
             "bare" => Some(Variant::Bare),
             "noop" => Some(Variant::Noop),
             "accesslog" => Some(Variant::AccessLog),
             "adtap" => Some(Variant::Adtap),
+            "baseline" => Some(Variant::Baseline),
             _ => None,
         }
     }
@@ -73,6 +92,7 @@ impl Variant {
             Variant::Noop => "no-op Wasm filter (V8)",
             Variant::AccessLog => "JSON file access log",
             Variant::Adtap => "adtap (V8) → sink",
+            Variant::Baseline => "baseline adtap module (V8) → sink",
         }
     }
 }
@@ -84,6 +104,8 @@ pub struct Inputs {
     pub noop_wasm: PathBuf,
     /// adtap's release module.
     pub adtap_wasm: PathBuf,
+    /// The module of [`Variant::Baseline`], if one is compared.
+    pub baseline_wasm: Option<PathBuf>,
     /// adtap's JSON configuration.
     pub adtap_config: String,
     /// Port of the REST endpoint adtap ships to (`kafka_rest` cluster).
@@ -168,6 +190,11 @@ pub fn bootstrap(variant: Variant, inputs: &Inputs, access_log_path: &Path) -> V
         Variant::Adtap => filters.push(wasm_filter(
             "adtap",
             &inputs.adtap_wasm,
+            &inputs.adtap_config,
+        )),
+        Variant::Baseline => filters.push(wasm_filter(
+            "adtap",
+            inputs.baseline_wasm.as_ref().unwrap_or(&inputs.adtap_wasm),
             &inputs.adtap_config,
         )),
         Variant::Bare | Variant::AccessLog => {}
@@ -387,6 +414,7 @@ mod tests {
         Inputs {
             noop_wasm: "/x/noop.wasm".into(),
             adtap_wasm: "/x/adtap.wasm".into(),
+            baseline_wasm: Some("/x/adtap-before.wasm".into()),
             adtap_config: adtap_config("json"),
             rest_port: 4321,
         }
@@ -421,6 +449,15 @@ mod tests {
             "/x/adtap.wasm"
         );
         assert_eq!(wasm["failure_policy"], "FAIL_OPEN");
+        // The baseline runs its own module with the very same configuration.
+        let base = bootstrap(Variant::Baseline, &inputs(), log);
+        let base_wasm = &base["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+            ["typed_config"]["http_filters"][0]["typed_config"]["config"];
+        assert_eq!(
+            base_wasm["vm_config"]["code"]["local"]["filename"],
+            "/x/adtap-before.wasm"
+        );
+        assert_eq!(base_wasm["configuration"], wasm["configuration"]);
         // adtap's configuration travels as a string and parses as a valid adtap config.
         let cfg = wasm["configuration"]["value"].as_str().unwrap();
         assert!(adtap_core::Config::parse(cfg.as_bytes()).is_ok());

@@ -144,7 +144,7 @@ pub fn run(settings: &Settings, inputs_base: &Inputs) -> Result<Section> {
     for (v, e) in &envoys {
         let before = counts(e)?;
         load::wrk(&url(e), &AD_HEADERS, 1, settings.conns, 1, load_cpu)?;
-        if *v == Variant::Adtap {
+        if v.is_adtap() {
             settle(e, before)?;
         }
         truncate_log(e);
@@ -165,7 +165,7 @@ pub fn run(settings: &Settings, inputs_base: &Inputs) -> Result<Section> {
             let s = series.entry(i).or_default();
             s.rps.push(r.rps);
             s.wrk_errors += r.errors;
-            if *v == Variant::Adtap {
+            if v.is_adtap() {
                 let c = settle(e, before)?;
                 s.checks.push(c);
                 if !c.ok() {
@@ -198,7 +198,7 @@ pub fn run(settings: &Settings, inputs_base: &Inputs) -> Result<Section> {
                 settings.latency_secs,
                 settings.conns,
             )?;
-            if *v == Variant::Adtap {
+            if v.is_adtap() {
                 let c = settle(e, before)?;
                 if !c.ok() {
                     eprintln!("  WARNING: adtap accounting off after a latency run: {c:?}");
@@ -275,7 +275,8 @@ fn render(
          default batch settings (500 events / 1 MiB / 1 s).\n",
         settings.conns, settings.secs, settings.rounds
     );
-    let rows: Vec<Vec<String>> = Variant::ALL
+    let rows: Vec<Vec<String>> = settings
+        .variants
         .iter()
         .map(|v| {
             let s = get(*v);
@@ -328,6 +329,16 @@ fn render(
             2
         ),
     );
+    let baseline = get(Variant::Baseline);
+    if !baseline.rps.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nBefore/after in the same rounds: adtap / baseline module = **{}** (per-round \
+             ratios); adtap's worker time per request minus the baseline's: **{} µs**.",
+            show_opt(ratios(&adtap.rps, &baseline.rps), 3),
+            show_opt(added_us(adtap, baseline), 2),
+        );
+    }
     let checks_ok = !adtap.checks.is_empty() && adtap.checks.iter().all(Check::ok);
     let served: u64 = adtap.checks.iter().map(|c| c.served).sum();
     let captured: u64 = adtap.checks.iter().map(|c| c.captured).sum();
@@ -372,7 +383,8 @@ fn render(
     let lat = |s: &Series, f: fn(&RateResult) -> f64| {
         Spread::of(&s.lat.iter().map(f).collect::<Vec<_>>())
     };
-    let rows: Vec<Vec<String>> = Variant::ALL
+    let rows: Vec<Vec<String>> = settings
+        .variants
         .iter()
         .map(|v| {
             let s = get(*v);
@@ -409,6 +421,19 @@ fn render(
         Spread::of(&d)
     };
     let p50_add = diff(|r| r.p50_us);
+    if !baseline.lat.is_empty() {
+        let d: Vec<f64> = adtap
+            .lat
+            .iter()
+            .zip(&baseline.lat)
+            .map(|(a, b)| a.p50_us - b.p50_us)
+            .collect();
+        let _ = writeln!(
+            md,
+            "\nBefore/after: adtap's p50 minus the baseline module's, per round: **{} µs**.",
+            show_opt(Spread::of(&d), 1)
+        );
+    }
     let _ = writeln!(
         md,
         "\nLatency adtap adds over the no-op filter (per-round differences): p50 **{} µs**, \
@@ -441,7 +466,8 @@ fn render(
          of sections 1 and 2 (the same load for every configuration).\n"
     );
     let mib = |k: u64| format!("{:.1}", k as f64 / 1024.0);
-    let rows: Vec<Vec<String>> = Variant::ALL
+    let rows: Vec<Vec<String>> = settings
+        .variants
         .iter()
         .map(|v| {
             let s = get(*v);

@@ -54,12 +54,14 @@ struct Opts {
     secs: Option<u64>,
     /// A JSON file replacing adtap's configuration in the Envoy runs (e.g. fewer response fields).
     adtap_config: Option<PathBuf>,
+    /// Another adtap module run as the `baseline` variant, for a before/after in one run.
+    baseline_wasm: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: adtap-bench [--short] [--out FILE] [--only envoy,native,vm,e2e] \
                      [--rate REQ_PER_S] [--wait-idle SECS] \
                      [--variants bare,noop,accesslog,adtap] [--rounds N] [--secs S] \
-                     [--adtap-config FILE]";
+                     [--adtap-config FILE] [--baseline-wasm FILE]";
 
 fn parse_args() -> Result<Opts> {
     let mut opts = Opts {
@@ -73,10 +75,11 @@ fn parse_args() -> Result<Opts> {
         },
         wait_idle: 0,
         rate: 5_000.0,
-        variants: envoy::Variant::ALL.to_vec(),
+        variants: envoy::Variant::DEFAULT.to_vec(),
         rounds: None,
         secs: None,
         adtap_config: None,
+        baseline_wasm: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -86,6 +89,9 @@ fn parse_args() -> Result<Opts> {
             "--rate" => opts.rate = args.next().context(USAGE)?.parse()?,
             "--adtap-config" => {
                 opts.adtap_config = Some(PathBuf::from(args.next().context(USAGE)?));
+            }
+            "--baseline-wasm" => {
+                opts.baseline_wasm = Some(PathBuf::from(args.next().context(USAGE)?));
             }
             "--rounds" => opts.rounds = Some(args.next().context(USAGE)?.parse()?),
             "--secs" => opts.secs = Some(args.next().context(USAGE)?.parse()?),
@@ -113,6 +119,18 @@ fn parse_args() -> Result<Opts> {
             }
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
+    }
+    if opts.baseline_wasm.is_some() && !opts.variants.contains(&envoy::Variant::Baseline) {
+        // Right after adtap, so the two are measured back to back in every round.
+        let at = opts
+            .variants
+            .iter()
+            .position(|v| *v == envoy::Variant::Adtap)
+            .map_or(opts.variants.len(), |i| i + 1);
+        opts.variants.insert(at, envoy::Variant::Baseline);
+    }
+    if opts.variants.contains(&envoy::Variant::Baseline) && opts.baseline_wasm.is_none() {
+        bail!("the `baseline` variant needs --baseline-wasm FILE\n{USAGE}");
     }
     Ok(opts)
 }
@@ -162,6 +180,7 @@ fn main() -> Result<()> {
             let inputs = envoy::Inputs {
                 noop_wasm: noop,
                 adtap_wasm: tools.adtap_wasm.clone(),
+                baseline_wasm: opts.baseline_wasm.clone(),
                 adtap_config: match &opts.adtap_config {
                     Some(path) => std::fs::read_to_string(path)
                         .with_context(|| format!("reading {}", path.display()))?,
