@@ -117,6 +117,8 @@ struct Series {
     rps: Vec<f64>,
     wrk_errors: u64,
     lat: Vec<RateResult>,
+    /// Envoy's CPU time per answered request in each fixed-rate run, µs.
+    cpu_us: Vec<f64>,
     checks: Vec<Check>,
     rss_kib: Option<(u64, u64)>,
     log_bytes: u64,
@@ -190,6 +192,7 @@ pub fn run(settings: &Settings, inputs_base: &Inputs) -> Result<Section> {
         for (v, e) in &envoys {
             let i = idx(*v);
             let before = counts(e)?;
+            let cpu_before = e.cpu_ns();
             let r = load::fixed_rate(
                 e.listener,
                 AD_PATH,
@@ -206,6 +209,12 @@ pub fn run(settings: &Settings, inputs_base: &Inputs) -> Result<Section> {
                 series.entry(i).or_default().checks.push(c);
             }
             truncate_log(e);
+            if let (Some(a), Some(b)) = (cpu_before, e.cpu_ns()) {
+                if r.ok > 0 {
+                    let per = b.saturating_sub(a) as f64 / 1e3 / r.ok as f64;
+                    series.entry(i).or_default().cpu_us.push(per);
+                }
+            }
             eprintln!(
                 "  round {}/{} latency    {:<26} p50 {:>7.1} µs  p99 {:>7.1} µs  ({:.0} req/s, {} errors)",
                 round + 1,
@@ -395,6 +404,7 @@ fn render(
                 show_opt(lat(s, |r| r.p999_us), 1),
                 show_opt(lat(s, |r| r.max_us), 0),
                 show_opt(lat(s, |r| r.achieved_rps), 0),
+                show_opt(Spread::of(&s.cpu_us), 2),
                 s.lat.iter().map(|r| r.errors).sum::<u64>().to_string(),
             ]
         })
@@ -407,6 +417,7 @@ fn render(
             "p99.9 µs",
             "max µs",
             "achieved req/s",
+            "Envoy CPU µs/request",
             "errors",
         ],
         &rows,
@@ -421,6 +432,20 @@ fn render(
         Spread::of(&d)
     };
     let p50_add = diff(|r| r.p50_us);
+    // CPU per request, per-round differences: what each filter costs the worker, steadier
+    // than saturation throughput when the machine is shared.
+    let cpu_diff = |a: &Series, b: &Series| {
+        let d: Vec<f64> = a.cpu_us.iter().zip(&b.cpu_us).map(|(x, y)| x - y).collect();
+        Spread::of(&d)
+    };
+    let _ = writeln!(
+        md,
+        "\nEnvoy CPU time per request at this rate (all threads, `schedstat`), per-round \
+         differences: the no-op filter adds {} µs over bare Envoy; adtap adds **{} µs** over the \
+         no-op filter.",
+        show_opt(cpu_diff(noop, bare), 2),
+        show_opt(cpu_diff(adtap, noop), 2),
+    );
     if !baseline.lat.is_empty() {
         let d: Vec<f64> = adtap
             .lat
@@ -430,8 +455,10 @@ fn render(
             .collect();
         let _ = writeln!(
             md,
-            "\nBefore/after: adtap's p50 minus the baseline module's, per round: **{} µs**.",
-            show_opt(Spread::of(&d), 1)
+            "\nBefore/after: adtap's p50 minus the baseline module's, per round: **{} µs**; \
+             Envoy CPU per request, adtap minus baseline: **{} µs**.",
+            show_opt(Spread::of(&d), 1),
+            show_opt(cpu_diff(adtap, baseline), 2),
         );
     }
     let _ = writeln!(
