@@ -5,8 +5,6 @@
 //! - [`config`] and [`validate`]: the operator's JSON, parsed and range-checked into a [`Config`].
 //! - [`capture`]: rule matching on method/host/path, sampling, and building an [`Event`] from the
 //!   request the glue observes (fields, query/header allow-lists, client IP modes, body).
-//! - [`completion`]: the response-time fields read in `on_log`, as one CEL expression for the
-//!   host to evaluate (one host call instead of one per field).
 //! - [`event`]: the event model and the encoded [`Record`] that is buffered and sent.
 //! - [`encode`]: record values (JSON / MessagePack), record keys, and the HTTP request body for a
 //!   batch in each REST dialect.
@@ -22,7 +20,6 @@
 
 pub mod capture;
 pub mod classify;
-pub mod completion;
 pub mod config;
 pub mod encode;
 pub mod event;

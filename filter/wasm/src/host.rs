@@ -83,14 +83,6 @@ mod raw {
         pub fn proxy_increment_metric(id: u32, offset: i64) -> u32;
         pub fn proxy_record_metric(id: u32, value: u64) -> u32;
         pub fn proxy_done() -> u32;
-        pub fn proxy_call_foreign_function(
-            name: *const u8,
-            name_size: usize,
-            args: *const u8,
-            args_size: usize,
-            ret_data: *mut *mut u8,
-            ret_size: *mut usize,
-        ) -> u32;
     }
 }
 
@@ -281,27 +273,6 @@ pub fn property_u64(path: PropertyPath) -> Option<u64> {
 /// A property holding a string; invalid UTF-8 is replaced.
 pub fn property_string(path: PropertyPath) -> Option<String> {
     property(path).map(text)
-}
-
-/// Calls a foreign function the host registered (Envoy: `expr_create`, `expr_evaluate`, …)
-/// with `args`; returns what it wrote back. A host without the function answers `NotFound`.
-pub fn call_foreign(name: &str, args: &[u8]) -> Result<Vec<u8>, HostError> {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: name and args pointers/lengths describe live slices; return pointers are valid
-    // locals.
-    let code = unsafe {
-        raw::proxy_call_foreign_function(
-            name.as_ptr(),
-            name.len(),
-            args.as_ptr(),
-            args.len(),
-            &mut data,
-            &mut size,
-        )
-    };
-    status(code)?;
-    take_host_bytes(data, size).ok_or(HostError::InternalFailure)
 }
 
 /// Dispatches an HTTP call to an Envoy cluster; returns the call's token.

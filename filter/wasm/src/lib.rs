@@ -4,8 +4,6 @@
 //! - [`host`]: typed, panic-free adapters over `proxy_wasm::hostcalls` (time, headers,
 //!   properties, buffers, HTTP calls, logs). The SDK's convenience methods `unwrap()` host
 //!   statuses, which would trap the VM; we never call them.
-//! - [`completion`]: the response-time fields of an event, read in `on_log` in one host call
-//!   (Envoy's CEL) or, without it, one property read per field.
 //! - [`metrics`]: the `adtap_*` Envoy stats, updated from the core's counters by delta once per
 //!   tick, so the per-request path makes no metric host calls.
 //! - [`worker`]: the per-worker state (config, pipeline, sampling RNG, event ids) shared by the
@@ -18,7 +16,6 @@
 //! Batches are dispatched only from the root context: a call made from a stream context would
 //! be cancelled with its stream, and the SDK would route the answer to the wrong context.
 
-pub mod completion;
 pub mod host;
 pub mod metrics;
 pub mod root;

@@ -5,14 +5,11 @@
 //! are in flight or retries pending; ticks and answers keep draining until the pipeline is idle
 //! or `shutdown_deadline_ms` passes, and then we call `done()`.
 
-use crate::completion::Reader;
 use crate::host;
 use crate::metrics::Metrics;
 use crate::stream::AdtapStream;
 use crate::worker::{host_seed, Shared, Worker};
 use adtap_core::classify::Response;
-use adtap_core::completion::Plan;
-use adtap_core::config::IpMode;
 use adtap_core::pipeline::BatchId;
 use adtap_core::Config;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -260,7 +257,6 @@ impl RootContext for AdtapRoot {
             // answers must not be matched against the new worker's batches, and its totals
             // carry on in the published stats.
             old.pipeline.abandon_in_flight();
-            old.completion.release();
             self.calls.clear();
             if let Some(m) = self.metrics.as_mut() {
                 m.publish(old.pipeline.stats(), &old.local);
@@ -268,16 +264,7 @@ impl RootContext for AdtapRoot {
             }
         }
         self.generation = self.generation.wrapping_add(1);
-        let completion = Reader::new(Plan {
-            fields: cfg.response_fields,
-            peer: cfg.client_ip.mode != IpMode::Omit,
-        });
-        *guard = Some(Worker::new(
-            cfg,
-            self.generation,
-            host_seed(now),
-            completion,
-        ));
+        *guard = Some(Worker::new(cfg, self.generation, host_seed(now)));
         drop(guard);
         if self.metrics.is_none() {
             self.metrics = Some(Metrics::define());

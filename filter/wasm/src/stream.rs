@@ -6,7 +6,7 @@
 
 use crate::host::{self, HeaderMap};
 use crate::worker::Shared;
-use adtap_core::capture::{self, BodyCapture, HeaderSource, RequestHead};
+use adtap_core::capture::{self, BodyCapture, Completion, HeaderSource, RequestHead};
 use adtap_core::config::IpMode;
 use adtap_core::Event;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -118,22 +118,50 @@ impl HttpContext for AdtapStream {
         let Some(mut p) = self.pending.take() else {
             return;
         };
+        // What to read, decided in one borrow. The peer address is one more host call: skip it
+        // when the event cannot use it.
+        let (fields, needs_peer) = {
+            let Ok(guard) = self.worker.try_borrow() else {
+                return;
+            };
+            let Some(w) = guard.as_ref() else {
+                return;
+            };
+            // Reconfigured since the request began: `p.rule` indexes the old rules. The
+            // request was never counted as captured, so letting it go loses nothing counted.
+            if w.generation != p.generation {
+                return;
+            }
+            let ip = &w.cfg.client_ip;
+            let needs_peer = ip.mode != IpMode::Omit
+                && (ip.trusted_hops == 0 || p.xff.as_deref().is_none_or(|x| x.trim().is_empty()));
+            (w.cfg.response_fields, needs_peer)
+        };
+        // Each property is a host call; read only the configured ones.
+        let u64_if =
+            |on: bool, path: host::PropertyPath| on.then(|| host::property_u64(path)).flatten();
+        let str_if = |on: bool, path: host::PropertyPath| {
+            on.then(|| host::property_string(path))
+                .flatten()
+                .filter(|s| !s.is_empty())
+        };
+        let done = Completion {
+            status: u64_if(fields.status, "response\0code").and_then(|c| u16::try_from(c).ok()),
+            duration_us: u64_if(fields.duration, "request\0duration").map(|ns| ns / 1_000),
+            request_bytes: u64_if(fields.sizes, "request\0total_size"),
+            response_bytes: u64_if(fields.sizes, "response\0total_size"),
+            route: str_if(fields.route, "xds\0route_name"),
+            upstream: str_if(fields.upstream, "xds\0cluster_name"),
+            peer_address: needs_peer
+                .then(|| host::property_string("source\0address"))
+                .flatten(),
+        };
         let Ok(mut guard) = self.worker.try_borrow_mut() else {
             return;
         };
         let Some(worker) = guard.as_mut() else {
             return;
         };
-        // Reconfigured since the request began: `p.rule` indexes the old rules. The request was
-        // never counted as captured, so letting it go loses nothing counted.
-        if worker.generation != p.generation {
-            return;
-        }
-        // The peer address is used only when the client IP does not come from X-Forwarded-For.
-        let ip = &worker.cfg.client_ip;
-        let peer_wanted = ip.mode != IpMode::Omit
-            && (ip.trusted_hops == 0 || p.xff.as_deref().is_none_or(|x| x.trim().is_empty()));
-        let done = worker.completion.read(peer_wanted);
         if let Some(body) = p.body.take() {
             body.finish(&mut p.event);
             if p.event.body_truncated {

@@ -3,7 +3,6 @@
 //! Envoy runs one VM per worker thread, so this state is never touched by two threads: an
 //! `Rc<RefCell<…>>` is all the sharing it needs, and the buffer is never swapped or locked.
 
-use crate::completion::Reader;
 use crate::metrics::Local;
 use adtap_core::classify::DropReason;
 use adtap_core::encode;
@@ -34,15 +33,13 @@ pub struct Worker {
     pub seq: u64,
     /// Request counters of the HTTP contexts.
     pub local: Local,
-    /// Reads the response-time fields in `on_log`.
-    pub completion: Reader,
     /// Encoding scratch space, reused for every event.
     scratch: Vec<u8>,
 }
 
 impl Worker {
     /// A worker for `cfg`; `seed` feeds the VM id, sampling and jitter.
-    pub fn new(cfg: Config, generation: u64, seed: u64, completion: Reader) -> Worker {
+    pub fn new(cfg: Config, generation: u64, seed: u64) -> Worker {
         let mut rng = Rng::new(seed);
         let vm_id = rng.next_u64();
         let pipeline = Pipeline::new(&cfg, rng.next_u64());
@@ -54,7 +51,6 @@ impl Worker {
             vm_id,
             seq: 0,
             local: Local::default(),
-            completion,
             scratch: Vec::with_capacity(2048),
         }
     }

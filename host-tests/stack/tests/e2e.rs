@@ -116,14 +116,6 @@ fn exactly_once_per_request(dialect: Dialect, format: Format, n: usize, seed: u6
     assert!(parts.len() > 1, "all records on partitions {parts:?}");
     // Keyless bids exist in the traffic and arrive with a null key.
     assert!(records.iter().any(|r| r.raw_key.is_none()));
-    // The response fields checked above came through Envoy's CEL, in one host call per event
-    // (the filter falls back to one property read per field without it): Envoy 1.40 has it.
-    let log = stack.envoy_log();
-    assert!(
-        log.contains("response fields read through Envoy's CEL"),
-        "the filter did not compile its CEL expression:\n{log}"
-    );
-    assert!(!log.contains("expr_evaluate failed"), "{log}");
 }
 
 #[test]

@@ -50,9 +50,6 @@ pub struct HostOptions {
     pub root_id: String,
     /// Value of the `plugin_vm_id` property.
     pub vm_id: String,
-    /// Offer Envoy's CEL foreign functions (`expr_create`, `expr_evaluate`, `expr_delete`), as
-    /// Envoy 1.40 does; without them they answer NotFound, as a host that lacks them does.
-    pub cel: bool,
 }
 
 impl Default for HostOptions {
@@ -71,7 +68,6 @@ impl Default for HostOptions {
             auto_timeout: true,
             root_id: String::new(),
             vm_id: String::new(),
-            cel: true,
         }
     }
 }
@@ -187,7 +183,6 @@ impl Host {
             next_metric: 0,
             streams: HashMap::new(),
             root_properties,
-            cel: opts.cel.then(crate::cel::Expressions::default),
             status: (0, String::new()),
             shared_data: HashMap::new(),
             queues: Vec::new(),
@@ -373,11 +368,6 @@ impl Host {
             st.pending_done = true;
         }
         Ok(finished)
-    }
-
-    /// `expr_evaluate` calls so far (0 without CEL).
-    pub fn cel_evaluations(&self) -> u64 {
-        self.store.data().cel.as_ref().map_or(0, |c| c.evaluations)
     }
 
     /// Successful `proxy_done` calls so far.

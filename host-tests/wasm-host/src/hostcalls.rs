@@ -267,55 +267,6 @@ fn proxy_set_property(c: C, pp: i32, ps: i32, vp: i32, vs: i32) -> HcResult {
     Ok(())
 }
 
-/// Envoy's CEL foreign functions (see [`crate::cel`]); any other name, or CEL switched off,
-/// answers NotFound as Envoy does for a function it does not register.
-fn proxy_call_foreign_function(
-    c: C,
-    np: i32,
-    ns: i32,
-    ap: i32,
-    a_len: i32,
-    rp: i32,
-    rs: i32,
-) -> HcResult {
-    let name = read(c, np, ns)?;
-    let args = read(c, ap, a_len)?;
-    let token = |args: &[u8]| -> Result<u32, Status> {
-        let bytes: [u8; 4] = args.try_into().map_err(|_| Status::BadArgument)?;
-        Ok(u32::from_le_bytes(bytes))
-    };
-    let st = c.data_mut();
-    let Some(cel) = st.cel.as_mut() else {
-        return Err(Status::NotFound.into());
-    };
-    match name.as_slice() {
-        b"expr_create" => {
-            let source = String::from_utf8_lossy(&args);
-            let t = cel.create(&source).ok_or(Status::BadArgument)?;
-            return_bytes(c, &t.to_le_bytes(), rp, rs)
-        }
-        b"expr_evaluate" => {
-            let t = token(&args)?;
-            let expr = cel.get(t).cloned().ok_or(Status::NotFound)?;
-            cel.evaluations += 1;
-            let st = c.data();
-            let stream = st.streams.get(&st.effective_context);
-            let out = expr.evaluate(|path| {
-                stream
-                    .and_then(|s| s.properties.get(path))
-                    .or_else(|| st.root_properties.get(path))
-                    .cloned()
-            });
-            return_bytes(c, &out, rp, rs)
-        }
-        b"expr_delete" => {
-            cel.delete(token(&args)?);
-            Ok(())
-        }
-        _ => Err(Status::NotFound.into()),
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn proxy_http_call(
     c: C,
@@ -766,12 +717,11 @@ pub(crate) fn link(l: &mut Linker<State>) -> Result<()> {
         "proxy_enqueue_shared_queue",
         |mut c: K, a: i32, b: i32, d: i32| finish(proxy_enqueue_shared_queue(&mut c, a, b, d)),
     )?;
+    // Envoy answers NotFound for foreign functions it does not register (adtap uses none).
     l.func_wrap(
         "env",
         "proxy_call_foreign_function",
-        |mut c: K, a: i32, b: i32, d: i32, e: i32, f: i32, g: i32| {
-            finish(proxy_call_foreign_function(&mut c, a, b, d, e, f, g))
-        },
+        |_c: K, _a: i32, _b: i32, _d: i32, _e: i32, _f: i32, _g: i32| Status::NotFound as i32,
     )?;
     // gRPC is not used by adtap: answer Unimplemented rather than pretend.
     l.func_wrap(

@@ -10,8 +10,6 @@
 //! Layout:
 //! - `host.rs`: the [`Host`] API (lifecycle, streams, clock, HTTP calls, metrics, logs).
 //! - `hostcalls.rs`: the `env.proxy_*` functions, with Envoy's status codes and rules.
-//! - `cel.rs`: Envoy's CEL foreign functions (`expr_create`/`expr_evaluate`) for the guarded
-//!   attribute lists a module reads several properties with in one call.
 //! - `wasi.rs`: the WASI functions Envoy links, deterministic.
 //! - `imports.rs`: what Envoy provides; anything else is refused before instantiation.
 //! - `state.rs`: the Store data and the records tests read. `guest.rs`: memory access and
@@ -45,7 +43,6 @@
 //! ```
 
 mod abi;
-mod cel;
 mod guest;
 mod host;
 mod hostcalls;

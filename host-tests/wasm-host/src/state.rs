@@ -207,8 +207,6 @@ pub(crate) struct State {
     pub next_metric: u32,
     pub streams: HashMap<u32, Stream>,
     pub root_properties: BTreeMap<Vec<String>, Vec<u8>>,
-    /// Envoy's CEL foreign functions, when offered ([`crate::HostOptions::cel`]).
-    pub cel: Option<crate::cel::Expressions>,
     pub status: (u32, String),
     pub shared_data: HashMap<Vec<u8>, (Vec<u8>, u32)>,
     pub queues: Vec<(Vec<u8>, VecDeque<Vec<u8>>)>,

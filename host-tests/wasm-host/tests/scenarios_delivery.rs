@@ -199,11 +199,6 @@ fn max_calls_in_flight() {
 
 /// A request with every field set, through a filter with `extra` config; returns the one call.
 fn rich_call(extra: Value, events: u32) -> (Host, adtap_wasm_host::HttpCall) {
-    rich_call_with(extra, events, true)
-}
-
-/// [`rich_call`] on a host that offers Envoy's CEL foreign functions or not.
-fn rich_call_with(extra: Value, events: u32, cel: bool) -> (Host, adtap_wasm_host::HttpCall) {
     let cfg = config(json!({
         "key": "query.campaign_id",
         "batch": {"max_events": events},
@@ -213,8 +208,7 @@ fn rich_call_with(extra: Value, events: u32, cel: bool) -> (Host, adtap_wasm_hos
     for (k, v) in extra.as_object().unwrap() {
         cfg[k] = v.clone();
     }
-    let mut h = Host::start(filter_module(), HostOptions { cel, ..opts(&cfg) })
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let mut h = start(&cfg);
     for i in 0..events {
         let id = ok(&mut h, |h| h.new_http_context());
         let path = format!("/imp/a?n={i}&campaign_id=c42&x=9");
@@ -1067,67 +1061,6 @@ fn response_fields_limit_what_is_read_in_on_log() {
         (None, None)
     );
     check(&mut h);
-}
-
-/// Envoy evaluates the response fields in one CEL call per event; a host without CEL makes the
-/// filter read them property by property. The events are the same either way, absent
-/// properties included (CEL's `has()` fallbacks read as absent, like a NotFound property).
-#[test]
-fn response_fields_are_the_same_through_cel_and_property_reads() {
-    let mut seen = Vec::new();
-    for cel in [true, false] {
-        let (mut h, call) = rich_call_with(json!({}), 3, cel);
-        assert_eq!(h.cel_evaluations(), if cel { 3 } else { 0 }, "cel: {cel}");
-        let events: Vec<_> = decode_call(&call, V2, JSON)
-            .into_iter()
-            .map(|r| r.event)
-            .collect();
-        let ev = &events[0];
-        assert_eq!((ev.status, ev.duration_us), (Some(204), Some(1_500)));
-        assert_eq!(
-            (ev.request_bytes, ev.response_bytes),
-            (Some(321), Some(123))
-        );
-        assert_eq!(
-            (ev.route.as_deref(), ev.upstream.as_deref()),
-            (Some("r1"), Some("ads"))
-        );
-        assert_eq!(ev.client_ip.as_deref(), Some("203.0.113.0"));
-
-        // Only a response code: every other response field is absent.
-        respond_ok(&mut h, &call, V2, JSON);
-        let sparse = ok(&mut h, |h| h.new_http_context());
-        let r = h.request_headers(
-            sparse,
-            &[
-                (":method", "GET"),
-                (":path", "/imp?n=7"),
-                (":authority", "ads.example"),
-            ],
-            true,
-        );
-        must(&h, r);
-        ok(&mut h, |h| {
-            h.set_property_u64(sparse, &["response", "code"], 503)
-        });
-        let r = h.complete_stream(sparse);
-        must(&h, r);
-        pass(&mut h, 60_100); // past the batch age (60 s) and the next tick
-        let last = calls(&h).pop().unwrap();
-        let ev = decode_call(&last, V2, JSON).remove(0).event;
-        assert_eq!(ev.status, Some(503));
-        assert_eq!(
-            (ev.duration_us, ev.request_bytes, ev.response_bytes),
-            (None, None, None)
-        );
-        assert_eq!(
-            (&ev.route, &ev.upstream, &ev.client_ip),
-            (&None, &None, &None)
-        );
-        check(&mut h);
-        seen.push((events, ev));
-    }
-    assert_eq!(seen[0], seen[1], "CEL and property reads disagree");
 }
 
 // ---- reconfiguration in place -----------------------------------------------------------------
