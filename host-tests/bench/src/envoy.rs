@@ -455,18 +455,22 @@ mod tests {
         );
         assert!(filters(Variant::AccessLog).1);
         assert_eq!(filters(Variant::Noop).0.len(), 2);
+        // The Wasm filter's `config` in a variant's bootstrap.
+        let wasm_config = |v| {
+            let b = bootstrap(v, &inputs(), log);
+            b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+                ["http_filters"][0]["typed_config"]["config"]
+                .clone()
+        };
         let b = bootstrap(Variant::Adtap, &inputs(), log);
-        let wasm = &b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-            ["typed_config"]["http_filters"][0]["typed_config"]["config"];
+        let wasm = &wasm_config(Variant::Adtap);
         assert_eq!(
             wasm["vm_config"]["code"]["local"]["filename"],
             "/x/adtap.wasm"
         );
         assert_eq!(wasm["failure_policy"], "FAIL_OPEN");
         // The baseline runs its own module with the very same configuration.
-        let base = bootstrap(Variant::Baseline, &inputs(), log);
-        let base_wasm = &base["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-            ["typed_config"]["http_filters"][0]["typed_config"]["config"];
+        let base_wasm = wasm_config(Variant::Baseline);
         assert_eq!(
             base_wasm["vm_config"]["code"]["local"]["filename"],
             "/x/adtap-before.wasm"
