@@ -123,17 +123,31 @@ pub fn now_ms() -> u64 {
     }
 }
 
-/// The latest time [`clock_ms`] returned, in this VM.
+/// The wall time [`clock_ms`] last read, and the time it returned then.
+static LAST_WALL_MS: AtomicU64 = AtomicU64::new(0);
 static CLOCK_MS: AtomicU64 = AtomicU64::new(0);
 
-/// [`now_ms`] made monotonic, for batch ages, retry timers and the shutdown deadline. Envoy's
-/// time is the system clock: if it stepped back, every age would read as 0 and batches and
-/// retries would stall for the size of the step; a step forward only makes things due sooner.
-/// One VM runs on one thread, so a relaxed atomic is all this needs.
+/// A clock for batch ages, retry timers and the shutdown deadline, in ms: it starts at
+/// [`now_ms`] and then moves forward by the wall time that passed between two reads, never
+/// back. Envoy's time is the system clock; if it stepped back, ages computed on it would read
+/// as 0 (and a clock merely held at its maximum would stand still) until the wall clock caught
+/// up, stalling every batch and retry for the size of the step. A step forward only makes
+/// things due sooner. One VM runs on one thread, so relaxed atomics are all this needs.
 pub fn clock_ms() -> u64 {
-    let now = now_ms();
-    let last = CLOCK_MS.fetch_max(now, Ordering::Relaxed);
-    now.max(last)
+    let wall = now_ms();
+    let clock = CLOCK_MS.load(Ordering::Relaxed);
+    if wall == 0 {
+        // The host gave no time: stand still rather than jump.
+        return clock;
+    }
+    let last_wall = LAST_WALL_MS.swap(wall, Ordering::Relaxed);
+    let next = if last_wall == 0 {
+        wall.max(clock)
+    } else {
+        clock.saturating_add(wall.saturating_sub(last_wall))
+    };
+    CLOCK_MS.store(next, Ordering::Relaxed);
+    next
 }
 
 fn map_value(map: MapType, name: &str) -> Result<Option<Vec<u8>>, HostError> {

@@ -437,6 +437,20 @@ impl Host {
         st.elapsed_ns = st.elapsed_ns.saturating_add(d.as_nanos() as u64);
     }
 
+    /// Steps the wall clock the module sees back by `d`, as NTP or an operator may step the
+    /// system clock. Timers are Envoy's monotonic ones: the next tick and the pending calls'
+    /// timeouts keep their remaining time (their recorded `dispatched_at_ns` moves with the
+    /// wall clock).
+    pub fn step_wall_clock_back(&mut self, d: Duration) {
+        let ns = d.as_nanos() as u64;
+        let st = self.store.data_mut();
+        st.start_time_ns = st.start_time_ns.saturating_sub(ns);
+        st.next_tick_ns = st.next_tick_ns.map(|t| t.saturating_sub(ns));
+        for call in st.calls.values_mut() {
+            call.dispatched_at_ns = call.dispatched_at_ns.saturating_sub(ns);
+        }
+    }
+
     /// The tick period the module set, if any.
     pub fn tick_period(&self) -> Option<Duration> {
         let ms = self.store.data().tick_period_ms;

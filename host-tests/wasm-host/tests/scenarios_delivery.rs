@@ -1063,6 +1063,27 @@ fn response_fields_limit_what_is_read_in_on_log() {
     check(&mut h);
 }
 
+/// Envoy's time is the system clock, which NTP or an operator can step back. Batch ages (and
+/// retry timers, the shutdown deadline) run on a clock that moves forward by the time that
+/// passed, so a step back of an hour delays nothing.
+#[test]
+fn a_system_clock_step_back_does_not_stall_batches() {
+    let mut h = start(&config(json!({"batch": {"max_age_ms": 1000}})));
+    request(&mut h, "/imp?n=0");
+    pass(&mut h, 500);
+    h.step_wall_clock_back(Duration::from_secs(3600));
+    pass(&mut h, 400);
+    check(&mut h);
+    assert!(calls(&h).is_empty(), "900 ms old: not due yet");
+    pass(&mut h, 200);
+    assert_eq!(
+        calls(&h).len(),
+        1,
+        "1000 ms old: due, an hour's step back notwithstanding"
+    );
+    check(&mut h);
+}
+
 // ---- reconfiguration in place -----------------------------------------------------------------
 
 /// Envoy gives a new configuration a new root context, but the ABI lets a host configure a live
