@@ -430,7 +430,7 @@ impl Pipeline {
                 None => {
                     self.retry_events += retry_records.len();
                     self.stats.retries += k;
-                    report.retried = k;
+                    report.retried += k;
                     let at = self
                         .retries
                         .partition_point(|e| e.first_failure_ms <= first_failure_ms);
@@ -453,9 +453,11 @@ impl Pipeline {
     }
 
     /// Records the REST proxy refused as one request too large (413): sent again at once in two
-    /// halves (no backoff, the proxy is healthy; the retry budget still runs from the first
-    /// failure). A single record too large for the proxy is dropped as [`DropReason::TooLarge`].
-    /// Halving ends: every split makes the requests smaller, and a lone record is dropped.
+    /// halves (no backoff: the proxy is healthy). A single record too large for the proxy is
+    /// dropped as [`DropReason::TooLarge`]; past the retry budget, counted from the first
+    /// failure, or with a zero budget, the records are dropped as
+    /// [`DropReason::RetryExhausted`]. Halving ends: every split makes the requests smaller,
+    /// and a lone record is dropped.
     fn split(
         &mut self,
         now_ms: u64,
@@ -463,10 +465,15 @@ impl Pipeline {
         mut records: Vec<Record>,
         report: &mut ResponseReport,
     ) {
+        let first_failure_ms = first_failure_ms.unwrap_or(now_ms);
         let give_up = if self.abandoned {
             Some(DropReason::Shutdown)
         } else if records.len() < 2 {
             Some(DropReason::TooLarge)
+        } else if !retry::within_budget(&self.cfg.retry, first_failure_ms, now_ms) {
+            // Resending is retrying: a zero budget means none, and a batch that keeps failing
+            // (a proxy whose limit is below every half) stops at the budget like any other.
+            Some(DropReason::RetryExhausted)
         } else {
             None
         };
@@ -478,7 +485,6 @@ impl Pipeline {
             return;
         }
         let second = records.split_off(records.len() / 2);
-        let first_failure_ms = first_failure_ms.unwrap_or(now_ms);
         let at = self
             .retries
             .partition_point(|e| e.first_failure_ms <= first_failure_ms);

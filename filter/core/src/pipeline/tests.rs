@@ -391,6 +391,32 @@ fn a_413_splits_the_batch_in_halves_until_single_records_are_dropped() {
 }
 
 #[test]
+fn a_413_splits_only_within_the_retry_budget() {
+    let mut cfg = config();
+    cfg.retry.budget_ms = 0;
+    let mut p = Pipeline::new(&cfg, 1);
+    for i in 0..3 {
+        p.push(0, rec(0, i, 10));
+    }
+    let b = p.poll(0).unwrap();
+    let report = p.on_response(
+        5,
+        b.id,
+        Response {
+            status: Some(413),
+            body: b"",
+        },
+    );
+    assert_eq!(
+        (report.retried, report.dropped),
+        (0, 3),
+        "a zero budget: no resend"
+    );
+    assert_eq!(dropped(&p, DropReason::RetryExhausted), 3);
+    assert!(p.stats().balanced() && p.is_idle());
+}
+
+#[test]
 fn a_failed_call_without_response_is_retried() {
     // No response at all is retriable in every dialect, whatever else classify decides.
     let mut p = Pipeline::new(&config(), 1);
