@@ -427,25 +427,17 @@ impl Pipeline {
                     self.count_drop(reason, k);
                     report.dropped += k;
                 }
-                None => {
-                    self.retry_events += retry_records.len();
-                    self.stats.retries += k;
-                    report.retried += k;
-                    let at = self
-                        .retries
-                        .partition_point(|e| e.first_failure_ms <= first_failure_ms);
-                    self.retries.insert(
-                        at,
-                        RetryEntry {
-                            topic: batch.topic,
-                            records: retry_records,
-                            bytes: retry_bytes,
-                            attempt,
-                            first_failure_ms,
-                            due_at,
-                        },
-                    );
-                }
+                None => self.schedule_retry(
+                    RetryEntry {
+                        topic: batch.topic,
+                        records: retry_records,
+                        bytes: retry_bytes,
+                        attempt,
+                        first_failure_ms,
+                        due_at,
+                    },
+                    &mut report,
+                ),
             }
         }
         self.sync_gauges();
@@ -485,17 +477,8 @@ impl Pipeline {
             return;
         }
         let second = records.split_off(records.len() / 2);
-        let at = self
-            .retries
-            .partition_point(|e| e.first_failure_ms <= first_failure_ms);
-        // Inserted in reverse at the same place, so the first half goes first.
-        for half in [second, records] {
-            let k = half.len();
-            self.retry_events += k;
-            self.stats.retries += k as u64;
-            report.retried += k as u64;
-            self.retries.insert(
-                at,
+        for half in [records, second] {
+            self.schedule_retry(
                 RetryEntry {
                     topic,
                     bytes: half.iter().map(Record::size).sum(),
@@ -504,8 +487,22 @@ impl Pipeline {
                     first_failure_ms,
                     due_at: now_ms,
                 },
+                report,
             );
         }
+    }
+
+    /// Queues records for another attempt, after every entry that first failed no later (so
+    /// the oldest failures go first, and equal ones in the order queued), and counts them.
+    fn schedule_retry(&mut self, entry: RetryEntry, report: &mut ResponseReport) {
+        let k = entry.records.len();
+        self.retry_events += k;
+        self.stats.retries += k as u64;
+        report.retried += k as u64;
+        let at = self
+            .retries
+            .partition_point(|e| e.first_failure_ms <= entry.first_failure_ms);
+        self.retries.insert(at, entry);
     }
 
     /// Starts shutdown: from now on everything buffered is due at once, regardless of age.
