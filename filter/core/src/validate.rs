@@ -257,6 +257,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         retry: raw.retry,
         shutdown_deadline_ms: raw.shutdown_deadline_ms,
         response_fields: crate::config::ResponseFields::from_list(&raw.response_fields),
+        http_filter_rules: raw.http_filter_rules,
     })
 }
 

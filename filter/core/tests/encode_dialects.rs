@@ -63,6 +63,7 @@ fn config(dialect: Dialect, format: ValueFormat, auth: Option<AuthConfig>) -> Co
         retry: RetryConfig::default(),
         shutdown_deadline_ms: 5_000,
         response_fields: adtap_core::config::ResponseFields::default(),
+        http_filter_rules: Default::default(),
     }
 }
 

@@ -78,6 +78,7 @@ fn config(overflow: Overflow) -> Config {
         },
         shutdown_deadline_ms: 5_000,
         response_fields: adtap_core::config::ResponseFields::default(),
+        http_filter_rules: Default::default(),
     }
 }
 

@@ -50,6 +50,7 @@ fn config() -> Config {
         },
         shutdown_deadline_ms: 5_000,
         response_fields: crate::config::ResponseFields::default(),
+        http_filter_rules: Default::default(),
     }
 }
 
