@@ -8,6 +8,8 @@
 #   ./build.sh bench [--short] the benchmarks (see BENCHMARKS.md)
 #   ./build.sh fuzz [SECS]  short fuzz runs of config parsing and capture/encoding
 #   ./build.sh js           the wasm-bindgen package into dist/js
+#   ./build.sh envoy-config [--access-log|--http-filter] [--wasm PATH] CONFIG.json
+#                           print adtap's Envoy entry with its native pre-filter (envoy/README.md)
 #
 # Tools and caches live in $ADTAP_CACHE (default ~/.cache/adtap) so that a fresh clone on the
 # same machine reuses them: Envoy's virtualenv, the tansu broker, wasm-bindgen-cli, and the
@@ -211,6 +213,7 @@ main() {
     bench) cmd_bench "$@" ;;
     js) cmd_js "$@" ;;
     fuzz) cmd_fuzz "$@" ;;
+    envoy-config) cargo run -q --manifest-path "$ROOT/Cargo.toml" -p adtap-core --bin adtap-envoy-config -- "$@" ;;
     -h | --help | help) sed -n '2,16p' "$0" ;;
     *)
       echo "unknown command: $cmd (see ./build.sh help)" >&2

@@ -14,6 +14,8 @@
 //! - [`pipeline`]: the per-worker buffer, batching triggers, calls in flight, retries and the
 //!   accounting that proves nothing is lost silently.
 //! - [`rng`]: a small deterministic PRNG (sampling, jitter), seeded by the glue.
+//! - [`native`]: which rules each deployment captures, and the native Envoy matchers that keep
+//!   requests no rule can match out of the VM.
 //!
 //! The glue (crate `adtap-filter`) owns time, randomness seeds and host calls and passes them in;
 //! nothing here reads a clock or does I/O.
@@ -24,6 +26,7 @@ pub mod config;
 pub mod encode;
 pub mod event;
 pub mod ip;
+pub mod native;
 pub mod pipeline;
 pub mod retry;
 pub mod rng;

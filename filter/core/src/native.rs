@@ -1,0 +1,782 @@
+//! Native Envoy configuration that keeps requests no rule can match away from the Wasm VM.
+//!
+//! adtap's rules decide which requests become events, inside the VM. Envoy can make a cheaper,
+//! coarser decision first, natively, from the same rules:
+//! - as the Wasm **access logger**, the access log's `filter` (an
+//!   `envoy.config.accesslog.v3.AccessLogFilter`, [`access_log_filter`]) runs before the VM is
+//!   entered: a request it rejects never reaches `proxy_on_log`;
+//! - as the Wasm **HTTP filter**, the filter is wrapped in an
+//!   `envoy.extensions.common.matching.v3.ExtensionWithMatcher` whose `xds_matcher`
+//!   ([`skip_matcher`]) skips it (`SkipFilter`, the only action Envoy registers for it) when no
+//!   rule could match. Envoy still hands a skipped Wasm filter the access-log and destroy
+//!   callbacks (see `envoy/README.md`), so this removes the header and body callbacks, not
+//!   every VM entry.
+//!
+//! Which rules each deployment captures is decided by one function, [`captures`] (and
+//! [`rules_for`] over a configuration), shared with the capture path.
+//!
+//! The native matchers are a **superset** of the rules: they never keep out a request that a
+//! rule of the deployment would capture, and they may let through some that no rule captures
+//! (the VM then counts it as unmatched). The rules stay the source of truth. How each part of
+//! a rule is translated (`:path`, `:authority` and `:method` as Envoy's header map has them,
+//! which is what the VM reads too):
+//! - `path.exact P`: `:path` carries the query string, so `:path` equals `P` or starts with
+//!   `P?`;
+//! - `path.prefix P`: `:path` starts with `P` (a prefix of the path without query is a prefix of
+//!   `:path`, and the converse holds as long as `P` has no `?`);
+//! - a path with `?` or `#` (which validation refuses, but a hand-built [`Config`] may carry):
+//!   `:path` starts with `P` cut before its first `?` or `#`, a coarser superset (the VM cuts the
+//!   query at the first `?`, so such a rule can match less than that, never more);
+//! - `host H`: `:authority` equals `H` or starts with `H:` (a port), ignoring ASCII case; a
+//!   bracketed IPv6 host `[…]` only needs `:authority` to start with it, as the VM takes
+//!   everything up to the `]` as the host;
+//! - `method M`: `:method` equals `M`.
+//!
+//! The parts of a rule are AND-ed, the rules OR-ed (first match wins in the VM, but for a
+//! superset the union is what counts). Envoy's list matchers need two entries or more, so
+//! single-entry lists collapse to their entry. A deployment without rules gets a filter that
+//! matches nothing (the logger logs nothing; the HTTP filter is always skipped).
+
+use crate::config::{Config, HttpFilterRules, PathMatch, Rule};
+use serde_json::{json, Value};
+
+/// Where the module runs in Envoy; decides which rules it captures (see [`captures`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployment {
+    /// `envoy.access_loggers.wasm`: one `proxy_on_log` per request, no request body, so it
+    /// captures only the rules without `capture_body`.
+    AccessLogger,
+    /// `envoy.filters.http.wasm`: every rule with `http_filter_rules: all` (the default), only the
+    /// rules with `capture_body` with `http_filter_rules: body_only` (an access logger with the
+    /// same configuration takes the others).
+    HttpFilter,
+}
+
+/// Whether `deployment` captures the requests `rule` matches, under `cfg`'s
+/// `http_filter_rules`.
+pub fn captures(cfg: &Config, deployment: Deployment, rule: &Rule) -> bool {
+    match deployment {
+        Deployment::AccessLogger => !rule.capture_body,
+        Deployment::HttpFilter => match cfg.http_filter_rules {
+            HttpFilterRules::All => true,
+            HttpFilterRules::BodyOnly => rule.capture_body,
+        },
+    }
+}
+
+/// The rules `deployment` captures, in configuration order ([`captures`] over `cfg.rules`).
+///
+/// Whether the capture path picks the first match among all rules and then keeps it only if
+/// [`captures`] says so, or picks the first match among these rules, the requests captured are
+/// within the union of these rules' matches, which is what the native matchers cover.
+pub fn rules_for(cfg: &Config, deployment: Deployment) -> impl Iterator<Item = &Rule> {
+    cfg.rules
+        .iter()
+        .filter(move |r| captures(cfg, deployment, r))
+}
+
+/// The access log `filter` (`envoy.config.accesslog.v3.AccessLogFilter`) of the Wasm access
+/// logger: it passes every request that a rule of [`Deployment::AccessLogger`] could match.
+pub fn access_log_filter(cfg: &Config) -> Value {
+    deployment_cond(cfg, Deployment::AccessLogger).access_log_filter()
+}
+
+/// The whole `access_log` list entry of an HTTP connection manager: the Wasm access logger
+/// (`WasmAccessLog`) running the module at `wasm_filename` with `plugin_config_json` (adtap's
+/// configuration, as validated), `failure_policy: FAIL_OPEN`, and [`access_log_filter`].
+pub fn access_log_entry(cfg: &Config, plugin_config_json: &str, wasm_filename: &str) -> Value {
+    json!({
+        "name": "envoy.access_loggers.wasm",
+        "filter": access_log_filter(cfg),
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.wasm.v3.WasmAccessLog",
+            "config": plugin_config(plugin_config_json, wasm_filename),
+        }
+    })
+}
+
+/// The `xds_matcher` (`xds.type.matcher.v3.Matcher`) of the `ExtensionWithMatcher` around the
+/// Wasm HTTP filter: one matcher whose predicate is "no rule of [`Deployment::HttpFilter`] can
+/// match" and whose action is `SkipFilter`. It always has a predicate (Envoy skips a wrapped
+/// filter that has no match tree at all), even when every request may match.
+pub fn skip_matcher(cfg: &Config) -> Value {
+    let may_match = deployment_cond(cfg, Deployment::HttpFilter);
+    json!({
+        "matcher_list": {
+            "matchers": [{
+                "predicate": may_match.negated_matcher_predicate(),
+                "on_match": {
+                    "action": {
+                        "name": "skip",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter"
+                        }
+                    }
+                }
+            }]
+        }
+    })
+}
+
+/// An `http_filters` list entry: the Wasm HTTP filter (module at `wasm_filename`, configuration
+/// `plugin_config_json`, `failure_policy: FAIL_OPEN`) wrapped in an `ExtensionWithMatcher` with
+/// [`skip_matcher`]. Goes ahead of the router.
+pub fn http_filter_entry(cfg: &Config, plugin_config_json: &str, wasm_filename: &str) -> Value {
+    json!({
+        "name": "adtap",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+            "extension_config": {
+                "name": "envoy.filters.http.wasm",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                    "config": plugin_config(plugin_config_json, wasm_filename),
+                }
+            },
+            "xds_matcher": skip_matcher(cfg),
+        }
+    })
+}
+
+/// The `envoy.extensions.wasm.v3.PluginConfig` both deployments share. The same `vm_id`, runtime
+/// and code let a logger and a filter in one Envoy share each worker's VM.
+fn plugin_config(plugin_config_json: &str, wasm_filename: &str) -> Value {
+    json!({
+        "name": "adtap",
+        "root_id": "adtap",
+        // Analytics must never take the ad path down: a failed VM lets requests pass.
+        "failure_policy": "FAIL_OPEN",
+        "vm_config": {
+            "vm_id": "adtap",
+            "runtime": "envoy.wasm.runtime.v8",
+            "code": { "local": { "filename": wasm_filename } }
+        },
+        "configuration": {
+            "@type": "type.googleapis.com/google.protobuf.StringValue",
+            "value": plugin_config_json,
+        }
+    })
+}
+
+/// How a header value is compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compare {
+    Exact,
+    Prefix,
+}
+
+/// A condition on the request headers, rendered into either of Envoy's two matcher languages.
+#[derive(Debug, Clone, PartialEq)]
+enum Cond {
+    /// Every request.
+    Always,
+    /// No request.
+    Never,
+    /// A header (pseudo-header) compared with a value.
+    Header {
+        name: &'static str,
+        compare: Compare,
+        value: String,
+        ignore_case: bool,
+    },
+    /// All of them (two or more).
+    And(Vec<Cond>),
+    /// Any of them (two or more).
+    Or(Vec<Cond>),
+}
+
+impl Cond {
+    fn header(name: &'static str, compare: Compare, value: String, ignore_case: bool) -> Cond {
+        Cond::Header {
+            name,
+            compare,
+            value,
+            ignore_case,
+        }
+    }
+
+    /// All of `parts`, simplified: `Always` parts dropped, any `Never` wins, one part stands
+    /// alone.
+    fn all(parts: Vec<Cond>) -> Cond {
+        let mut kept = Vec::new();
+        for p in parts {
+            match p {
+                Cond::Always => {}
+                Cond::Never => return Cond::Never,
+                p => kept.push(p),
+            }
+        }
+        match kept.len() {
+            0 => Cond::Always,
+            1 => kept.pop().unwrap_or(Cond::Always),
+            _ => Cond::And(kept),
+        }
+    }
+
+    /// Any of `parts`, simplified: `Never` parts dropped, any `Always` wins, one part stands
+    /// alone.
+    fn any(parts: Vec<Cond>) -> Cond {
+        let mut kept = Vec::new();
+        for p in parts {
+            match p {
+                Cond::Never => {}
+                Cond::Always => return Cond::Always,
+                p => kept.push(p),
+            }
+        }
+        match kept.len() {
+            0 => Cond::Never,
+            1 => kept.pop().unwrap_or(Cond::Never),
+            _ => Cond::Or(kept),
+        }
+    }
+
+    /// As an `envoy.config.accesslog.v3.AccessLogFilter`.
+    fn access_log_filter(&self) -> Value {
+        match self {
+            // `:method` is present or absent: a tautology and a contradiction that hold whatever
+            // the request carries.
+            Cond::Always => {
+                json!({"or_filter": {"filters": [method_present(true), method_present(false)]}})
+            }
+            Cond::Never => {
+                json!({"and_filter": {"filters": [method_present(true), method_present(false)]}})
+            }
+            Cond::Header {
+                name,
+                compare,
+                value,
+                ignore_case,
+            } => json!({
+                "header_filter": {
+                    "header": {
+                        "name": name,
+                        "string_match": string_match(*compare, value, *ignore_case),
+                    }
+                }
+            }),
+            Cond::And(parts) => json!({
+                "and_filter": {"filters": parts.iter().map(Cond::access_log_filter).collect::<Vec<_>>()}
+            }),
+            Cond::Or(parts) => json!({
+                "or_filter": {"filters": parts.iter().map(Cond::access_log_filter).collect::<Vec<_>>()}
+            }),
+        }
+    }
+
+    /// As an `xds.type.matcher.v3.Matcher.MatcherList.Predicate` on request headers that holds
+    /// when `self` does not.
+    fn negated_matcher_predicate(&self) -> Value {
+        match self {
+            Cond::Always => Cond::Never.matcher_predicate(),
+            Cond::Never => Cond::Always.matcher_predicate(),
+            c => json!({"not_matcher": c.matcher_predicate()}),
+        }
+    }
+
+    /// As an `xds.type.matcher.v3.Matcher.MatcherList.Predicate` on request headers.
+    fn matcher_predicate(&self) -> Value {
+        match self {
+            // `:method` equals "" or it does not (an absent header gives the single predicate
+            // false, so its negation true): holds for every request, whatever it carries.
+            Cond::Always => json!({"or_matcher": {"predicate": [
+                method_is_empty(),
+                {"not_matcher": method_is_empty()},
+            ]}}),
+            Cond::Never => json!({"and_matcher": {"predicate": [
+                method_is_empty(),
+                {"not_matcher": method_is_empty()},
+            ]}}),
+            Cond::Header {
+                name,
+                compare,
+                value,
+                ignore_case,
+            } => json!({
+                "single_predicate": {
+                    "input": request_header_input(name),
+                    "value_match": string_match(*compare, value, *ignore_case),
+                }
+            }),
+            Cond::And(parts) => json!({
+                "and_matcher": {"predicate": parts.iter().map(Cond::matcher_predicate).collect::<Vec<_>>()}
+            }),
+            Cond::Or(parts) => json!({
+                "or_matcher": {"predicate": parts.iter().map(Cond::matcher_predicate).collect::<Vec<_>>()}
+            }),
+        }
+    }
+}
+
+/// A `StringMatcher` (Envoy's and xds's have the same fields for these).
+fn string_match(compare: Compare, value: &str, ignore_case: bool) -> Value {
+    let key = match compare {
+        Compare::Exact => "exact",
+        Compare::Prefix => "prefix",
+    };
+    let mut m = serde_json::Map::new();
+    m.insert(key.to_string(), Value::String(value.to_string()));
+    if ignore_case {
+        m.insert("ignore_case".to_string(), Value::Bool(true));
+    }
+    Value::Object(m)
+}
+
+/// An access log `header_filter` on whether `:method` is present (`true`) or absent (`false`).
+fn method_present(present: bool) -> Value {
+    json!({"header_filter": {"header": {"name": ":method", "present_match": present}}})
+}
+
+/// A single predicate "`:method` equals the empty string".
+fn method_is_empty() -> Value {
+    json!({"single_predicate": {
+        "input": request_header_input(":method"),
+        "value_match": {"exact": ""},
+    }})
+}
+
+/// The `HttpRequestHeaderMatchInput` for `header`.
+fn request_header_input(header: &str) -> Value {
+    json!({
+        "name": "request-header",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput",
+            "header_name": header,
+        }
+    })
+}
+
+/// Any rule of `deployment` could match.
+fn deployment_cond(cfg: &Config, deployment: Deployment) -> Cond {
+    Cond::any(rules_for(cfg, deployment).map(rule_cond).collect())
+}
+
+/// A superset of the requests `rule` matches (see the module documentation).
+fn rule_cond(rule: &Rule) -> Cond {
+    let method = match &rule.method {
+        Some(m) => Cond::header(":method", Compare::Exact, m.clone(), false),
+        None => Cond::Always,
+    };
+    let host = match rule.host.as_deref() {
+        None | Some("") => Cond::Always,
+        // The VM takes `[v6]` up to its `]` as the host, whatever follows.
+        Some(h) if h.starts_with('[') => {
+            Cond::header(":authority", Compare::Prefix, h.to_string(), true)
+        }
+        Some(h) => Cond::any(vec![
+            Cond::header(":authority", Compare::Exact, h.to_string(), true),
+            Cond::header(":authority", Compare::Prefix, format!("{h}:"), true),
+        ]),
+    };
+    Cond::all(vec![method, host, path_cond(&rule.path)])
+}
+
+/// A superset of the `:path` values whose part before the query matches `path`.
+fn path_cond(path: &PathMatch) -> Cond {
+    let (p, exact) = match path {
+        PathMatch::Exact(p) => (p.as_str(), true),
+        PathMatch::Prefix(p) => (p.as_str(), false),
+    };
+    if let Some(cut) = p.find(['?', '#']) {
+        // Coarser but still a superset: whatever `:path` a rule with `?` or `#` in its path
+        // matches starts with the part before that character.
+        return prefix_or_always(p.get(..cut).unwrap_or_default());
+    }
+    if exact {
+        Cond::any(vec![
+            Cond::header(":path", Compare::Exact, p.to_string(), false),
+            Cond::header(":path", Compare::Prefix, format!("{p}?"), false),
+        ])
+    } else {
+        prefix_or_always(p)
+    }
+}
+
+/// `:path` starts with `p`; every path starts with "" (Envoy refuses an empty prefix).
+fn prefix_or_always(p: &str) -> Cond {
+    if p.is_empty() {
+        Cond::Always
+    } else {
+        Cond::header(":path", Compare::Prefix, p.to_string(), false)
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+    use crate::ip::host_without_port;
+
+    fn cfg(extra: Value) -> Config {
+        let mut v = json!({
+            "cluster": "kafka_rest",
+            "rules": [
+                {"event_type": "impression", "topic": "imps", "method": "GET", "path": {"exact": "/i"}},
+                {"event_type": "click", "topic": "clicks", "path": {"prefix": "/c/"}, "host": "Ads.Example.com:8443"},
+                {"event_type": "bid", "topic": "bids", "method": "POST", "path": {"exact": "/bid"}, "capture_body": true}
+            ]
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        Config::parse(v.to_string().as_bytes()).unwrap()
+    }
+
+    fn rules(rules: Value, http_filter_rules: &str) -> Config {
+        cfg(json!({"rules": rules, "http_filter_rules": http_filter_rules}))
+    }
+
+    fn hf(name: &str, m: Value) -> Value {
+        json!({"header_filter": {"header": {"name": name, "string_match": m}}})
+    }
+
+    fn sp(name: &str, m: Value) -> Value {
+        json!({"single_predicate": {"input": request_header_input(name), "value_match": m}})
+    }
+
+    #[test]
+    fn which_rules_each_deployment_captures() {
+        fn event_types(c: &Config, d: Deployment) -> Vec<&str> {
+            rules_for(c, d).map(|r| r.event_type.as_str()).collect()
+        }
+        let all = cfg(json!({}));
+        assert_eq!(
+            event_types(&all, Deployment::AccessLogger),
+            ["impression", "click"]
+        );
+        assert_eq!(
+            event_types(&all, Deployment::HttpFilter),
+            ["impression", "click", "bid"]
+        );
+        let body_only = cfg(json!({"http_filter_rules": "body_only"}));
+        assert_eq!(
+            event_types(&body_only, Deployment::AccessLogger),
+            ["impression", "click"]
+        );
+        assert_eq!(event_types(&body_only, Deployment::HttpFilter), ["bid"]);
+        assert!(captures(
+            &body_only,
+            Deployment::HttpFilter,
+            &body_only.rules[2]
+        ));
+        assert!(!captures(
+            &body_only,
+            Deployment::AccessLogger,
+            &body_only.rules[2]
+        ));
+    }
+
+    #[test]
+    fn access_log_filter_shape() {
+        let f = access_log_filter(&cfg(json!({})));
+        let imp = json!({"and_filter": {"filters": [
+            hf(":method", json!({"exact": "GET"})),
+            {"or_filter": {"filters": [
+                hf(":path", json!({"exact": "/i"})),
+                hf(":path", json!({"prefix": "/i?"})),
+            ]}},
+        ]}});
+        let click = json!({"and_filter": {"filters": [
+            {"or_filter": {"filters": [
+                hf(":authority", json!({"exact": "ads.example.com", "ignore_case": true})),
+                hf(":authority", json!({"prefix": "ads.example.com:", "ignore_case": true})),
+            ]}},
+            hf(":path", json!({"prefix": "/c/"})),
+        ]}});
+        // The body rule is the HTTP filter's, never the logger's.
+        assert_eq!(f, json!({"or_filter": {"filters": [imp, click]}}));
+    }
+
+    #[test]
+    fn single_entries_collapse() {
+        let c = rules(
+            json!([{"event_type": "e", "topic": "t", "path": {"prefix": "/imp"}}]),
+            "all",
+        );
+        assert_eq!(
+            access_log_filter(&c),
+            hf(":path", json!({"prefix": "/imp"}))
+        );
+        assert_eq!(
+            skip_matcher(&c)["matcher_list"]["matchers"][0]["predicate"],
+            json!({"not_matcher": sp(":path", json!({"prefix": "/imp"}))})
+        );
+    }
+
+    #[test]
+    fn skip_matcher_shape() {
+        let c = cfg(json!({"http_filter_rules": "body_only"}));
+        let m = skip_matcher(&c);
+        assert_eq!(
+            m,
+            json!({"matcher_list": {"matchers": [{
+                "predicate": {"not_matcher": {"and_matcher": {"predicate": [
+                    sp(":method", json!({"exact": "POST"})),
+                    {"or_matcher": {"predicate": [
+                        sp(":path", json!({"exact": "/bid"})),
+                        sp(":path", json!({"prefix": "/bid?"})),
+                    ]}},
+                ]}}},
+                "on_match": {"action": {"name": "skip", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter"
+                }}}
+            }]}})
+        );
+    }
+
+    #[test]
+    fn entries_wrap_the_plugin_config() {
+        let c = cfg(json!({}));
+        let conf = r#"{"cluster": "kafka_rest", "rules": []}"#;
+        let log = access_log_entry(&c, conf, "/etc/envoy/adtap.wasm");
+        assert_eq!(log["name"], "envoy.access_loggers.wasm");
+        assert_eq!(log["filter"], access_log_filter(&c));
+        let tc = &log["typed_config"];
+        assert_eq!(
+            tc["@type"],
+            "type.googleapis.com/envoy.extensions.access_loggers.wasm.v3.WasmAccessLog"
+        );
+        let pc = &tc["config"];
+        assert_eq!(pc["root_id"], "adtap");
+        assert_eq!(pc["failure_policy"], "FAIL_OPEN");
+        assert_eq!(pc["vm_config"]["runtime"], "envoy.wasm.runtime.v8");
+        assert_eq!(
+            pc["vm_config"]["code"]["local"]["filename"],
+            "/etc/envoy/adtap.wasm"
+        );
+        assert_eq!(pc["configuration"]["value"], conf);
+
+        let http = http_filter_entry(&c, conf, "/etc/envoy/adtap.wasm");
+        let tc = &http["typed_config"];
+        assert_eq!(
+            tc["@type"],
+            "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher"
+        );
+        assert_eq!(tc["xds_matcher"], skip_matcher(&c));
+        let inner = &tc["extension_config"];
+        assert_eq!(inner["name"], "envoy.filters.http.wasm");
+        assert_eq!(
+            inner["typed_config"]["@type"],
+            "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+        );
+        assert_eq!(inner["typed_config"]["config"], *pc);
+    }
+
+    #[test]
+    fn no_rules_for_a_deployment() {
+        // Only body rules: the logger's filter matches nothing.
+        let c = rules(
+            json!([{"event_type": "bid", "topic": "b", "path": {"exact": "/bid"}, "capture_body": true}]),
+            "body_only",
+        );
+        let nothing = json!({"and_filter": {"filters": [
+            {"header_filter": {"header": {"name": ":method", "present_match": true}}},
+            {"header_filter": {"header": {"name": ":method", "present_match": false}}},
+        ]}});
+        assert_eq!(access_log_filter(&c), nothing);
+        // Only non-body rules under body_only: the HTTP filter is always skipped.
+        let c = rules(
+            json!([{"event_type": "i", "topic": "t", "path": {"prefix": "/i"}}]),
+            "body_only",
+        );
+        let always = json!({"or_matcher": {"predicate": [
+            method_is_empty(), {"not_matcher": method_is_empty()}
+        ]}});
+        assert_eq!(
+            skip_matcher(&c)["matcher_list"]["matchers"][0]["predicate"],
+            always
+        );
+    }
+
+    #[test]
+    fn bracketed_hosts_and_odd_paths_fall_back_to_prefixes() {
+        let mut c = rules(
+            json!([{"event_type": "e", "topic": "t", "path": {"prefix": "/x"}, "host": "[2001:DB8::1]:443"}]),
+            "all",
+        );
+        assert_eq!(
+            access_log_filter(&c),
+            json!({"and_filter": {"filters": [
+                hf(":authority", json!({"prefix": "[2001:db8::1]", "ignore_case": true})),
+                hf(":path", json!({"prefix": "/x"})),
+            ]}})
+        );
+        // Validation refuses these paths; a hand-built configuration gets a coarser prefix.
+        c.rules[0].host = None;
+        c.rules[0].path = PathMatch::Exact("/a?b=1".into());
+        assert_eq!(access_log_filter(&c), hf(":path", json!({"prefix": "/a"})));
+        c.rules[0].path = PathMatch::Prefix("/a#frag".into());
+        assert_eq!(access_log_filter(&c), hf(":path", json!({"prefix": "/a"})));
+        // Nothing left to match on: every request passes, and the HTTP filter is never skipped.
+        c.rules[0].path = PathMatch::Prefix("?".into());
+        assert_eq!(
+            access_log_filter(&c),
+            json!({"or_filter": {"filters": [
+                {"header_filter": {"header": {"name": ":method", "present_match": true}}},
+                {"header_filter": {"header": {"name": ":method", "present_match": false}}},
+            ]}})
+        );
+        assert_eq!(
+            skip_matcher(&c)["matcher_list"]["matchers"][0]["predicate"],
+            json!({"and_matcher": {"predicate": [
+                method_is_empty(), {"not_matcher": method_is_empty()}
+            ]}})
+        );
+    }
+
+    // --- An interpreter of the generated JSON with Envoy's semantics, checked against the
+    // rules: the native side must pass every request a rule of the deployment matches.
+
+    type Req<'a> = [(&'a str, &'a str); 3];
+
+    fn header<'a>(req: &Req<'a>, name: &str) -> Option<&'a str> {
+        req.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    fn string_matches(m: &Value, v: &str) -> bool {
+        let ci = m["ignore_case"].as_bool().unwrap_or(false);
+        let lower = v.to_ascii_lowercase();
+        let v = if ci { lower.as_str() } else { v };
+        let want = |k: &str| {
+            m[k].as_str().map(|s| {
+                if ci {
+                    s.to_ascii_lowercase()
+                } else {
+                    s.to_string()
+                }
+            })
+        };
+        if let Some(e) = want("exact") {
+            v == e
+        } else if let Some(p) = want("prefix") {
+            v.starts_with(&p)
+        } else {
+            panic!("unknown string matcher {m}")
+        }
+    }
+
+    fn eval_log(f: &Value, req: &Req<'_>) -> bool {
+        let list = |k: &str| f[k]["filters"].as_array().unwrap();
+        if let Some(h) = f.get("header_filter") {
+            let h = &h["header"];
+            let value = header(req, h["name"].as_str().unwrap());
+            let matched = if let Some(p) = h["present_match"].as_bool() {
+                value.is_some() == p
+            } else {
+                value.is_some_and(|v| string_matches(&h["string_match"], v))
+            };
+            matched != h["invert_match"].as_bool().unwrap_or(false)
+        } else if f.get("and_filter").is_some() {
+            assert!(list("and_filter").len() >= 2);
+            list("and_filter").iter().all(|x| eval_log(x, req))
+        } else if f.get("or_filter").is_some() {
+            assert!(list("or_filter").len() >= 2);
+            list("or_filter").iter().any(|x| eval_log(x, req))
+        } else {
+            panic!("unknown filter {f}")
+        }
+    }
+
+    fn eval_pred(p: &Value, req: &Req<'_>) -> bool {
+        let list = |k: &str| p[k]["predicate"].as_array().unwrap();
+        if let Some(s) = p.get("single_predicate") {
+            let name = s["input"]["typed_config"]["header_name"].as_str().unwrap();
+            header(req, name).is_some_and(|v| string_matches(&s["value_match"], v))
+        } else if p.get("and_matcher").is_some() {
+            assert!(list("and_matcher").len() >= 2);
+            list("and_matcher").iter().all(|x| eval_pred(x, req))
+        } else if p.get("or_matcher").is_some() {
+            assert!(list("or_matcher").len() >= 2);
+            list("or_matcher").iter().any(|x| eval_pred(x, req))
+        } else if let Some(n) = p.get("not_matcher") {
+            !eval_pred(n, req)
+        } else {
+            panic!("unknown predicate {p}")
+        }
+    }
+
+    /// The rules' semantics as documented (README, `capture::match_rule`).
+    fn rule_matches(r: &Rule, req: &Req<'_>) -> bool {
+        let method = header(req, ":method").unwrap_or("");
+        let host = host_without_port(header(req, ":authority").unwrap_or(""));
+        let path = header(req, ":path").unwrap_or("");
+        let path = path.split_once('?').map_or(path, |(p, _)| p);
+        r.method.as_deref().is_none_or(|m| m == method)
+            && r.host
+                .as_deref()
+                .is_none_or(|h| h.eq_ignore_ascii_case(host))
+            && match &r.path {
+                PathMatch::Exact(p) => path == p,
+                PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+            }
+    }
+
+    #[test]
+    fn native_side_is_a_superset_of_the_rules() {
+        let c = rules(
+            json!([
+                {"event_type": "a", "topic": "t", "method": "GET", "path": {"exact": "/i"}},
+                {"event_type": "b", "topic": "t", "path": {"prefix": "/c/"}, "host": "Ads.Example.com"},
+                {"event_type": "c", "topic": "t", "path": {"prefix": "/"}, "host": "[::1]", "method": "PUT"},
+                {"event_type": "d", "topic": "t", "method": "POST", "path": {"exact": "/bid"}, "capture_body": true},
+                {"event_type": "e", "topic": "t", "path": {"prefix": "/b"}, "capture_body": true}
+            ]),
+            "all",
+        );
+        let methods = ["GET", "POST", "PUT", "get"];
+        let hosts = [
+            "ads.example.com",
+            "ADS.example.COM:8443",
+            "ads.example.com:",
+            "ads.example.com.evil",
+            "other",
+            "[::1]",
+            "[::1]:80",
+            "[::1]x",
+            "[::1",
+            "[::2]",
+            "",
+        ];
+        let paths = [
+            "/i", "/i?x=1", "/i/", "/ix", "/c/", "/c/1?q", "/c", "/x?/c/", "/bid", "/bid?x",
+            "/bidder", "/b", "/", "*", "",
+        ];
+        let mut checked = 0;
+        for body_only in [false, true] {
+            let mut c = c.clone();
+            if body_only {
+                c.http_filter_rules = HttpFilterRules::BodyOnly;
+            }
+            let log = access_log_filter(&c);
+            let skip = &skip_matcher(&c)["matcher_list"]["matchers"][0]["predicate"];
+            for m in methods {
+                for h in hosts {
+                    for p in paths {
+                        let req = [(":method", m), (":authority", h), (":path", p)];
+                        let logger_wants =
+                            rules_for(&c, Deployment::AccessLogger).any(|r| rule_matches(r, &req));
+                        let filter_wants =
+                            rules_for(&c, Deployment::HttpFilter).any(|r| rule_matches(r, &req));
+                        if logger_wants {
+                            assert!(eval_log(&log, &req), "logger filters out {req:?}");
+                        }
+                        if filter_wants {
+                            assert!(!eval_pred(skip, &req), "filter skipped for {req:?}");
+                        }
+                        // Without `?` or `#` in rule paths the translation is exact: the
+                        // native side passes nothing more either.
+                        assert_eq!(eval_log(&log, &req), logger_wants, "logger {req:?}");
+                        assert_eq!(!eval_pred(skip, &req), filter_wants, "filter {req:?}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 2 * methods.len() * hosts.len() * paths.len());
+    }
+}

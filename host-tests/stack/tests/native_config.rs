@@ -1,0 +1,703 @@
+//! The native Envoy configuration generated from adtap's rules (`adtap_core::native`), checked
+//! in a real Envoy: each test starts its own Envoy (one worker, 127.0.0.1, free ports, a
+//! `direct_response` route, stopped on drop) and sends requests that match and miss the rules.
+//!
+//! - The access log filter: Envoy's file access logger carrying `access_log_filter(cfg)` must
+//!   write exactly the requests a logger rule (no `capture_body`) matches.
+//! - The skip matcher: an `ExtensionWithMatcher` with `skip_matcher(cfg)` around a cheap native
+//!   filter that marks responses must mark exactly the requests an HTTP filter rule matches,
+//!   with `http_filter_rules` `all` and `body_only`.
+//! - `envoy --mode validate` and a real start of a bootstrap with `access_log_entry` and
+//!   `http_filter_entry` on the real `dist/adtap.wasm` (or `$ADTAP_WASM`; skipped with a note
+//!   when absent).
+//! - Which VM callbacks Envoy still makes for a request the native side keeps out, with a tiny
+//!   probe module (compiled here with `rustc --target wasm32-unknown-unknown`; skipped with a
+//!   note when that target is missing) that logs every callback it gets.
+//!
+//! Needs Envoy (`./build.sh setup`, or `$ADTAP_ENVOY`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use adtap_core::native::{self, Deployment};
+use adtap_core::Config;
+use adtap_stack::envoy::{self, Envoy};
+use adtap_stack::process::poll;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// adtap's configuration for these tests; `{HFR}` is replaced by `all` or `body_only`.
+const CONFIG: &str = r#"{
+  "cluster": "kafka_rest",
+  "http_filter_rules": "{HFR}",
+  "rules": [
+    {"event_type": "impression", "topic": "imps", "method": "GET", "path": {"exact": "/imp"}},
+    {"event_type": "click", "topic": "clicks", "host": "Ads.Example.com", "path": {"prefix": "/c/"}},
+    {"event_type": "conversion", "topic": "convs", "path": {"exact": "/conv"}},
+    {"event_type": "bid", "topic": "bids", "method": "POST", "path": {"exact": "/bid"}, "capture_body": true},
+    {"event_type": "rtb", "topic": "bids", "host": "rtb.example.com:9000", "path": {"prefix": "/rtb/"}, "capture_body": true}
+  ]
+}"#;
+
+fn config_text(http_filter_rules: &str) -> String {
+    CONFIG.replace("{HFR}", http_filter_rules)
+}
+
+fn config(http_filter_rules: &str) -> Config {
+    Config::parse(config_text(http_filter_rules).as_bytes())
+        .expect("the test configuration is valid")
+}
+
+/// One request and who must see it: the access logger (rules without `capture_body`), the HTTP
+/// filter with `http_filter_rules: all` (every rule) and with `body_only` (body rules only).
+struct Case {
+    method: &'static str,
+    host: &'static str,
+    path: &'static str,
+    logger: bool,
+    filter_all: bool,
+    filter_body_only: bool,
+}
+
+const fn case(
+    method: &'static str,
+    host: &'static str,
+    path: &'static str,
+    (logger, filter_all, filter_body_only): (bool, bool, bool),
+) -> Case {
+    Case {
+        method,
+        host,
+        path,
+        logger,
+        filter_all,
+        filter_body_only,
+    }
+}
+
+/// Non-body rule: the logger and the `all` filter. Body rule: both filters, never the logger.
+const NON_BODY: (bool, bool, bool) = (true, true, false);
+const BODY: (bool, bool, bool) = (false, true, true);
+const NONE: (bool, bool, bool) = (false, false, false);
+
+const CASES: &[Case] = &[
+    // exact /imp, GET only: the query string does not count, anything longer does.
+    case("GET", "x.test", "/imp", NON_BODY),
+    case("GET", "x.test", "/imp?campaign_id=c-1&x=/y", NON_BODY),
+    case("GET", "x.test", "/imp/", NONE),
+    case("GET", "x.test", "/impx?q", NONE),
+    case("POST", "x.test", "/imp", NONE),
+    case("HEAD", "x.test", "/imp", NONE),
+    // prefix /c/ on host ads.example.com: port ignored, case ignored.
+    case("GET", "ads.example.com", "/c/", NON_BODY),
+    case("GET", "ADS.Example.COM:8443", "/c/9?q=1", NON_BODY),
+    case("DELETE", "ads.example.com:80", "/c/x", NON_BODY),
+    case("GET", "ads.example.com.evil", "/c/1", NONE),
+    case("GET", "other.test", "/c/1", NONE),
+    case("GET", "ads.example.com", "/c", NONE),
+    case("GET", "ads.example.com", "/x?/c/", NONE),
+    // exact /conv, any method, any host.
+    case("PUT", "x.test", "/conv?a=b", NON_BODY),
+    case("GET", "x.test", "/conv/", NONE),
+    // body rules: the HTTP filter's, never the logger's.
+    case("POST", "x.test", "/bid", BODY),
+    case("POST", "x.test", "/bid?x=1", BODY),
+    case("GET", "x.test", "/bid", NONE),
+    case("POST", "RTB.example.com:9000", "/rtb/a", BODY),
+    case("POST", "rtb.example.com", "/rtb/", BODY),
+    case("POST", "rtb.example.com", "/rtbx", NONE),
+    case("POST", "ads.example.com", "/rtb/a", NONE),
+    // nothing.
+    case("GET", "x.test", "/", NONE),
+    case("GET", "x.test", "/other?imp", NONE),
+];
+
+/// A bootstrap with one listener `ads` (port 0) answering 200 itself, with these access logs
+/// and HTTP filters (the router is appended), and a `kafka_rest` cluster.
+fn bootstrap(access_log: Vec<Value>, mut http_filters: Vec<Value>) -> String {
+    http_filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
+    }));
+    let doc = json!({
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "static_resources": {
+            "listeners": [{
+                "name": "ads",
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "ads",
+                        "access_log": access_log,
+                        "route_config": {"virtual_hosts": [{
+                            "name": "all",
+                            "domains": ["*"],
+                            "routes": [{
+                                "match": {"prefix": "/"},
+                                "direct_response": {"status": 200, "body": {"inline_string": "ok"}}
+                            }]
+                        }]},
+                        "http_filters": http_filters,
+                    }
+                }]}]
+            }],
+            "clusters": [{
+                "name": "kafka_rest",
+                "type": "STATIC",
+                "connect_timeout": "1s",
+                "load_assignment": {"cluster_name": "kafka_rest", "endpoints": [{"lb_endpoints": [{
+                    "endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 9}}}
+                }]}]}
+            }]
+        }
+    });
+    // JSON is YAML.
+    serde_json::to_string_pretty(&doc).unwrap()
+}
+
+/// A response header that the marking filter adds.
+const MARK: &str = "x-adtap-mark";
+
+/// Envoy's file access logger writing `CASE-ID METHOD PATH` for each request, behind `filter`.
+fn file_access_log(path: &Path, filter: Value) -> Value {
+    json!({
+        "name": "envoy.access_loggers.file",
+        "filter": filter,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": path.display().to_string(),
+            "log_format": {"text_format_source": {"inline_string": "%REQ(X-CASE)% %REQ(:METHOD)% %REQ(:PATH)%\n"}}
+        }
+    })
+}
+
+/// `header_mutation` adding [`MARK`] to the response, skipped by `skip_matcher`.
+fn marking_filter(skip_matcher: Value) -> Value {
+    json!({
+        "name": "mark",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+            "extension_config": {
+                "name": "envoy.filters.http.header_mutation",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                    "mutations": {"response_mutations": [
+                        {"append": {"header": {"key": MARK, "value": "1"}}}
+                    ]}
+                }
+            },
+            "xds_matcher": skip_matcher,
+        }
+    })
+}
+
+/// A running Envoy with its temporary directory (kept and printed if a test fails).
+struct Running {
+    envoy: Envoy,
+    addr: SocketAddr,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Running {
+    fn start(yaml: impl FnOnce(&Path) -> String) -> Running {
+        let dir = tempfile::Builder::new()
+            .prefix("adtap-native-")
+            .tempdir()
+            .unwrap();
+        let yaml = yaml(dir.path());
+        let mut envoy = Envoy::start_in(&yaml, dir.path(), 1, "info").expect("Envoy starts");
+        envoy
+            .wait_ready(Duration::from_secs(30))
+            .expect("Envoy ready");
+        let addr = envoy.listener_addr("ads").unwrap();
+        Running {
+            envoy,
+            addr,
+            dir: Some(dir),
+        }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.as_ref().unwrap().path().join(name)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.envoy.kill();
+        if std::thread::panicking() {
+            if let Some(dir) = self.dir.take() {
+                eprintln!("Envoy's directory kept: {}", dir.keep().display());
+            }
+        }
+    }
+}
+
+/// Sends one HTTP/1.1 request (`connection: close`) and returns the status and the response
+/// header names (lower-case).
+fn send(addr: SocketAddr, method: &str, host: &str, path: &str, id: &str) -> (u16, Vec<String>) {
+    let mut tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {host}\r\nx-case: {id}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    tcp.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let names = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, _)| n.trim().to_ascii_lowercase())
+        .collect();
+    (status, names)
+}
+
+/// Waits until the file access log holds the line of case `id`, then returns every case id
+/// logged. Envoy flushes file logs on a timer; one worker writes them in request order.
+fn logged_until(log: &Path, id: &str) -> Vec<String> {
+    let ids = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect()
+    };
+    poll(Duration::from_secs(15), Duration::from_millis(100), || {
+        let text = std::fs::read_to_string(log).ok()?;
+        let ids = ids(&text);
+        ids.iter().any(|i| i == id).then_some(ids)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "case {id} never reached {}: {:?}",
+            log.display(),
+            std::fs::read_to_string(log)
+        )
+    })
+}
+
+/// (a) and (b) for one value of `http_filter_rules`.
+fn logger_filter_and_skip_matcher(http_filter_rules: &str) {
+    let cfg = config(http_filter_rules);
+    let body_only = http_filter_rules == "body_only";
+    let run = Running::start(|dir| {
+        bootstrap(
+            vec![file_access_log(
+                &dir.join("access.log"),
+                native::access_log_filter(&cfg),
+            )],
+            vec![marking_filter(native::skip_matcher(&cfg))],
+        )
+    });
+    let mut want_logged = Vec::new();
+    for (i, c) in CASES.iter().enumerate() {
+        let id = format!("case-{i}");
+        let (status, headers) = send(run.addr, c.method, c.host, c.path, &id);
+        assert_eq!(status, 200, "{} {} {}", c.method, c.host, c.path);
+        let want_mark = if body_only {
+            c.filter_body_only
+        } else {
+            c.filter_all
+        };
+        assert_eq!(
+            headers.iter().any(|h| h == MARK),
+            want_mark,
+            "http_filter_rules {http_filter_rules}: filter {} for {} {} {}",
+            if want_mark { "skipped" } else { "not skipped" },
+            c.method,
+            c.host,
+            c.path
+        );
+        if c.logger {
+            want_logged.push(id);
+        }
+    }
+    // A last request that the logger takes, so that every earlier line is known to be written.
+    let (status, _) = send(run.addr, "GET", "x.test", "/imp?last", "last");
+    assert_eq!(status, 200);
+    want_logged.push("last".into());
+    let logged = logged_until(&run.path("access.log"), "last");
+    let describe = |ids: &[String]| -> Vec<String> {
+        ids.iter()
+            .map(|id| {
+                let c = id
+                    .strip_prefix("case-")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .map(|n| &CASES[n]);
+                match c {
+                    Some(c) => format!("{id} {} {} {}", c.method, c.host, c.path),
+                    None => id.clone(),
+                }
+            })
+            .collect()
+    };
+    assert_eq!(
+        describe(&logged),
+        describe(&want_logged),
+        "access log lines"
+    );
+}
+
+#[test]
+fn access_log_filter_and_skip_matcher_with_all() {
+    logger_filter_and_skip_matcher("all");
+}
+
+#[test]
+fn access_log_filter_and_skip_matcher_with_body_only() {
+    logger_filter_and_skip_matcher("body_only");
+}
+
+#[test]
+fn a_deployment_without_rules_logs_nothing_and_always_skips() {
+    // Only body rules: the logger's filter matches nothing. Only logger rules under body_only:
+    // the HTTP filter is skipped for every request.
+    let body = Config::parse(
+        br#"{"cluster": "k", "rules": [{"event_type": "bid", "topic": "b", "path": {"prefix": "/"}, "capture_body": true}]}"#,
+    )
+    .unwrap();
+    let plain = Config::parse(
+        br#"{"cluster": "k", "http_filter_rules": "body_only", "rules": [{"event_type": "i", "topic": "t", "path": {"prefix": "/"}}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        native::rules_for(&body, Deployment::AccessLogger).count(),
+        0
+    );
+    assert_eq!(native::rules_for(&plain, Deployment::HttpFilter).count(), 0);
+    let run = Running::start(|dir| {
+        bootstrap(
+            vec![
+                file_access_log(&dir.join("none.log"), native::access_log_filter(&body)),
+                // Logs everything: once its line is there, the other logger's would be too.
+                file_access_log(&dir.join("all.log"), native::access_log_filter(&plain)),
+            ],
+            vec![
+                marking_filter(native::skip_matcher(&plain)),
+                // The body config's filter takes every request (prefix "/"): never skipped.
+                json!({
+                    "name": "mark2",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+                        "extension_config": {
+                            "name": "envoy.filters.http.header_mutation",
+                            "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                                "mutations": {"response_mutations": [
+                                    {"append": {"header": {"key": "x-mark-2", "value": "1"}}}
+                                ]}
+                            }
+                        },
+                        "xds_matcher": native::skip_matcher(&body),
+                    }
+                }),
+            ],
+        )
+    });
+    for (i, (m, p)) in [("GET", "/"), ("POST", "/bid?x")].iter().enumerate() {
+        let (status, headers) = send(run.addr, m, "x.test", p, &format!("n{i}"));
+        assert_eq!(status, 200);
+        assert!(!headers.iter().any(|h| h == MARK), "{m} {p} not skipped");
+        assert!(headers.iter().any(|h| h == "x-mark-2"), "{m} {p} skipped");
+    }
+    let all = logged_until(&run.path("all.log"), "n1");
+    assert_eq!(all, ["n0", "n1"]);
+    let none = std::fs::read_to_string(run.path("none.log")).unwrap_or_default();
+    assert_eq!(none, "", "a filter that matches nothing logged something");
+}
+
+#[test]
+fn envoy_validates_the_entries_with_adtap_wasm() {
+    let wasm = match envoy::wasm_path() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("note: skipping `envoy --mode validate` of the adtap entries: {e}");
+            return;
+        }
+    };
+    let wasm = wasm.display().to_string();
+    for hfr in ["all", "body_only"] {
+        let cfg = config(hfr);
+        let text = config_text(hfr);
+        let yaml = bootstrap(
+            vec![native::access_log_entry(&cfg, &text, &wasm)],
+            vec![native::http_filter_entry(&cfg, &text, &wasm)],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let verdict = envoy::validate(&yaml, dir.path()).unwrap();
+        assert!(
+            verdict.exit.is_some_and(|s| s.success()),
+            "envoy --mode validate refused the entries ({hfr}):\n{}\n{yaml}",
+            verdict.log
+        ); // `--mode validate` does not instantiate the VM; a real start runs adtap's on_configure.
+        let started = envoy::try_start(&yaml, dir.path(), Duration::from_secs(30)).unwrap();
+        assert!(
+            started.exit.is_none(),
+            "Envoy refused the entries on start ({hfr}):\n{}",
+            started.log
+        );
+    }
+}
+
+// --- Which VM callbacks Envoy makes for requests the native side keeps out.
+
+/// A proxy-wasm module that logs each callback it gets (`probe <callback> <context> [<:path>]`).
+const PROBE: &str = r#"
+#![no_std]
+#![no_main]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! { core::arch::wasm32::unreachable() }
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_log(level: u32, ptr: *const u8, len: usize) -> u32;
+    fn proxy_get_header_map_value(map: u32, key: *const u8, key_len: usize,
+                                  value: *mut *const u8, value_len: *mut usize) -> u32;
+}
+static mut HEAP: [u8; 65536] = [0; 65536];
+static mut NEXT: usize = 0;
+struct Line { buf: [u8; 512], n: usize }
+impl Line {
+    fn push(&mut self, s: &[u8]) { for b in s { if self.n < self.buf.len() { self.buf[self.n] = *b; self.n += 1; } } }
+    fn num(&mut self, mut v: u32) {
+        let mut d = [0u8; 10]; let mut i = 0;
+        loop { d[i] = b'0' + (v % 10) as u8; i += 1; v /= 10; if v == 0 { break; } }
+        while i > 0 { i -= 1; self.push(&d[i..i + 1]); }
+    }
+}
+fn say(what: &[u8], ctx: u32, path: bool) {
+    let mut l = Line { buf: [0; 512], n: 0 };
+    l.push(b"probe "); l.push(what); l.push(b" "); l.num(ctx);
+    if path {
+        let (mut p, mut n): (*const u8, usize) = (core::ptr::null(), 0);
+        let key = b":path";
+        if unsafe { proxy_get_header_map_value(0, key.as_ptr(), key.len(), &mut p, &mut n) } == 0 && !p.is_null() {
+            l.push(b" ");
+            l.push(unsafe { core::slice::from_raw_parts(p, n) });
+        }
+    }
+    unsafe { proxy_log(2, l.buf.as_ptr(), l.n); }
+}
+#[no_mangle] pub extern "C" fn proxy_abi_version_0_2_1() {}
+#[no_mangle] pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
+    unsafe {
+        if NEXT + size + 8 > 65536 { NEXT = 0; }
+        let start = (NEXT + 7) & !7;
+        NEXT = start + size;
+        core::ptr::addr_of_mut!(HEAP).cast::<u8>().add(start)
+    }
+}
+#[no_mangle] pub extern "C" fn proxy_on_vm_start(_: u32, _: u32) -> u32 { 1 }
+#[no_mangle] pub extern "C" fn proxy_on_configure(_: u32, _: u32) -> u32 { 1 }
+#[no_mangle] pub extern "C" fn proxy_on_context_create(ctx: u32, parent: u32) {
+    if parent == 0 { say(b"root_create", ctx, false) } else { say(b"context_create", ctx, false) }
+}
+#[no_mangle] pub extern "C" fn proxy_on_request_headers(ctx: u32, _: u32, _: u32) -> u32 { say(b"request_headers", ctx, true); 0 }
+#[no_mangle] pub extern "C" fn proxy_on_response_headers(ctx: u32, _: u32, _: u32) -> u32 { say(b"response_headers", ctx, false); 0 }
+#[no_mangle] pub extern "C" fn proxy_on_log(ctx: u32) { say(b"log", ctx, true) }
+#[no_mangle] pub extern "C" fn proxy_on_done(ctx: u32) -> u32 { say(b"done", ctx, false); 1 }
+#[no_mangle] pub extern "C" fn proxy_on_delete(ctx: u32) { say(b"delete", ctx, false) }
+"#;
+
+/// Compiles [`PROBE`] into `dir/probe.wasm`; `None` (with a note) when rustc cannot target
+/// wasm32-unknown-unknown here.
+fn build_probe(dir: &Path) -> Option<std::path::PathBuf> {
+    let src = dir.join("probe.rs");
+    let out = dir.join("probe.wasm");
+    std::fs::write(&src, PROBE).unwrap();
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let result = Command::new(rustc)
+        .args([
+            "--target",
+            "wasm32-unknown-unknown",
+            "--crate-type",
+            "cdylib",
+        ])
+        .args(["--edition", "2021", "-O", "-C", "panic=abort", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output();
+    match result {
+        Ok(o) if o.status.success() => Some(out),
+        Ok(o) => {
+            eprintln!(
+                "note: skipping the VM-callback checks: rustc could not build the probe module \
+                 (rustup target add wasm32-unknown-unknown):\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("note: skipping the VM-callback checks: no rustc ({e})");
+            None
+        }
+    }
+}
+
+/// The probe's callbacks per request `:path`, and the access logger's root `log`s per path.
+#[derive(Debug, Default)]
+struct Calls {
+    /// Stream-context callbacks, in order, by the `:path` the context saw.
+    stream: BTreeMap<String, Vec<String>>,
+    /// Root-context `proxy_on_log` calls (the Wasm access logger) by `:path`.
+    root_logs: BTreeMap<String, usize>,
+}
+
+fn probe_calls(envoy_log: &str) -> Calls {
+    let mut roots = BTreeSet::new();
+    let mut by_ctx: BTreeMap<String, (Option<String>, Vec<String>)> = BTreeMap::new();
+    let mut calls = Calls::default();
+    for line in envoy_log.lines() {
+        let Some(rest) = line.split("probe ").nth(1) else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let (Some(what), Some(ctx)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let path = words.next().map(str::to_string);
+        if what == "root_create" {
+            roots.insert(ctx.to_string());
+            continue;
+        }
+        if roots.contains(ctx) {
+            if what == "log" {
+                *calls.root_logs.entry(path.unwrap_or_default()).or_default() += 1;
+            }
+            continue;
+        }
+        let entry = by_ctx.entry(ctx.to_string()).or_default();
+        if entry.0.is_none() {
+            entry.0 = path;
+        }
+        entry.1.push(what.to_string());
+    }
+    for (_, (path, seen)) in by_ctx {
+        calls
+            .stream
+            .insert(path.unwrap_or_else(|| "<no path>".into()), seen);
+    }
+    calls
+}
+
+#[test]
+fn vm_callbacks_for_requests_kept_out() {
+    let scratch = tempfile::tempdir().unwrap();
+    let Some(probe) = build_probe(scratch.path()) else {
+        return;
+    };
+    let probe = probe.display().to_string();
+    let cfg = config("all");
+    let text = config_text("all");
+    // The HTTP filter the brief asked for (SkipFilter), and the same predicate driving Envoy's
+    // composite filter, which creates the Wasm filter only when it matches.
+    let skip = native::skip_matcher(&cfg);
+    let may_match = skip["matcher_list"]["matchers"][0]["predicate"]["not_matcher"].clone();
+    assert!(may_match.is_object(), "{skip}");
+    let wasm_filter =
+        native::http_filter_entry(&cfg, &text, &probe)["typed_config"]["extension_config"].clone();
+    let composite = json!({
+        "name": "adtap",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+            "extension_config": {
+                "name": "composite",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.Composite"}
+            },
+            "xds_matcher": {"matcher_list": {"matchers": [{
+                "predicate": may_match,
+                "on_match": {"action": {
+                    "name": "adtap",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.ExecuteFilterAction",
+                        "typed_config": wasm_filter,
+                    }
+                }}
+            }]}}
+        }
+    });
+    let full = [
+        "context_create",
+        "request_headers",
+        "response_headers",
+        "log",
+        "done",
+        "delete",
+    ];
+    let requests = [
+        ("GET", "/imp?p=1"),  // a logger rule and a filter rule
+        ("POST", "/bid?p=2"), // a body rule: the filter's only
+        ("GET", "/nothing"),  // no rule
+        ("GET", "/nothing/2"),
+    ];
+    for (name, http_filter) in [
+        ("skip", native::http_filter_entry(&cfg, &text, &probe)),
+        ("composite", composite),
+    ] {
+        let run = Running::start(|_| {
+            bootstrap(
+                vec![native::access_log_entry(&cfg, &text, &probe)],
+                vec![http_filter],
+            )
+        });
+        for (i, (m, p)) in requests.iter().enumerate() {
+            let (status, _) = send(run.addr, m, "x.test", p, &i.to_string());
+            assert_eq!(status, 200);
+        }
+        // A last matched request: one worker serves one request at a time, so once its
+        // `delete` is logged, every earlier request's callbacks are too.
+        let (status, _) = send(run.addr, "GET", "x.test", "/imp?p=last", "last");
+        assert_eq!(status, 200);
+        let calls = poll(Duration::from_secs(10), Duration::from_millis(100), || {
+            let calls = probe_calls(&run.envoy.log());
+            let last = calls.stream.get("/imp?p=last")?;
+            last.iter().any(|c| c == "delete").then_some(calls)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{name}: the probe's callbacks never showed:\n{}",
+                run.envoy.log()
+            )
+        });
+        // Matched: every callback, and the access logger's root `log` for logger rules only.
+        assert_eq!(calls.stream["/imp?p=1"], full, "{name}: {calls:?}");
+        assert_eq!(calls.stream["/bid?p=2"], full, "{name}: {calls:?}");
+        assert_eq!(
+            calls.root_logs,
+            BTreeMap::from([("/imp?p=1".to_string(), 1), ("/imp?p=last".to_string(), 1)]),
+            "{name}: the access log filter let an unmatched or body request into the VM"
+        );
+        for (_, p) in &requests[2..] {
+            let seen = calls.stream.get(*p).cloned().unwrap_or_default();
+            if name == "skip" {
+                // Envoy 1.40: SkipFilter skips the Wasm filter's stream callbacks, but the
+                // ExtensionWithMatcher passes the filter's access-log handler through
+                // unwrapped, and `onDestroy` is forwarded: the Wasm context is still created
+                // in `log` (context_create, log, done, delete).
+                assert_eq!(
+                    seen,
+                    ["context_create", "log", "done", "delete"],
+                    "{name} {p}: Envoy changed what a skipped Wasm filter gets: {calls:?}"
+                );
+            } else {
+                // The composite filter creates the Wasm filter only on a match: nothing at all.
+                assert!(seen.is_empty(), "{name} {p}: {seen:?}");
+            }
+        }
+    }
+}
