@@ -89,7 +89,12 @@ pub fn match_rule(cfg: &Config, head: RequestHead<'_>) -> Option<usize> {
 
 /// Whether a request matching `rule` is sampled in.
 pub fn sampled(rule: &Rule, rng: &mut Rng) -> bool {
-    rule.sample_rate >= 1.0 || rng.next_f64() < rule.sample_rate
+    sampled_at(rule.sample_rate, rng)
+}
+
+/// Whether a request is sampled in at `rate` (0.0-1.0); a rate of 1 draws nothing.
+pub fn sampled_at(rate: f64, rng: &mut Rng) -> bool {
+    rate >= 1.0 || rng.next_f64() < rate
 }
 
 /// Starts an event for a matched request: id, type, timestamp, method, host, path, query

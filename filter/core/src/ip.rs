@@ -5,7 +5,7 @@
 //! Everything here is total: malformed input gives `None` (or the input unchanged), never a
 //! panic, because it runs on attacker-controlled headers.
 
-use crate::config::IpMode;
+use crate::config::{ClientIpConfig, IpMode};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -75,6 +75,13 @@ pub fn client_addr(xff: Option<&str>, trusted_hops: u32, peer: Option<&str>) -> 
         }
     }
     parse_addr(peer?)
+}
+
+/// Whether the client IP of an event needs the peer address (`source.address`, one host call):
+/// not in `omit` mode, nor when a non-blank `X-Forwarded-For` gives it behind trusted hops.
+pub fn needs_peer_address(cfg: &ClientIpConfig, xff: Option<&str>) -> bool {
+    cfg.mode != IpMode::Omit
+        && (cfg.trusted_hops == 0 || xff.is_none_or(|x| x.trim().is_empty()))
 }
 
 /// IPv4 cut to its /24 and IPv6 to its /48 (host bits zeroed): `203.0.113.77` → `203.0.113.0`,

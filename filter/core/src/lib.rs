@@ -17,20 +17,34 @@
 //! - [`native`]: which rules each deployment captures, and the native Envoy matchers that keep
 //!   requests no rule can match out of the VM.
 //!
-//! The glue (crate `adtap-filter`) owns time, randomness seeds and host calls and passes them in;
-//! nothing here reads a clock or does I/O.
+//! And around them, the lifecycle the glue drives:
+//! - [`host`]: the [`host::Host`] trait, everything the core asks of the proxy (reads of the
+//!   stream, dispatching calls, logs, metrics); [`headers`]: header maps in the ABI's bytes.
+//! - [`session`]: the capture of one request, in either deployment (access logger, HTTP filter).
+//! - [`worker`]: one configuration's delivery state with an explicit [`worker::Phase`].
+//! - [`vm`]: one VM's roots, streams and workers: one method per proxy-wasm callback.
+//! - [`metrics`]: the `adtap_*` stats and the deltas that publish them.
+//!
+//! The glue (crate `adtap-filter`) implements [`host::Host`] over the ABI and passes time and
+//! randomness seeds in; nothing here reads a clock or does I/O.
 
 pub mod capture;
 pub mod classify;
 pub mod config;
 pub mod encode;
 pub mod event;
+pub mod headers;
+pub mod host;
 pub mod ip;
+pub mod metrics;
 pub mod native;
 pub mod pipeline;
 pub mod retry;
 pub mod rng;
+pub mod session;
 pub mod validate;
+pub mod vm;
+pub mod worker;
 
 pub use config::{Config, ConfigError};
 pub use event::{Event, Record};

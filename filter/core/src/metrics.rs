@@ -1,0 +1,161 @@
+//! The `adtap_*` Envoy stats: what is published, and the deltas that publish it.
+//!
+//! The core keeps exact counters per worker ([`crate::pipeline::Stats`] plus the request
+//! counters in [`Local`]); once per tick (and on shutdown) [`Ledger::publish`] sends each
+//! counter's and gauge's change since the last publish. Deltas, not absolute values, because
+//! every worker's VM feeds the same Envoy stat: Envoy sums the workers' increments, so the
+//! stats hold the totals across workers and the invariant holds on them too.
+
+use crate::classify::DropReason;
+use crate::host::{Host, LogLevel, MetricKind};
+use crate::pipeline::Stats;
+
+/// Counters of captures that never became records (requests, not events), and of the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Local {
+    /// Requests that matched no rule.
+    pub unmatched: u64,
+    /// Requests that matched a rule but were sampled out.
+    pub sampled_out: u64,
+    /// Captured bodies cut at `body.max_bytes`.
+    pub body_truncated: u64,
+    /// Batch calls the host refused to dispatch.
+    pub dispatch_errors: u64,
+}
+
+/// Number of published counters and gauges.
+pub const COUNT: usize = 19;
+
+/// Everything published, as one flat list of values in [`NAMES`] order.
+pub fn values(stats: &Stats, local: &Local) -> [u64; COUNT] {
+    let d = |r: DropReason| stats.dropped_for(r);
+    [
+        stats.captured,
+        stats.delivered,
+        stats.dropped_total(),
+        d(DropReason::BufferFull),
+        d(DropReason::RetryExhausted),
+        d(DropReason::Rejected),
+        d(DropReason::Encode),
+        d(DropReason::TooLarge),
+        d(DropReason::Shutdown),
+        stats.in_flight,
+        stats.buffered,
+        stats.buffered_bytes,
+        stats.batches_sent,
+        stats.batches_failed,
+        stats.retries,
+        local.unmatched,
+        local.sampled_out,
+        local.body_truncated,
+        local.dispatch_errors,
+    ]
+}
+
+/// Metric names and kinds, in [`values`] order. Documented in README.md's metrics reference.
+pub const NAMES: [(&str, MetricKind); COUNT] = [
+    ("adtap_captured", MetricKind::Counter),
+    ("adtap_delivered", MetricKind::Counter),
+    ("adtap_dropped", MetricKind::Counter),
+    ("adtap_dropped_buffer_full", MetricKind::Counter),
+    ("adtap_dropped_retry_exhausted", MetricKind::Counter),
+    ("adtap_dropped_rejected", MetricKind::Counter),
+    ("adtap_dropped_encode", MetricKind::Counter),
+    ("adtap_dropped_too_large", MetricKind::Counter),
+    ("adtap_dropped_shutdown", MetricKind::Counter),
+    ("adtap_in_flight", MetricKind::Gauge),
+    ("adtap_buffered", MetricKind::Gauge),
+    ("adtap_buffered_bytes", MetricKind::Gauge),
+    ("adtap_batches_sent", MetricKind::Counter),
+    ("adtap_batches_failed", MetricKind::Counter),
+    ("adtap_retries", MetricKind::Counter),
+    ("adtap_requests_unmatched", MetricKind::Counter),
+    ("adtap_requests_sampled_out", MetricKind::Counter),
+    ("adtap_body_truncated", MetricKind::Counter),
+    ("adtap_dispatch_errors", MetricKind::Counter),
+];
+
+/// Name of the batch round-trip histogram (milliseconds).
+pub const RTT_HISTOGRAM: &str = "adtap_batch_rtt_ms";
+
+/// One VM's published stats: metric ids, the values last published, and the final values of
+/// the workers this VM no longer has.
+#[derive(Debug)]
+pub struct Ledger {
+    ids: [Option<u32>; COUNT],
+    rtt: Option<u32>,
+    published: [u64; COUNT],
+    /// Final values of retired workers (see [`Ledger::retire`]).
+    base: [u64; COUNT],
+}
+
+impl Ledger {
+    /// Defines every metric. A metric the host refuses is skipped (logged once), never fatal:
+    /// capture must go on even if stats cannot be exported.
+    pub fn define(host: &mut dyn Host) -> Ledger {
+        let mut ids = [None; COUNT];
+        for (slot, (name, kind)) in ids.iter_mut().zip(NAMES) {
+            *slot = host.define_metric(kind, name).ok();
+        }
+        let rtt = host.define_metric(MetricKind::Histogram, RTT_HISTOGRAM).ok();
+        if ids.iter().any(Option::is_none) || rtt.is_none() {
+            host.log(
+                LogLevel::Warn,
+                "the host refused to define some metrics; they will not be exported",
+            );
+        }
+        Ledger {
+            ids,
+            rtt,
+            published: [0; COUNT],
+            base: [0; COUNT],
+        }
+    }
+
+    /// Sends every change since the last call; `live` is the sum of the live workers' values.
+    pub fn publish(&mut self, host: &mut dyn Host, live: [u64; COUNT]) {
+        for (((id, last), value), base) in self
+            .ids
+            .iter()
+            .zip(self.published.iter_mut())
+            .zip(live)
+            .zip(self.base)
+        {
+            let value = value.saturating_add(base);
+            if value == *last {
+                continue;
+            }
+            // Gauges go down as well as up; counters only up. i128 keeps the subtraction exact.
+            let delta = i64::try_from(i128::from(value) - i128::from(*last)).unwrap_or(0);
+            match id {
+                Some(id) if host.increment_metric(*id, delta).is_err() => {}
+                _ => *last = value,
+            }
+        }
+    }
+
+    /// Keeps the final numbers of a worker that is going away, so that the published counters
+    /// go on from them (Envoy refuses negative counter deltas, which would freeze the stats).
+    /// The worker must hold nothing any more, so its gauges are 0 and the invariant holds over
+    /// base + live.
+    pub fn retire(&mut self, values: [u64; COUNT]) {
+        for (b, v) in self.base.iter_mut().zip(values) {
+            *b = b.saturating_add(v);
+        }
+    }
+
+    /// Records one batch round trip.
+    pub fn record_rtt(&self, host: &mut dyn Host, ms: u64) {
+        if let Some(id) = self.rtt {
+            let _ = host.record_metric(id, ms);
+        }
+    }
+}
+
+/// Element-wise sum of published value lists.
+pub fn add(mut a: [u64; COUNT], b: [u64; COUNT]) -> [u64; COUNT] {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x = x.saturating_add(y);
+    }
+    a
+}
