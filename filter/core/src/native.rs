@@ -5,12 +5,14 @@
 //! - as the Wasm **access logger**, the access log's `filter` (an
 //!   `envoy.config.accesslog.v3.AccessLogFilter`, [`access_log_filter`]) runs before the VM is
 //!   entered: a request it rejects never reaches `proxy_on_log`;
-//! - as the Wasm **HTTP filter**, the filter is wrapped in an
+//! - as the Wasm **HTTP filter**, the entry is Envoy's composite filter
+//!   (`envoy.filters.http.composite`) wrapped in an
 //!   `envoy.extensions.common.matching.v3.ExtensionWithMatcher` whose `xds_matcher`
-//!   ([`skip_matcher`]) skips it (`SkipFilter`, the only action Envoy registers for it) when no
-//!   rule could match. Envoy still hands a skipped Wasm filter the access-log and destroy
-//!   callbacks (see `envoy/README.md`), so this removes the header and body callbacks, not
-//!   every VM entry.
+//!   ([`composite_matcher`]) runs an `ExecuteFilterAction` holding the Wasm filter when a rule
+//!   could match: the Wasm filter is created for those requests only, and a request that matches
+//!   nothing makes no VM entry at all (no context, no `proxy_on_log`). Wrapping the Wasm filter
+//!   itself with `SkipFilter` ([`skip_matcher`]) would not do that: Envoy still hands a skipped
+//!   filter the access-log and destroy callbacks (see `envoy/README.md`).
 //!
 //! Which rules each deployment captures is decided by one function, [`captures`] (and
 //! [`rules_for`] over a configuration), shared with the capture path.
@@ -35,7 +37,7 @@
 //! The parts of a rule are AND-ed, the rules OR-ed (first match wins in the VM, but for a
 //! superset the union is what counts). Envoy's list matchers need two entries or more, so
 //! single-entry lists collapse to their entry. A deployment without rules gets a filter that
-//! matches nothing (the logger logs nothing; the HTTP filter is always skipped).
+//! matches nothing (the logger logs nothing; the Wasm HTTP filter is never created).
 
 use crate::config::{Config, HttpFilterRules, PathMatch, Rule};
 use serde_json::{json, Value};
@@ -96,9 +98,75 @@ pub fn access_log_entry(cfg: &Config, plugin_config_json: &str, wasm_filename: &
 }
 
 /// The `xds_matcher` (`xds.type.matcher.v3.Matcher`) of the `ExtensionWithMatcher` around the
-/// Wasm HTTP filter: one matcher whose predicate is "no rule of [`Deployment::HttpFilter`] can
-/// match" and whose action is `SkipFilter`. It always has a predicate (Envoy skips a wrapped
-/// filter that has no match tree at all), even when every request may match.
+/// composite filter: one matcher whose predicate is "a rule of [`Deployment::HttpFilter`] can
+/// match" and whose action is an `ExecuteFilterAction` holding `filter` (a
+/// `TypedExtensionConfig` of an HTTP filter, such as [`wasm_http_filter`]). A request no rule can
+/// match finds no action, so the composite filter creates nothing for it. It always has a
+/// predicate, even when every request or none may match.
+pub fn composite_matcher(cfg: &Config, filter: Value) -> Value {
+    let may_match = deployment_cond(cfg, Deployment::HttpFilter);
+    json!({
+        "matcher_list": {
+            "matchers": [{
+                "predicate": may_match.matcher_predicate(),
+                "on_match": {
+                    "action": {
+                        "name": "adtap",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.ExecuteFilterAction",
+                            "typed_config": filter,
+                        }
+                    }
+                }
+            }]
+        }
+    })
+}
+
+/// An `http_filters` list entry named `adtap` that runs `filter` (a `TypedExtensionConfig`) only
+/// for the requests a rule of [`Deployment::HttpFilter`] can match: Envoy's composite filter
+/// wrapped in an `ExtensionWithMatcher` with [`composite_matcher`].
+pub fn composite_filter_entry(cfg: &Config, filter: Value) -> Value {
+    json!({
+        "name": "adtap",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+            "extension_config": {
+                "name": "envoy.filters.http.composite",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.Composite"
+                }
+            },
+            "xds_matcher": composite_matcher(cfg, filter),
+        }
+    })
+}
+
+/// The Wasm HTTP filter as a `TypedExtensionConfig` (`envoy.filters.http.wasm`): the module at
+/// `wasm_filename` with `plugin_config_json`, `failure_policy: FAIL_OPEN`.
+pub fn wasm_http_filter(plugin_config_json: &str, wasm_filename: &str) -> Value {
+    json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": plugin_config(plugin_config_json, wasm_filename),
+        }
+    })
+}
+
+/// An `http_filters` list entry: [`composite_filter_entry`] with the Wasm HTTP filter
+/// ([`wasm_http_filter`]) as its action, so that the Wasm filter exists only for requests a rule
+/// can match. Goes ahead of the router.
+pub fn http_filter_entry(cfg: &Config, plugin_config_json: &str, wasm_filename: &str) -> Value {
+    composite_filter_entry(cfg, wasm_http_filter(plugin_config_json, wasm_filename))
+}
+
+/// The older form, **not** used by [`http_filter_entry`]: an `xds_matcher` for an
+/// `ExtensionWithMatcher` around the Wasm filter itself, whose predicate is "no rule of
+/// [`Deployment::HttpFilter`] can match" and whose action is `SkipFilter`. Envoy 1.40 still
+/// creates the VM context of a skipped Wasm filter and calls its `proxy_on_log`, `proxy_on_done`
+/// and `proxy_on_delete` (`envoy/README.md`); only the header and body callbacks are saved. Kept
+/// for measurements that compare the two forms.
 pub fn skip_matcher(cfg: &Config) -> Value {
     let may_match = deployment_cond(cfg, Deployment::HttpFilter);
     json!({
@@ -114,26 +182,6 @@ pub fn skip_matcher(cfg: &Config) -> Value {
                     }
                 }
             }]
-        }
-    })
-}
-
-/// An `http_filters` list entry: the Wasm HTTP filter (module at `wasm_filename`, configuration
-/// `plugin_config_json`, `failure_policy: FAIL_OPEN`) wrapped in an `ExtensionWithMatcher` with
-/// [`skip_matcher`]. Goes ahead of the router.
-pub fn http_filter_entry(cfg: &Config, plugin_config_json: &str, wasm_filename: &str) -> Value {
-    json!({
-        "name": "adtap",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
-            "extension_config": {
-                "name": "envoy.filters.http.wasm",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                    "config": plugin_config(plugin_config_json, wasm_filename),
-                }
-            },
-            "xds_matcher": skip_matcher(cfg),
         }
     })
 }
@@ -439,6 +487,12 @@ mod tests {
         json!({"single_predicate": {"input": request_header_input(name), "value_match": m}})
     }
 
+    /// The predicate of [`composite_matcher`]: a rule of the HTTP filter may match.
+    fn may_match(c: &Config) -> Value {
+        composite_matcher(c, json!({"name": "f"}))["matcher_list"]["matchers"][0]["predicate"]
+            .clone()
+    }
+
     #[test]
     fn which_rules_each_deployment_captures() {
         fn event_types(c: &Config, d: Deployment) -> Vec<&str> {
@@ -502,6 +556,7 @@ mod tests {
             access_log_filter(&c),
             hf(":path", json!({"prefix": "/imp"}))
         );
+        assert_eq!(may_match(&c), sp(":path", json!({"prefix": "/imp"})));
         assert_eq!(
             skip_matcher(&c)["matcher_list"]["matchers"][0]["predicate"],
             json!({"not_matcher": sp(":path", json!({"prefix": "/imp"}))})
@@ -509,19 +564,31 @@ mod tests {
     }
 
     #[test]
-    fn skip_matcher_shape() {
+    fn composite_matcher_shape() {
         let c = cfg(json!({"http_filter_rules": "body_only"}));
-        let m = skip_matcher(&c);
+        let filter = json!({"name": "f", "typed_config": {"@type": "t"}});
+        let bid = json!({"and_matcher": {"predicate": [
+            sp(":method", json!({"exact": "POST"})),
+            {"or_matcher": {"predicate": [
+                sp(":path", json!({"exact": "/bid"})),
+                sp(":path", json!({"prefix": "/bid?"})),
+            ]}},
+        ]}});
         assert_eq!(
-            m,
+            composite_matcher(&c, filter.clone()),
             json!({"matcher_list": {"matchers": [{
-                "predicate": {"not_matcher": {"and_matcher": {"predicate": [
-                    sp(":method", json!({"exact": "POST"})),
-                    {"or_matcher": {"predicate": [
-                        sp(":path", json!({"exact": "/bid"})),
-                        sp(":path", json!({"prefix": "/bid?"})),
-                    ]}},
-                ]}}},
+                "predicate": bid,
+                "on_match": {"action": {"name": "adtap", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.ExecuteFilterAction",
+                    "typed_config": filter,
+                }}}
+            }]}})
+        );
+        // The SkipFilter form has the negated predicate.
+        assert_eq!(
+            skip_matcher(&c),
+            json!({"matcher_list": {"matchers": [{
+                "predicate": {"not_matcher": bid},
                 "on_match": {"action": {"name": "skip", "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter"
                 }}}
@@ -551,20 +618,29 @@ mod tests {
         );
         assert_eq!(pc["configuration"]["value"], conf);
 
+        let wasm = wasm_http_filter(conf, "/etc/envoy/adtap.wasm");
+        assert_eq!(
+            wasm,
+            json!({"name": "envoy.filters.http.wasm", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config": pc,
+            }})
+        );
         let http = http_filter_entry(&c, conf, "/etc/envoy/adtap.wasm");
-        let tc = &http["typed_config"];
+        assert_eq!(http, composite_filter_entry(&c, wasm.clone()));
         assert_eq!(
-            tc["@type"],
-            "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher"
+            http,
+            json!({"name": "adtap", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+                "extension_config": {"name": "envoy.filters.http.composite", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.Composite"
+                }},
+                "xds_matcher": composite_matcher(&c, wasm),
+            }})
         );
-        assert_eq!(tc["xds_matcher"], skip_matcher(&c));
-        let inner = &tc["extension_config"];
-        assert_eq!(inner["name"], "envoy.filters.http.wasm");
-        assert_eq!(
-            inner["typed_config"]["@type"],
-            "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
-        );
-        assert_eq!(inner["typed_config"]["config"], *pc);
+        let action = &http["typed_config"]["xds_matcher"]["matcher_list"]["matchers"][0]
+            ["on_match"]["action"]["typed_config"];
+        assert_eq!(action["typed_config"]["typed_config"]["config"], *pc);
     }
 
     #[test]
@@ -579,11 +655,15 @@ mod tests {
             {"header_filter": {"header": {"name": ":method", "present_match": false}}},
         ]}});
         assert_eq!(access_log_filter(&c), nothing);
-        // Only non-body rules under body_only: the HTTP filter is always skipped.
+        // Only non-body rules under body_only: the Wasm HTTP filter is never created.
         let c = rules(
             json!([{"event_type": "i", "topic": "t", "path": {"prefix": "/i"}}]),
             "body_only",
         );
+        let never = json!({"and_matcher": {"predicate": [
+            method_is_empty(), {"not_matcher": method_is_empty()}
+        ]}});
+        assert_eq!(may_match(&c), never);
         let always = json!({"or_matcher": {"predicate": [
             method_is_empty(), {"not_matcher": method_is_empty()}
         ]}});
@@ -612,13 +692,19 @@ mod tests {
         assert_eq!(access_log_filter(&c), hf(":path", json!({"prefix": "/a"})));
         c.rules[0].path = PathMatch::Prefix("/a#frag".into());
         assert_eq!(access_log_filter(&c), hf(":path", json!({"prefix": "/a"})));
-        // Nothing left to match on: every request passes, and the HTTP filter is never skipped.
+        // Nothing left to match on: every request passes, and gets the Wasm HTTP filter.
         c.rules[0].path = PathMatch::Prefix("?".into());
         assert_eq!(
             access_log_filter(&c),
             json!({"or_filter": {"filters": [
                 {"header_filter": {"header": {"name": ":method", "present_match": true}}},
                 {"header_filter": {"header": {"name": ":method", "present_match": false}}},
+            ]}})
+        );
+        assert_eq!(
+            may_match(&c),
+            json!({"or_matcher": {"predicate": [
+                method_is_empty(), {"not_matcher": method_is_empty()}
             ]}})
         );
         assert_eq!(
@@ -753,6 +839,7 @@ mod tests {
                 c.http_filter_rules = HttpFilterRules::BodyOnly;
             }
             let log = access_log_filter(&c);
+            let run = may_match(&c);
             let skip = &skip_matcher(&c)["matcher_list"]["matchers"][0]["predicate"];
             for m in methods {
                 for h in hosts {
@@ -766,12 +853,13 @@ mod tests {
                             assert!(eval_log(&log, &req), "logger filters out {req:?}");
                         }
                         if filter_wants {
-                            assert!(!eval_pred(skip, &req), "filter skipped for {req:?}");
+                            assert!(eval_pred(&run, &req), "filter not run for {req:?}");
                         }
                         // Without `?` or `#` in rule paths the translation is exact: the
                         // native side passes nothing more either.
                         assert_eq!(eval_log(&log, &req), logger_wants, "logger {req:?}");
-                        assert_eq!(!eval_pred(skip, &req), filter_wants, "filter {req:?}");
+                        assert_eq!(eval_pred(&run, &req), filter_wants, "filter {req:?}");
+                        assert_eq!(!eval_pred(skip, &req), filter_wants, "skip {req:?}");
                         checked += 1;
                     }
                 }

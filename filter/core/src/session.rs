@@ -2,10 +2,13 @@
 //! buffer: one implementation for the access logger, the HTTP filter, the JavaScript preview and
 //! the native test drivers.
 //!
-//! The access logger sees a request once, in its log callback: [`capture_logged`] does the
-//! whole capture there. The HTTP filter is entered for a request body (when a rule may capture
-//! bodies) and at log time: [`Session::begin`] decides on the first body chunk, the
-//! [`Session`] collects the body, and [`Session::finish`] completes the event at log time.
+//! Both deployments capture at log time, the one moment Envoy lets a module read the request
+//! headers again after `on_request_headers` (which this module does not export: Envoy drops its
+//! pointer to the request headers once a filter continues, so a body callback cannot see
+//! them). The access logger does the whole capture in [`capture_logged`]. The HTTP filter
+//! collects the request body first, as it streams by, when any of its rules captures bodies
+//! ([`Worker::wants_bodies`]); at log time [`Session::begin`] matches the rules and, if the
+//! matching rule captures bodies, [`Session::attach_body`] adds what was collected.
 //!
 //! Host reads, each one data-returning host call (`FACTS.md` §6), in the order a capture makes
 //! them: the request header map (method, host, path, the allow-listed headers, user agent,
@@ -15,34 +18,14 @@
 //! the log time, minus the duration when `duration` is read.
 
 use crate::capture::{self, BodyCapture, Completion, RequestHead};
-use crate::config::{Config, HttpFilterRules, Rule};
+use crate::event::Event;
 use crate::headers::HeaderPairs;
 use crate::host::{self, Host, Property};
 use crate::ip;
+use crate::native;
 use crate::worker::Worker;
 
-/// How adtap was loaded into Envoy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deployment {
-    /// `envoy.access_loggers.wasm`: one VM entry per request, no bodies.
-    AccessLogger,
-    /// `envoy.filters.http.wasm`: can read request bodies.
-    HttpFilter,
-}
-
-impl Deployment {
-    /// Whether this deployment captures `rule` of `cfg`. The access logger sees no body, so it
-    /// leaves the rules with `capture_body` to the HTTP filter; the HTTP filter takes every
-    /// rule, or only those with `capture_body` when an access logger shares its configuration.
-    pub fn captures(self, cfg: &Config, rule: &Rule) -> bool {
-        match self {
-            Deployment::AccessLogger => !rule.capture_body,
-            Deployment::HttpFilter => {
-                cfg.http_filter_rules == HttpFilterRules::All || rule.capture_body
-            }
-        }
-    }
-}
+pub use crate::native::Deployment;
 
 /// A request this deployment captures: which rule, and what was read of it so far.
 #[derive(Debug, Clone)]
@@ -63,28 +46,16 @@ pub enum Decision {
 }
 
 impl Session {
-    /// Matches the request against the rules of `deployment` and samples it. `body` says
-    /// whether the request body will be seen (the HTTP filter's body callback); a body is
-    /// collected only for rules with `capture_body`.
-    pub fn begin(
-        worker: &mut Worker,
-        host: &mut dyn Host,
-        deployment: Deployment,
-        body: bool,
-    ) -> Decision {
+    /// Matches the request against the rules of `deployment` and samples it.
+    pub fn begin(worker: &mut Worker, host: &mut dyn Host, deployment: Deployment) -> Decision {
         let Some(headers) = host.request_headers() else {
             return Decision::Skip;
         };
-        Session::begin_with(worker, headers, deployment, body)
+        Session::begin_with(worker, headers, deployment)
     }
 
     /// [`Session::begin`] on headers already read.
-    pub fn begin_with(
-        worker: &mut Worker,
-        headers: HeaderPairs,
-        deployment: Deployment,
-        body: bool,
-    ) -> Decision {
+    pub fn begin_with(worker: &mut Worker, headers: HeaderPairs, deployment: Deployment) -> Decision {
         let rule = {
             let (Some(method), Some(path)) = (headers.text(":method"), headers.text(":path")) else {
                 return Decision::Skip;
@@ -106,11 +77,10 @@ impl Session {
         };
         // The first matching rule decides, even when it belongs to the other deployment: the
         // generated native filters (`native`) assume exactly this.
-        if !deployment.captures(worker.config(), r) {
+        if !native::captures(worker.config(), deployment, r) {
             return Decision::Skip;
         }
-        let (capture_body, rate) = (r.capture_body, r.sample_rate);
-        let max_bytes = worker.config().body.max_bytes;
+        let rate = r.sample_rate;
         if !capture::sampled_at(rate, worker.rng()) {
             worker.local_mut().sampled_out += 1;
             return Decision::Skip;
@@ -118,39 +88,39 @@ impl Session {
         Decision::Capture(Session {
             rule,
             headers,
-            body: (capture_body && body).then(|| BodyCapture::new(max_bytes)),
+            body: None,
         })
     }
 
-    /// Whether the session collects a body.
-    pub fn wants_body(&self) -> bool {
-        self.body.as_ref().is_some_and(|b| b.wanted() > 0)
-    }
-
-    /// One request body chunk of `size` bytes: reads what is still wanted (a 10 MB upload
-    /// costs at most `body.max_bytes` of copy) and notes truncation.
-    pub fn push_body(&mut self, host: &mut dyn Host, size: usize) {
-        if let Some(body) = self.body.as_mut() {
-            let want = body.wanted().min(size);
-            let chunk = if want > 0 {
-                host.request_body(want).unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            body.push(&chunk, size);
-        }
-    }
-
-    /// Adds a chunk already read (the native drivers and the preview).
-    pub fn push_body_bytes(&mut self, chunk: &[u8]) {
-        if let Some(body) = self.body.as_mut() {
-            body.push(chunk, chunk.len());
+    /// Adds the request body collected for this request, if the matching rule captures bodies
+    /// (otherwise it is dropped unread).
+    pub fn attach_body(&mut self, worker: &Worker, body: BodyCapture) {
+        if worker
+            .config()
+            .rules
+            .get(self.rule)
+            .is_some_and(|r| r.capture_body)
+        {
+            self.body = Some(body);
         }
     }
 
     /// Completes the event at log time with the configured response fields and hands the
     /// record to the worker's pipeline.
     pub fn finish(self, worker: &mut Worker, host: &mut dyn Host, now_wall_ms: u64, now_ms: u64) {
+        let rule = self.rule;
+        let event = self.complete(worker, host, now_wall_ms);
+        worker.accept(now_ms, rule, &event);
+    }
+
+    /// The rule that matched.
+    pub fn rule(&self) -> usize {
+        self.rule
+    }
+
+    /// Completes the event at log time with the configured response fields (the reads the
+    /// module header describes), without buffering it: [`Session::finish`] and the preview.
+    pub fn complete(self, worker: &mut Worker, host: &mut dyn Host, now_wall_ms: u64) -> Event {
         let cfg = worker.config();
         let fields = cfg.response_fields;
         let xff = self.headers.text("x-forwarded-for");
@@ -207,15 +177,26 @@ impl Session {
                 worker.local_mut().body_truncated += 1;
             }
         }
-        let xff = xff.map(std::borrow::Cow::into_owned);
-        worker.complete(now_ms, self.rule, event, xff.as_deref(), done);
+        capture::finish(worker.config(), &mut event, xff.as_deref(), done);
+        event
     }
 }
 
 /// The access logger's whole capture of one logged request.
 pub fn capture_logged(worker: &mut Worker, host: &mut dyn Host, now_wall_ms: u64, now_ms: u64) {
-    if let Decision::Capture(session) = Session::begin(worker, host, Deployment::AccessLogger, false)
-    {
+    if let Decision::Capture(session) = Session::begin(worker, host, Deployment::AccessLogger) {
         session.finish(worker, host, now_wall_ms, now_ms);
     }
+}
+
+/// One request body chunk of `size` bytes into `body`: reads only what is still wanted (a
+/// 10 MB upload costs at most `body.max_bytes` of copy) and notes truncation.
+pub fn collect_body(body: &mut BodyCapture, host: &mut dyn Host, size: usize) {
+    let want = body.wanted().min(size);
+    let chunk = if want > 0 {
+        host.request_body(want).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    body.push(&chunk, size);
 }

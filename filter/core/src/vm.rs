@@ -11,18 +11,19 @@
 //! if no other root uses it, is abandoned and its records counted as dropped for shutdown.
 //!
 //! # Streams
-//! The module exports no per-stream callbacks but the request body and the log, so Envoy
-//! enters the VM once per request (twice with a body), and never for `context_create`. A
-//! stream is therefore known by its context id only when its body arrives; it is tied to a
-//! worker on first sight: the VM's only live worker, or, when the VM holds several
-//! configurations, the one of the root whose `plugin_name` the stream reports (one property
-//! read).
+//! The module exports no per-stream callbacks but the request body, the log and `on_done`, so
+//! Envoy enters the VM twice per request (three times with a body), and never for
+//! `context_create`. A stream is therefore known by its context id only when its body arrives
+//! (collected while a rule may want it) or at log time; it is tied to a worker on first sight:
+//! the VM's only live worker, or, when the VM holds several configurations, the one of the root
+//! whose `plugin_name` the stream reports (one property read).
 //!
 //! # Time
 //! Event timestamps use the host's wall clock. Batch ages, retry timers and the shutdown
 //! deadline use [`Clock`], which moves forward by elapsed wall time and never back, so a system
 //! clock stepped back stalls nothing.
 
+use crate::capture::BodyCapture;
 use crate::config::Config;
 use crate::host::{self, Host, LogLevel, Property};
 use crate::metrics::{self, Ledger, COUNT};
@@ -83,13 +84,13 @@ struct Slot {
     roots: usize,
 }
 
-/// An HTTP filter stream seen before its log callback.
+/// An HTTP filter stream whose body is being collected before its log callback.
 #[derive(Debug)]
 struct Stream {
     context: u32,
     worker: u64,
     since_ms: u64,
-    decision: Decision,
+    body: BodyCapture,
 }
 
 /// One VM's state.
@@ -196,52 +197,44 @@ impl Vm {
             }
             return;
         }
-        let seen = self
+        let body = self
             .streams
             .iter()
             .position(|s| s.context == context_id)
             .map(|at| self.streams.remove(at));
-        match seen {
-            Some(stream) => {
-                if let (Decision::Capture(session), Some(slot)) =
-                    (stream.decision, self.running_mut(stream.worker))
-                {
-                    session.finish(&mut slot.worker, host, wall_ms, now);
-                }
+        let key = match &body {
+            Some(stream) => stream.worker,
+            None => match self.stream_worker(host) {
+                Some(key) => key,
+                None => return,
+            },
+        };
+        let Some(slot) = self.running_mut(key) else { return };
+        if let Decision::Capture(mut session) =
+            Session::begin(&mut slot.worker, host, Deployment::HttpFilter)
+        {
+            if let Some(stream) = body {
+                session.attach_body(&slot.worker, stream.body);
             }
-            None => {
-                let Some(key) = self.stream_worker(host) else { return };
-                if let Some(slot) = self.running_mut(key) {
-                    if let Decision::Capture(session) =
-                        Session::begin(&mut slot.worker, host, Deployment::HttpFilter, false)
-                    {
-                        session.finish(&mut slot.worker, host, wall_ms, now);
-                    }
-                }
-            }
+            session.finish(&mut slot.worker, host, wall_ms, now);
         }
     }
 
-    /// `proxy_on_request_body` of a stream: decides on the first chunk, collects what the rule
-    /// wants of the body.
+    /// `proxy_on_request_body` of a stream: collects the body if the stream's configuration
+    /// captures bodies (the rules are matched at log time, when the headers are readable).
     pub fn on_request_body(&mut self, host: &mut dyn Host, context_id: u32, wall_ms: u64, size: usize) {
         let now = self.clock.advance(wall_ms);
         if let Some(stream) = self.streams.iter_mut().find(|s| s.context == context_id) {
-            if let Decision::Capture(session) = &mut stream.decision {
-                if session.wants_body() {
-                    session.push_body(host, size);
-                }
-            }
+            session::collect_body(&mut stream.body, host, size);
             return;
         }
         let Some(key) = self.stream_worker(host) else { return };
         let Some(slot) = self.running_mut(key) else { return };
-        let mut decision = Session::begin(&mut slot.worker, host, Deployment::HttpFilter, true);
-        if let Decision::Capture(session) = &mut decision {
-            if session.wants_body() {
-                session.push_body(host, size);
-            }
+        if !slot.worker.wants_bodies() {
+            return;
         }
+        let mut body = BodyCapture::new(slot.worker.config().body.max_bytes);
+        session::collect_body(&mut body, host, size);
         if self.streams.len() >= MAX_STREAMS {
             self.streams.remove(0);
         }
@@ -249,7 +242,7 @@ impl Vm {
             context: context_id,
             worker: key,
             since_ms: now,
-            decision,
+            body,
         });
     }
 

@@ -10,7 +10,6 @@
 //! `Finished`. While draining everything buffered is due at once; at the deadline whatever is
 //! still held is counted as dropped for shutdown, so the last published numbers balance.
 
-use crate::capture::Completion;
 use crate::classify::{DropReason, Response};
 use crate::encode;
 use crate::event::Event;
@@ -82,6 +81,14 @@ impl Worker {
         &self.cfg
     }
 
+    /// Whether an HTTP filter on this configuration collects request bodies: some rule
+    /// captures them. The body streams by before the rules can be matched (at log time), so
+    /// it is collected for every request that enters the filter with a body; the generated
+    /// native matcher (`native`) keeps the requests no rule matches out.
+    pub fn wants_bodies(&self) -> bool {
+        self.cfg.rules.iter().any(|r| r.capture_body)
+    }
+
     /// The phase.
     pub fn phase(&self) -> Phase {
         self.phase
@@ -125,12 +132,6 @@ impl Worker {
             Ok(record) => self.pipeline.push(now_ms, record),
             Err(_) => self.pipeline.push_failed(DropReason::Encode),
         }
-    }
-
-    /// Completes an event with what the log phase knows and accepts it.
-    pub(crate) fn complete(&mut self, now_ms: u64, rule: usize, mut event: Event, xff: Option<&str>, done: Completion) {
-        crate::capture::finish(&self.cfg, &mut event, xff, done);
-        self.accept(now_ms, rule, &event);
     }
 
     /// Dispatches every batch that is due, within the in-flight limit.

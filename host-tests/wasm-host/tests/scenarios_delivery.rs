@@ -202,7 +202,8 @@ fn rich_call(extra: Value, events: u32) -> (Host, adtap_wasm_host::HttpCall) {
     let cfg = config(json!({
         "key": "query.campaign_id",
         "batch": {"max_events": events},
-        "headers": ["x-campaign"]
+        "headers": ["x-campaign"],
+        "response_fields": ["status", "duration", "sizes", "route", "upstream"]
     }));
     let mut cfg = cfg;
     for (k, v) in extra.as_object().unwrap() {
@@ -260,7 +261,8 @@ fn rich_call(extra: Value, events: u32) -> (Host, adtap_wasm_host::HttpCall) {
 /// The event every `rich_call` request must produce (id aside).
 fn expected_event(n: u32, id: &str) -> Value {
     json!({
-        "v": 1, "id": id, "type": "impression", "ts": T0_MS, "request_id": "req-1",
+        // Logged at T0 after 1.5 ms: the event's time is when it began, to the millisecond.
+        "v": 1, "id": id, "type": "impression", "ts": T0_MS - 1, "request_id": "req-1",
         "method": "GET", "host": "ads.example:443", "path": "/imp/a",
         "query": {"n": n.to_string(), "campaign_id": "c42"},
         "headers": {"x-campaign": "camp"},
@@ -409,7 +411,7 @@ fn v3_request_json_and_binary() {
             );
             assert_eq!(r.raw["key"], json!({"type": "STRING", "data": "c42"}));
             assert_eq!(r.raw["value"]["type"], vtype);
-            assert_eq!(r.raw["timestamp"], "2023-11-14T22:13:20.000Z");
+            assert_eq!(r.raw["timestamp"], "2023-11-14T22:13:19.999Z");
             assert_eq!(encode::rfc3339_ms(T0_MS), "2023-11-14T22:13:20.000Z");
             let keys: Vec<&String> = r.raw.as_object().unwrap().keys().collect();
             assert_eq!(keys.len(), 4, "no partition_id: {keys:?}");
@@ -1089,7 +1091,7 @@ fn a_system_clock_step_back_does_not_stall_batches() {
 /// Envoy gives a new configuration a new root context, but the ABI lets a host configure a live
 /// root again. The old worker's records are then counted as dropped (never lost without a
 /// count), its totals carry on in the published counters (which must not freeze or go back),
-/// a stream begun under the old rules is not finished with the new ones, and an answer to an
+/// a stream is captured at log time under the rules of that time, and an answer to an
 /// old call is ignored.
 #[test]
 fn reconfiguring_a_live_root_keeps_the_books() {
@@ -1134,8 +1136,8 @@ fn reconfiguring_a_live_root_keeps_the_books() {
     must(&h, r);
     let c = check(&mut h);
     assert_eq!(
-        c.captured, 5,
-        "a stream begun under the old rules is not captured"
+        c.captured, 6,
+        "a stream is captured at log time, under the rules of that time"
     );
 
     // The old call's answer arrives: ignored, no round trip recorded.
@@ -1148,16 +1150,17 @@ fn reconfiguring_a_live_root_keeps_the_books() {
         .is_empty());
 
     // The new worker counts on from the old totals.
+    // (the open stream's event, n=99, is the first of the new worker's batch)
     impressions(&mut h, 5, 2);
     let c = check(&mut h);
-    assert_eq!((c.captured, c.in_flight), (7, 2));
+    assert_eq!((c.captured, c.in_flight, c.buffered), (8, 2, 1));
     let new_calls = calls(&h);
     assert_eq!(new_calls.len(), 1);
-    assert_eq!(ns(&new_calls[0], V2, JSON), [5, 6]);
+    assert_eq!(ns(&new_calls[0], V2, JSON), [99, 5]);
     respond_ok(&mut h, &new_calls[0], V2, JSON);
     let c = check(&mut h);
     assert_eq!(
-        (c.captured, c.delivered, c.dropped, c.in_flight),
-        (7, 2, 5, 0)
+        (c.captured, c.delivered, c.dropped, c.in_flight, c.buffered),
+        (8, 2, 5, 0, 1)
     );
 }

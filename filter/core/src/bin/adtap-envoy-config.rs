@@ -21,8 +21,8 @@ usage: adtap-envoy-config [--access-log|--http-filter] [--wasm PATH] CONFIG.json
 Prints the Envoy configuration entry that loads adtap, with a native filter built from the
 configuration's rules that keeps requests no rule can match out of the Wasm VM.
 
-  --http-filter  an `http_filters` entry: the Wasm HTTP filter wrapped in an ExtensionWithMatcher
-                 that skips it when no rule it captures can match (the default)
+  --http-filter  an `http_filters` entry: Envoy's composite filter, whose matcher creates the Wasm
+                 HTTP filter only for requests a rule it captures can match (the default)
   --access-log   an `access_log` entry: the Wasm access logger with an access log filter that
                  passes only requests a rule without capture_body can match
   --wasm PATH    the module's path on the Envoy host (default /etc/envoy/adtap.wasm)
@@ -134,7 +134,7 @@ fn main() -> ExitCode {
             }
             Deployment::HttpFilter => {
                 "the HTTP filter captures no rule (http_filter_rules is body_only and no rule has \
-                 capture_body): it is skipped for every request"
+                 capture_body): its matcher matches no request, so the Wasm filter is never created"
             }
         };
         eprintln!("adtap-envoy-config: warning: {what}");
