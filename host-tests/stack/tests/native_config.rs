@@ -4,15 +4,19 @@
 //!
 //! - The access log filter: Envoy's file access logger carrying `access_log_filter(cfg)` must
 //!   write exactly the requests a logger rule (no `capture_body`) matches.
-//! - The skip matcher: an `ExtensionWithMatcher` with `skip_matcher(cfg)` around a cheap native
-//!   filter that marks responses must mark exactly the requests an HTTP filter rule matches,
-//!   with `http_filter_rules` `all` and `body_only`.
+//! - The composite matcher: `composite_filter_entry(cfg, filter)` (the form `http_filter_entry`
+//!   gives the Wasm filter) with a cheap native filter that marks responses as its action must
+//!   mark exactly the requests an HTTP filter rule matches, with `http_filter_rules` `all` and
+//!   `body_only`.
 //! - `envoy --mode validate` and a real start of a bootstrap with `access_log_entry` and
 //!   `http_filter_entry` on the real `dist/adtap.wasm` (or `$ADTAP_WASM`; skipped with a note
 //!   when absent).
-//! - Which VM callbacks Envoy still makes for a request the native side keeps out, with a tiny
-//!   probe module (compiled here with `rustc --target wasm32-unknown-unknown`; skipped with a
-//!   note when that target is missing) that logs every callback it gets.
+//! - Which VM callbacks Envoy makes, with a tiny probe module (compiled here with
+//!   `rustc --target wasm32-unknown-unknown`; skipped with a note when that target is missing)
+//!   that logs every callback it gets: none for a request the native side keeps out (access
+//!   logger and `http_filter_entry`), every one (`proxy_on_request_body` and `proxy_on_log`
+//!   included) for a matched request; and, for comparison, what the older `SkipFilter` form
+//!   (`skip_matcher`) still makes.
 //!
 //! Needs Envoy (`./build.sh setup`, or `$ADTAP_ENVOY`).
 #![allow(
@@ -181,24 +185,24 @@ fn file_access_log(path: &Path, filter: Value) -> Value {
     })
 }
 
-/// `header_mutation` adding [`MARK`] to the response, skipped by `skip_matcher`.
-fn marking_filter(skip_matcher: Value) -> Value {
-    json!({
-        "name": "mark",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
-            "extension_config": {
-                "name": "envoy.filters.http.header_mutation",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
-                    "mutations": {"response_mutations": [
-                        {"append": {"header": {"key": MARK, "value": "1"}}}
-                    ]}
-                }
-            },
-            "xds_matcher": skip_matcher,
-        }
-    })
+/// An `http_filters` entry (named `name`) that runs `header_mutation` adding the response header
+/// `header` exactly where `http_filter_entry` would run the Wasm filter:
+/// `native::composite_filter_entry(cfg, …)`, the same composite filter and matcher.
+fn marking_filter(cfg: &Config, name: &str, header: &str) -> Value {
+    let mut entry = native::composite_filter_entry(
+        cfg,
+        json!({
+            "name": "envoy.filters.http.header_mutation",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                "mutations": {"response_mutations": [
+                    {"append": {"header": {"key": header, "value": "1"}}}
+                ]}
+            }
+        }),
+    );
+    entry["name"] = json!(name);
+    entry
 }
 
 /// A running Envoy with its temporary directory (kept and printed if a test fails).
@@ -243,13 +247,26 @@ impl Drop for Running {
     }
 }
 
-/// Sends one HTTP/1.1 request (`connection: close`) and returns the status and the response
-/// header names (lower-case).
+/// Sends one HTTP/1.1 request (`connection: close`, no body) and returns the status and the
+/// response header names (lower-case).
 fn send(addr: SocketAddr, method: &str, host: &str, path: &str, id: &str) -> (u16, Vec<String>) {
+    send_body(addr, method, host, path, id, "")
+}
+
+/// [`send`] with a request body.
+fn send_body(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    id: &str,
+    body: &str,
+) -> (u16, Vec<String>) {
     let mut tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {host}\r\nx-case: {id}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nhost: {host}\r\nx-case: {id}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
     );
     tcp.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
@@ -292,8 +309,8 @@ fn logged_until(log: &Path, id: &str) -> Vec<String> {
     })
 }
 
-/// (a) and (b) for one value of `http_filter_rules`.
-fn logger_filter_and_skip_matcher(http_filter_rules: &str) {
+/// The access log filter and the composite matcher for one value of `http_filter_rules`.
+fn logger_filter_and_composite_matcher(http_filter_rules: &str) {
     let cfg = config(http_filter_rules);
     let body_only = http_filter_rules == "body_only";
     let run = Running::start(|dir| {
@@ -302,7 +319,7 @@ fn logger_filter_and_skip_matcher(http_filter_rules: &str) {
                 &dir.join("access.log"),
                 native::access_log_filter(&cfg),
             )],
-            vec![marking_filter(native::skip_matcher(&cfg))],
+            vec![marking_filter(&cfg, "mark", MARK)],
         )
     });
     let mut want_logged = Vec::new();
@@ -319,7 +336,7 @@ fn logger_filter_and_skip_matcher(http_filter_rules: &str) {
             headers.iter().any(|h| h == MARK),
             want_mark,
             "http_filter_rules {http_filter_rules}: filter {} for {} {} {}",
-            if want_mark { "skipped" } else { "not skipped" },
+            if want_mark { "not run" } else { "run" },
             c.method,
             c.host,
             c.path
@@ -355,19 +372,19 @@ fn logger_filter_and_skip_matcher(http_filter_rules: &str) {
 }
 
 #[test]
-fn access_log_filter_and_skip_matcher_with_all() {
-    logger_filter_and_skip_matcher("all");
+fn access_log_filter_and_composite_matcher_with_all() {
+    logger_filter_and_composite_matcher("all");
 }
 
 #[test]
-fn access_log_filter_and_skip_matcher_with_body_only() {
-    logger_filter_and_skip_matcher("body_only");
+fn access_log_filter_and_composite_matcher_with_body_only() {
+    logger_filter_and_composite_matcher("body_only");
 }
 
 #[test]
-fn a_deployment_without_rules_logs_nothing_and_always_skips() {
+fn a_deployment_without_rules_logs_nothing_and_never_runs_the_filter() {
     // Only body rules: the logger's filter matches nothing. Only logger rules under body_only:
-    // the HTTP filter is skipped for every request.
+    // the HTTP filter runs for no request.
     let body = Config::parse(
         br#"{"cluster": "k", "rules": [{"event_type": "bid", "topic": "b", "path": {"prefix": "/"}, "capture_body": true}]}"#,
     )
@@ -389,32 +406,20 @@ fn a_deployment_without_rules_logs_nothing_and_always_skips() {
                 file_access_log(&dir.join("all.log"), native::access_log_filter(&plain)),
             ],
             vec![
-                marking_filter(native::skip_matcher(&plain)),
-                // The body config's filter takes every request (prefix "/"): never skipped.
-                json!({
-                    "name": "mark2",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
-                        "extension_config": {
-                            "name": "envoy.filters.http.header_mutation",
-                            "typed_config": {
-                                "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
-                                "mutations": {"response_mutations": [
-                                    {"append": {"header": {"key": "x-mark-2", "value": "1"}}}
-                                ]}
-                            }
-                        },
-                        "xds_matcher": native::skip_matcher(&body),
-                    }
-                }),
+                marking_filter(&plain, "mark", MARK),
+                // The body config's filter takes every request (prefix "/"): always run.
+                marking_filter(&body, "mark2", "x-mark-2"),
             ],
         )
     });
     for (i, (m, p)) in [("GET", "/"), ("POST", "/bid?x")].iter().enumerate() {
         let (status, headers) = send(run.addr, m, "x.test", p, &format!("n{i}"));
         assert_eq!(status, 200);
-        assert!(!headers.iter().any(|h| h == MARK), "{m} {p} not skipped");
-        assert!(headers.iter().any(|h| h == "x-mark-2"), "{m} {p} skipped");
+        assert!(!headers.iter().any(|h| h == MARK), "{m} {p}: filter run");
+        assert!(
+            headers.iter().any(|h| h == "x-mark-2"),
+            "{m} {p}: filter not run"
+        );
     }
     let all = logged_until(&run.path("all.log"), "n1");
     assert_eq!(all, ["n0", "n1"]);
@@ -508,6 +513,7 @@ fn say(what: &[u8], ctx: u32, path: bool) {
     if parent == 0 { say(b"root_create", ctx, false) } else { say(b"context_create", ctx, false) }
 }
 #[no_mangle] pub extern "C" fn proxy_on_request_headers(ctx: u32, _: u32, _: u32) -> u32 { say(b"request_headers", ctx, true); 0 }
+#[no_mangle] pub extern "C" fn proxy_on_request_body(ctx: u32, _: u32, _: u32) -> u32 { say(b"request_body", ctx, false); 0 }
 #[no_mangle] pub extern "C" fn proxy_on_response_headers(ctx: u32, _: u32, _: u32) -> u32 { say(b"response_headers", ctx, false); 0 }
 #[no_mangle] pub extern "C" fn proxy_on_log(ctx: u32) { say(b"log", ctx, true) }
 #[no_mangle] pub extern "C" fn proxy_on_done(ctx: u32) -> u32 { say(b"done", ctx, false); 1 }
@@ -595,6 +601,18 @@ fn probe_calls(envoy_log: &str) -> Calls {
     calls
 }
 
+/// The buffer filter, between adtap and the router: the router answers `direct_response` at the
+/// request headers, which would end the stream before a request body reached adtap.
+fn buffer_filter() -> Value {
+    json!({
+        "name": "envoy.filters.http.buffer",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+            "max_request_bytes": 65536
+        }
+    })
+}
+
 #[test]
 fn vm_callbacks_for_requests_kept_out() {
     let scratch = tempfile::tempdir().unwrap();
@@ -604,34 +622,17 @@ fn vm_callbacks_for_requests_kept_out() {
     let probe = probe.display().to_string();
     let cfg = config("all");
     let text = config_text("all");
-    // The HTTP filter the brief asked for (SkipFilter), and the same predicate driving Envoy's
-    // composite filter, which creates the Wasm filter only when it matches.
-    let skip = native::skip_matcher(&cfg);
-    let may_match = skip["matcher_list"]["matchers"][0]["predicate"]["not_matcher"].clone();
-    assert!(may_match.is_object(), "{skip}");
-    let wasm_filter =
-        native::http_filter_entry(&cfg, &text, &probe)["typed_config"]["extension_config"].clone();
-    let composite = json!({
+    // What adtap generates (the composite filter creating the Wasm filter on a match), and for
+    // comparison the Wasm filter itself wrapped in an ExtensionWithMatcher with `SkipFilter`.
+    let skip = json!({
         "name": "adtap",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
-            "extension_config": {
-                "name": "composite",
-                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.Composite"}
-            },
-            "xds_matcher": {"matcher_list": {"matchers": [{
-                "predicate": may_match,
-                "on_match": {"action": {
-                    "name": "adtap",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.ExecuteFilterAction",
-                        "typed_config": wasm_filter,
-                    }
-                }}
-            }]}}
+            "extension_config": native::wasm_http_filter(&text, &probe),
+            "xds_matcher": native::skip_matcher(&cfg),
         }
     });
-    let full = [
+    let without_body = [
         "context_create",
         "request_headers",
         "response_headers",
@@ -639,25 +640,36 @@ fn vm_callbacks_for_requests_kept_out() {
         "done",
         "delete",
     ];
-    let requests = [
-        ("GET", "/imp?p=1"),  // a logger rule and a filter rule
-        ("POST", "/bid?p=2"), // a body rule: the filter's only
-        ("GET", "/nothing"),  // no rule
-        ("GET", "/nothing/2"),
+    let with_body = [
+        "context_create",
+        "request_headers",
+        "request_body",
+        "response_headers",
+        "log",
+        "done",
+        "delete",
     ];
+    // (method, path, body)
+    let requests = [
+        ("GET", "/imp?p=1", ""),             // a logger rule and a filter rule
+        ("POST", "/bid?p=2", "{\"bid\":1}"), // a body rule: the filter's only
+        ("GET", "/nothing", ""),             // no rule
+        ("POST", "/nothing/2", "{\"x\":2}"),
+    ];
+    let matched = ["/imp?p=1", "/bid?p=2", "/imp?p=last"];
     for (name, http_filter) in [
-        ("skip", native::http_filter_entry(&cfg, &text, &probe)),
-        ("composite", composite),
+        ("composite", native::http_filter_entry(&cfg, &text, &probe)),
+        ("skip", skip),
     ] {
         let run = Running::start(|_| {
             bootstrap(
                 vec![native::access_log_entry(&cfg, &text, &probe)],
-                vec![http_filter],
+                vec![http_filter, buffer_filter()],
             )
         });
-        for (i, (m, p)) in requests.iter().enumerate() {
-            let (status, _) = send(run.addr, m, "x.test", p, &i.to_string());
-            assert_eq!(status, 200);
+        for (i, (m, p, body)) in requests.iter().enumerate() {
+            let (status, _) = send_body(run.addr, m, "x.test", p, &i.to_string(), body);
+            assert_eq!(status, 200, "{name} {m} {p}");
         }
         // A last matched request: one worker serves one request at a time, so once its
         // `delete` is logged, every earlier request's callbacks are too.
@@ -674,29 +686,48 @@ fn vm_callbacks_for_requests_kept_out() {
                 run.envoy.log()
             )
         });
-        // Matched: every callback, and the access logger's root `log` for logger rules only.
-        assert_eq!(calls.stream["/imp?p=1"], full, "{name}: {calls:?}");
-        assert_eq!(calls.stream["/bid?p=2"], full, "{name}: {calls:?}");
+        // Matched: every callback, the request body's included, and the access logger's root
+        // `log` for logger rules only. Unmatched: the access logger never enters the VM.
+        assert_eq!(calls.stream["/imp?p=1"], without_body, "{name}: {calls:?}");
+        // The body comes in one call or more (Envoy's HTTP/1 codec ends it with an empty
+        // chunk): consecutive repeats count once.
+        let mut bid = calls.stream["/bid?p=2"].clone();
+        bid.dedup();
+        assert_eq!(bid, with_body, "{name}: {calls:?}");
+        assert_eq!(
+            calls.stream["/imp?p=last"], without_body,
+            "{name}: {calls:?}"
+        );
         assert_eq!(
             calls.root_logs,
             BTreeMap::from([("/imp?p=1".to_string(), 1), ("/imp?p=last".to_string(), 1)]),
             "{name}: the access log filter let an unmatched or body request into the VM"
         );
-        for (_, p) in &requests[2..] {
-            let seen = calls.stream.get(*p).cloned().unwrap_or_default();
-            if name == "skip" {
-                // Envoy 1.40: SkipFilter skips the Wasm filter's stream callbacks, but the
-                // ExtensionWithMatcher passes the filter's access-log handler through
-                // unwrapped, and `onDestroy` is forwarded: the Wasm context is still created
-                // in `log` (context_create, log, done, delete).
+        if name == "composite" {
+            // The composite filter creates the Wasm filter only on a match: an unmatched
+            // request makes no VM entry at all. Every stream context the probe saw belongs to
+            // a matched request (a context that never read a `:path` would show as
+            // "<no path>").
+            assert_eq!(
+                calls.stream.keys().map(String::as_str).collect::<Vec<_>>(),
+                {
+                    let mut m = matched.to_vec();
+                    m.sort_unstable();
+                    m
+                },
+                "{name}: an unmatched request entered the VM: {calls:?}"
+            );
+        } else {
+            for (_, p, _) in &requests[2..] {
+                // Envoy 1.40: SkipFilter skips the Wasm filter's stream callbacks (the request
+                // body's too), but the ExtensionWithMatcher passes the filter's access-log
+                // handler through unwrapped, and `onDestroy` is forwarded: the Wasm context is
+                // still created in `log` (context_create, log, done, delete).
                 assert_eq!(
-                    seen,
+                    calls.stream.get(*p).map(Vec::as_slice).unwrap_or_default(),
                     ["context_create", "log", "done", "delete"],
                     "{name} {p}: Envoy changed what a skipped Wasm filter gets: {calls:?}"
                 );
-            } else {
-                // The composite filter creates the Wasm filter only on a match: nothing at all.
-                assert!(seen.is_empty(), "{name} {p}: {seen:?}");
             }
         }
     }
