@@ -1,13 +1,13 @@
-//! One scenario description, two drivers: the release `adtap.wasm` in the host, and the native
-//! core (`adtap_core::{capture, encode, pipeline}`) driven the way the glue drives it. After
+//! One scenario description, two drivers: the release `adtap.wasm` in the host, and the core's
+//! own [`Vm`] driven natively through a plain [`AbiHost`], the way Envoy drives the glue. After
 //! every step both must show the same accounting and the same calls in flight (same path, same
 //! records in the same order), the invariant must hold, and `Expect` steps pin exact numbers.
 //! A difference means the glue does something the core's own tests cannot see (or the reverse).
 //!
-//! The native driver plays the glue's rules: an event is finished and pushed in `on_log` at the
-//! current time; ticks fall every `tick_ms` from the start and dispatch what `poll` returns;
-//! an answer is classified and whatever it frees is dispatched at once; a call past its timeout
-//! is answered 504. Jitter is 0 in these scenarios, so retry times do not depend on the seed.
+//! The native driver plays Envoy's part: each request is one `on_log` of a new stream context;
+//! ticks fall every `tick_ms` from the start; a call past its timeout is answered 504; a root
+//! that called `done()` is deleted with its pending calls. Jitter is 0 in these scenarios, so
+//! retry times do not depend on the seed. Both drivers are read through the stats they publish.
 
 #![allow(
     clippy::unwrap_used,
@@ -18,11 +18,12 @@
 
 mod common;
 
-use adtap_core::capture::{self, Completion, HeaderSource, RequestHead};
-use adtap_core::classify::{DropReason, Response};
+use adtap_core::classify::DropReason;
 use adtap_core::config::{Config, Dialect, ValueFormat};
-use adtap_core::encode;
-use adtap_core::pipeline::{BatchId, Pipeline};
+use adtap_core::encode::HttpRequest;
+use adtap_core::headers::HeaderPairs;
+use adtap_core::host::{Host as AbiHost, HostError, LogLevel, MetricKind, Property};
+use adtap_core::vm::Vm;
 use adtap_wasm_host::Host;
 use common::adtap::*;
 use serde_json::{json, Value};
@@ -174,79 +175,142 @@ impl Driver for WasmDriver {
 
 // ---- the native core ------------------------------------------------------------------------
 
-struct NoHeaders;
-impl HeaderSource for NoHeaders {
-    fn header(&self, _: &str) -> Option<String> {
-        None
-    }
-}
+/// The root context id both drivers use (the wasm host's too).
+const ROOT: u32 = 1;
 
-struct Pending {
-    id: BatchId,
+/// A dispatched call the native host holds.
+struct NativeCall {
+    token: u32,
     path: String,
     body: Vec<u8>,
     deadline: u64,
 }
 
-struct CoreDriver {
-    cfg: Config,
-    p: Pipeline,
+/// The proxy as the native driver plays it: the stream being logged, the answer being
+/// delivered, the calls in flight, the stats and `done()`.
+#[derive(Default)]
+struct NativeHost {
+    request: Option<HeaderPairs>,
+    status: Option<u16>,
+    answer: (Option<u16>, Vec<u8>),
     now: u64,
-    next_tick: u64,
-    calls: Vec<Pending>,
-    seq: u64,
-    shutdown_deadline: Option<u64>,
+    calls: Vec<NativeCall>,
+    next_token: u32,
+    metrics: Vec<(String, i64)>,
     done: bool,
+}
+
+impl AbiHost for NativeHost {
+    fn request_headers(&mut self) -> Option<HeaderPairs> {
+        self.request.clone()
+    }
+    fn response_status(&mut self) -> Option<u16> {
+        self.status
+    }
+    fn property(&mut self, _: Property) -> Option<Vec<u8>> {
+        None
+    }
+    fn request_body(&mut self, _: usize) -> Option<Vec<u8>> {
+        None
+    }
+    fn call_response_status(&mut self) -> Option<u16> {
+        self.answer.0
+    }
+    fn call_response_body(&mut self, max: usize) -> Option<Vec<u8>> {
+        Some(self.answer.1.iter().copied().take(max).collect())
+    }
+    fn dispatch(&mut self, _: &str, req: &HttpRequest, timeout_ms: u64) -> Result<u32, HostError> {
+        self.next_token += 1;
+        self.calls.push(NativeCall {
+            token: self.next_token,
+            path: req.header(":path").unwrap().to_string(),
+            body: req.body.clone(),
+            deadline: self.now + timeout_ms,
+        });
+        Ok(self.next_token)
+    }
+    fn set_tick_period_ms(&mut self, _: u64) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn done(&mut self) -> Result<(), HostError> {
+        self.done = true;
+        Ok(())
+    }
+    fn log(&mut self, _: LogLevel, _: &str) {}
+    fn define_metric(&mut self, _: MetricKind, name: &str) -> Result<u32, HostError> {
+        self.metrics.push((name.to_string(), 0));
+        Ok(self.metrics.len() as u32 - 1)
+    }
+    fn increment_metric(&mut self, id: u32, delta: i64) -> Result<(), HostError> {
+        self.metrics[id as usize].1 += delta;
+        Ok(())
+    }
+    fn record_metric(&mut self, _: u32, _: u64) -> Result<(), HostError> {
+        Ok(())
+    }
+}
+
+impl NativeHost {
+    fn metric(&self, name: &str) -> u64 {
+        let v = self.metrics.iter().find(|(n, _)| n == name).map_or(0, |m| m.1);
+        u64::try_from(v).unwrap()
+    }
+}
+
+/// The core's own [`Vm`], driven the way Envoy drives the glue.
+struct CoreDriver {
+    vm: Vm,
+    host: NativeHost,
+    dialect: Dialect,
+    tick_ms: u64,
+    next_tick: u64,
+    next_context: u32,
 }
 
 impl CoreDriver {
     fn new(config: &Value) -> CoreDriver {
         let cfg = Config::parse(&serde_json::to_vec(config).unwrap()).unwrap();
-        CoreDriver {
-            p: Pipeline::new(&cfg, 7),
-            now: T0_MS,
+        let mut d = CoreDriver {
+            vm: Vm::new(7),
+            host: NativeHost {
+                now: T0_MS,
+                ..NativeHost::default()
+            },
+            dialect: cfg.dialect,
+            tick_ms: cfg.tick_ms,
             next_tick: T0_MS + cfg.tick_ms,
-            calls: Vec::new(),
-            seq: 0,
-            shutdown_deadline: None,
-            done: false,
-            cfg,
-        }
+            next_context: 2,
+        };
+        let bytes = serde_json::to_vec(config).unwrap();
+        assert!(d.vm.on_configure(&mut d.host, ROOT, T0_MS, &bytes));
+        d
     }
 
-    /// The glue's `ship`.
-    fn ship(&mut self) {
-        while let Some(out) = self.p.poll(self.now) {
-            self.calls.push(Pending {
-                id: out.id,
-                path: out.request.header(":path").unwrap().to_string(),
-                body: out.request.body,
-                deadline: self.now + self.cfg.timeout_ms,
-            });
-        }
-    }
-
-    /// The glue's `maybe_finish`.
-    fn maybe_finish(&mut self) {
-        if let Some(deadline) = self.shutdown_deadline {
-            if self.now >= deadline && !self.p.is_idle() {
-                self.p.abandon_in_flight();
-            }
-            if self.p.is_idle() || self.now >= deadline {
-                self.shutdown_deadline = None;
-                self.done = true;
-                // Envoy deletes the finished root context, cancelling its pending calls.
-                self.calls.clear();
-            }
-        }
+    fn now(&self) -> u64 {
+        self.host.now
     }
 
     fn respond(&mut self, i: usize, status: Option<u16>, body: &[u8]) {
-        let call = self.calls.remove(i);
-        self.p
-            .on_response(self.now, call.id, Response { status, body });
-        self.ship();
-        self.maybe_finish();
+        let call = self.host.calls.remove(i);
+        self.host.answer = (status, body.to_vec());
+        let headers = usize::from(status.is_some());
+        let now = self.now();
+        self.vm
+            .on_http_call_response(&mut self.host, now, call.token, headers, body.len());
+        self.after_done();
+    }
+
+    fn tick(&mut self) {
+        let now = self.now();
+        self.vm.on_tick(&mut self.host, ROOT, now);
+        self.after_done();
+    }
+
+    /// Envoy deletes a root that called `done()`, cancelling its pending calls.
+    fn after_done(&mut self) {
+        if self.host.done {
+            self.host.calls.clear();
+        }
     }
 }
 
@@ -254,30 +318,23 @@ impl Driver for CoreDriver {
     fn requests(&mut self, from: u32, to: u32) {
         for i in from..to {
             let path = format!("/imp?n={i}");
-            let head = RequestHead {
-                method: "GET",
-                host: "ads.example",
-                path: &path,
-            };
-            let Some(rule) = capture::match_rule(&self.cfg, head) else {
-                continue;
-            };
-            let id = format!("native-{:x}", self.seq);
-            self.seq += 1;
-            let mut ev = capture::begin(&self.cfg, rule, id, self.now, head, &NoHeaders);
-            let done = Completion {
-                status: Some(200),
-                ..Completion::default()
-            };
-            capture::finish(&self.cfg, &mut ev, None, done);
-            let rec = encode::to_record(&self.cfg, rule, &ev).unwrap();
-            self.p.push(self.now, rec);
+            self.host.request = Some(HeaderPairs::from_pairs(&[
+                (":method", "GET"),
+                (":path", path.as_str()),
+                (":authority", "ads.example"),
+            ]));
+            self.host.status = Some(200);
+            let (ctx, now) = (self.next_context, self.now());
+            self.next_context += 1;
+            self.vm.on_log(&mut self.host, ctx, now);
+            assert!(self.vm.on_done(&mut self.host, ctx, now));
         }
     }
     fn advance(&mut self, ms: u64) {
-        let target = self.now + ms;
+        let target = self.now() + ms;
         loop {
             let timeout = self
+                .host
                 .calls
                 .iter()
                 .enumerate()
@@ -285,63 +342,68 @@ impl Driver for CoreDriver {
                 .min();
             match timeout {
                 Some((t, i)) if t <= target && t <= self.next_tick => {
-                    self.now = self.now.max(t);
+                    self.host.now = self.now().max(t);
                     self.respond(i, Some(504), b"upstream request timeout");
                 }
                 _ if self.next_tick <= target => {
-                    self.now = self.now.max(self.next_tick);
-                    self.next_tick += self.cfg.tick_ms;
-                    self.ship();
-                    self.maybe_finish();
+                    self.host.now = self.now().max(self.next_tick);
+                    self.next_tick += self.tick_ms;
+                    if !self.host.done {
+                        self.tick();
+                    }
                 }
                 _ => break,
             }
         }
-        self.now = target;
+        self.host.now = target;
     }
     fn answer(&mut self, i: usize, reply: &Reply) {
-        let n = decode_body(&self.calls[i].body, self.cfg.dialect, ValueFormat::Json).len();
-        let (status, body) = reply_body(self.cfg.dialect, n, reply);
+        let n = decode_body(&self.host.calls[i].body, self.dialect, ValueFormat::Json).len();
+        let (status, body) = reply_body(self.dialect, n, reply);
         self.respond(i, status, body.as_bytes());
     }
     fn shutdown(&mut self) {
-        self.p.begin_shutdown(self.now);
-        self.ship();
-        self.shutdown_deadline = Some(self.now + self.cfg.shutdown_deadline_ms);
-        if self.p.is_idle() {
-            self.shutdown_deadline = None;
-            self.done = true;
+        let now = self.now();
+        if self.vm.on_done(&mut self.host, ROOT, now) {
+            self.host.done = true;
         }
+        self.after_done();
     }
     fn seen(&mut self) -> Seen {
         // The wasm driver ticks at the current instant to publish: do what that tick does.
-        if !self.done {
-            self.ship();
-            self.maybe_finish();
+        if !self.host.done {
+            self.tick();
         }
-        let s = self.p.stats();
-        assert!(s.balanced(), "native invariant: {s:?}");
-        Seen {
-            captured: s.captured,
-            delivered: s.delivered,
-            dropped: s.dropped,
-            in_flight: s.in_flight,
-            buffered: s.buffered,
-            retries: s.retries,
-            batches_sent: s.batches_sent,
-            batches_failed: s.batches_failed,
+        let m = |name: &str| self.host.metric(name);
+        let dropped = DropReason::ALL.map(|r| m(&format!("adtap_dropped_{}", r.name())));
+        let seen = Seen {
+            captured: m("adtap_captured"),
+            delivered: m("adtap_delivered"),
+            dropped,
+            in_flight: m("adtap_in_flight"),
+            buffered: m("adtap_buffered"),
+            retries: m("adtap_retries"),
+            batches_sent: m("adtap_batches_sent"),
+            batches_failed: m("adtap_batches_failed"),
             calls: self
+                .host
                 .calls
                 .iter()
                 .map(|c| {
-                    let recs = decode_body(&c.body, self.cfg.dialect, ValueFormat::Json);
+                    let recs = decode_body(&c.body, self.dialect, ValueFormat::Json);
                     (
                         c.path.clone(),
                         recs.iter().map(|r| r.n().unwrap()).collect(),
                     )
                 })
                 .collect(),
-        }
+        };
+        assert_eq!(
+            seen.captured,
+            seen.delivered + seen.dropped.iter().sum::<u64>() + seen.in_flight + seen.buffered,
+            "native invariant: {seen:?}"
+        );
+        seen
     }
 }
 
@@ -398,7 +460,7 @@ fn run(name: &str, config: Value, steps: &[Step]) {
             assert_eq!(got_calls, *calls, "{name}, step {i}");
         }
     }
-    assert_eq!(wasm.h.is_done(), core.done, "{name}: shutdown state");
+    assert_eq!(wasm.h.is_done(), core.host.done, "{name}: shutdown state");
 }
 
 #[test]
