@@ -1,12 +1,17 @@
 //! `validateConfig` and `previewEvent` as pure functions returning serialisable results, so
 //! they are unit-tested natively; `lib.rs` only converts to and from JavaScript values.
 //!
-//! A preview runs the filter's own steps in the filter's order: `Config::parse` (as
-//! `on_configure`), `match_rule` (request headers), sampling, `begin`, `BodyCapture` (request
-//! body), `finish` (`on_log`), `to_record`, then `build_request` once per REST dialect.
+//! A preview runs the filter's own capture: `Config::parse` (as `on_configure`), then the core's
+//! [`Session`] on a [`Worker`] over [`SampleHost`], a host whose stream is the sample request
+//! (the reads the filter makes, answered from the sample), then `to_record` and `build_request`
+//! once per REST dialect.
 
-use crate::request::SampleRequest;
-use adtap_core::capture::{self, BodyCapture, HeaderSource as _, RequestHead};
+use crate::request::{RequestHeaders, SampleRequest};
+use adtap_core::capture::{self, BodyCapture};
+use adtap_core::headers::HeaderPairs;
+use adtap_core::host::{Host, HostError, LogLevel, MetricKind, Property};
+use adtap_core::session::{self, Decision, Deployment, Session};
+use adtap_core::worker::Worker;
 use adtap_core::config::{AuthConfig, Dialect, ValueFormat};
 use adtap_core::encode::{self, HttpRequest};
 use adtap_core::{Config, ConfigError, Event};
@@ -175,23 +180,51 @@ pub fn preview(config: &[u8], request: &SampleRequest, ts_ms: u64) -> Result<Pre
         }
     };
     let headers = request.header_pairs()?;
-    let host = request.authority(&headers);
-    let head = RequestHead {
-        method: &request.method,
-        host: &host,
-        path: &request.path,
+    let host_name = request.authority(&headers);
+    // Sampling is random in the filter; a preview shows the event as if sampled in and reports
+    // the probability, except at rate 0 where no request is ever captured.
+    let mut sampled_in = cfg.clone();
+    for r in &mut sampled_in.rules {
+        if r.sample_rate > 0.0 {
+            r.sample_rate = 1.0;
+        }
+    }
+    let mut worker = Worker::new(sampled_in, 0);
+    let mut host = SampleHost::new(request, &headers, &host_name);
+    // The HTTP filter: the deployment that sees bodies, so every rule previews.
+    let session = match Session::begin(&mut worker, &mut host, Deployment::HttpFilter) {
+        Decision::Capture(session) => session,
+        Decision::Skip => {
+            let rule = capture::match_rule(
+                &cfg,
+                capture::RequestHead {
+                    method: &request.method,
+                    host: &host_name,
+                    path: &request.path,
+                },
+            );
+            let Some(rule_idx) = rule else {
+                return Ok(Preview {
+                    reason: Some("no_rule_matched"),
+                    ..Preview::default()
+                });
+            };
+            let rule = cfg.rules.get(rule_idx);
+            return Ok(Preview {
+                reason: Some("sampled_out"),
+                rule: Some(rule_idx),
+                event_type: rule.map(|r| r.event_type.clone()),
+                topic: rule.and_then(|r| cfg.topics.get(r.topic).cloned()),
+                sample_rate: rule.map(|r| r.sample_rate),
+                ..Preview::default()
+            });
+        }
     };
-
-    let Some(rule_idx) = capture::match_rule(&cfg, head) else {
-        return Ok(Preview {
-            reason: Some("no_rule_matched"),
-            ..Preview::default()
-        });
-    };
+    let rule_idx = session.rule();
     let rule = cfg
         .rules
         .get(rule_idx)
-        .ok_or_else(|| format!("internal: match_rule returned rule {rule_idx} out of range"))?;
+        .ok_or_else(|| format!("internal: rule {rule_idx} out of range"))?;
     let topic = cfg.topics.get(rule.topic).cloned().unwrap_or_default();
     let matched = Preview {
         rule: Some(rule_idx),
@@ -200,35 +233,18 @@ pub fn preview(config: &[u8], request: &SampleRequest, ts_ms: u64) -> Result<Pre
         sample_rate: Some(rule.sample_rate),
         ..Preview::default()
     };
-    // Sampling is random in the filter; a preview shows the event as if sampled in and reports
-    // the probability, except at rate 0 where no request is ever captured.
-    if rule.sample_rate <= 0.0 {
-        return Ok(Preview {
-            reason: Some("sampled_out"),
-            ..matched
-        });
+    let mut session = session;
+    if let Some(body) = request.body.as_deref().filter(|b| !b.is_empty()) {
+        // As the filter does: the body streams by in one chunk, read up to what is wanted.
+        let mut cap = BodyCapture::new(cfg.body.max_bytes);
+        host.body = body.as_bytes();
+        session::collect_body(&mut cap, &mut host, body.len());
+        session.attach_body(&worker, cap);
     }
-
-    let mut event = capture::begin(
-        &cfg,
-        rule_idx,
-        PREVIEW_EVENT_ID.to_string(),
-        ts_ms,
-        head,
-        &headers,
-    );
-    if rule.capture_body {
-        if let Some(body) = request.body.as_deref().filter(|b| !b.is_empty()) {
-            // As the glue does: read no more than the capture still wants, report the full size.
-            let bytes = body.as_bytes();
-            let mut cap = BodyCapture::new(cfg.body.max_bytes);
-            let take = cap.wanted().min(bytes.len());
-            cap.push(bytes.get(..take).unwrap_or(bytes), bytes.len());
-            cap.finish(&mut event);
-        }
-    }
-    let xff = headers.header("x-forwarded-for");
-    capture::finish(&cfg, &mut event, xff.as_deref(), request.completion());
+    // The filter's timestamp is the log time, less the duration when it is read.
+    let log_time = ts_ms.saturating_add(request.duration_us.unwrap_or(0) / 1_000);
+    let mut event = session.complete(&mut worker, &mut host, log_time);
+    event.id = PREVIEW_EVENT_ID.to_string();
 
     let record = encode::to_record(&cfg, rule_idx, &event)
         .map_err(|e| format!("cannot encode the event: {}", e.0))?;
@@ -266,6 +282,81 @@ pub fn preview(config: &[u8], request: &SampleRequest, ts_ms: u64) -> Result<Pre
         requests: Some(requests),
         ..matched
     })
+}
+
+/// The sample request as the filter's host: its headers (with the pseudo-headers), its body,
+/// and what Envoy would answer to the log phase's reads.
+pub struct SampleHost<'a> {
+    request: &'a SampleRequest,
+    headers: HeaderPairs,
+    body: &'a [u8],
+}
+
+impl<'a> SampleHost<'a> {
+    fn new(request: &'a SampleRequest, headers: &RequestHeaders, authority: &str) -> Self {
+        let mut pairs: Vec<(&str, &str)> = vec![
+            (":method", request.method.as_str()),
+            (":path", request.path.as_str()),
+            (":authority", authority),
+        ];
+        pairs.extend(headers.0.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        SampleHost {
+            request,
+            headers: HeaderPairs::from_pairs(&pairs),
+            body: &[],
+        }
+    }
+}
+
+impl Host for SampleHost<'_> {
+    fn request_headers(&mut self) -> Option<HeaderPairs> {
+        Some(self.headers.clone())
+    }
+    fn response_status(&mut self) -> Option<u16> {
+        self.request.status
+    }
+    fn property(&mut self, property: Property) -> Option<Vec<u8>> {
+        let r = self.request;
+        let int = |v: Option<u64>| v.map(|v| v.to_le_bytes().to_vec());
+        let text = |v: &Option<String>| v.as_ref().map(|s| s.clone().into_bytes());
+        match property {
+            Property::RequestDuration => int(r.duration_us.map(|us| us * 1_000)),
+            Property::RequestTotalSize => int(r.request_bytes),
+            Property::ResponseTotalSize => int(r.response_bytes),
+            Property::RouteName => text(&r.route),
+            Property::ClusterName => text(&r.upstream),
+            Property::SourceAddress => text(&r.peer_address),
+            Property::PluginName => None,
+        }
+    }
+    fn request_body(&mut self, max: usize) -> Option<Vec<u8>> {
+        Some(self.body.get(..max.min(self.body.len()))?.to_vec())
+    }
+    fn call_response_status(&mut self) -> Option<u16> {
+        None
+    }
+    fn call_response_body(&mut self, _: usize) -> Option<Vec<u8>> {
+        None
+    }
+    fn dispatch(&mut self, _: &str, _: &HttpRequest, _: u64) -> Result<u32, HostError> {
+        Err(HostError::BadArgument)
+    }
+    fn set_tick_period_ms(&mut self, _: u64) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn done(&mut self) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn log(&mut self, _: LogLevel, _: &str) {}
+    fn define_metric(&mut self, _: MetricKind, _: &str) -> Result<u32, HostError> {
+        Err(HostError::NotFound)
+    }
+    fn increment_metric(&mut self, _: u32, _: i64) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn record_metric(&mut self, _: u32, _: u64) -> Result<(), HostError> {
+        Ok(())
+    }
 }
 
 /// Lower-case name of the header carrying the REST proxy credentials, if any.
