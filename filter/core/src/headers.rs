@@ -97,7 +97,7 @@ fn read_u32(data: &[u8], at: usize) -> Option<u32> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -124,6 +124,12 @@ mod tests {
         let mut long = serialize(&[("k", "v")]);
         long[4] = 200;
         assert!(HeaderPairs::parse(long).is_none());
-        assert_eq!(HeaderPairs::parse(serialize::<&str, &str>(&[])).unwrap().iter().count(), 0);
+        assert_eq!(
+            HeaderPairs::parse(serialize::<&str, &str>(&[]))
+                .unwrap()
+                .iter()
+                .count(),
+            0
+        );
     }
 }

@@ -80,8 +80,7 @@ pub fn client_addr(xff: Option<&str>, trusted_hops: u32, peer: Option<&str>) -> 
 /// Whether the client IP of an event needs the peer address (`source.address`, one host call):
 /// not in `omit` mode, nor when a non-blank `X-Forwarded-For` gives it behind trusted hops.
 pub fn needs_peer_address(cfg: &ClientIpConfig, xff: Option<&str>) -> bool {
-    cfg.mode != IpMode::Omit
-        && (cfg.trusted_hops == 0 || xff.is_none_or(|x| x.trim().is_empty()))
+    cfg.mode != IpMode::Omit && (cfg.trusted_hops == 0 || xff.is_none_or(|x| x.trim().is_empty()))
 }
 
 /// IPv4 cut to its /24 and IPv6 to its /48 (host bits zeroed): `203.0.113.77` → `203.0.113.0`,

@@ -97,7 +97,9 @@ impl Ledger {
         for (slot, (name, kind)) in ids.iter_mut().zip(NAMES) {
             *slot = host.define_metric(kind, name).ok();
         }
-        let rtt = host.define_metric(MetricKind::Histogram, RTT_HISTOGRAM).ok();
+        let rtt = host
+            .define_metric(MetricKind::Histogram, RTT_HISTOGRAM)
+            .ok();
         if ids.iter().any(Option::is_none) || rtt.is_none() {
             host.log(
                 LogLevel::Warn,

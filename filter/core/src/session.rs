@@ -55,9 +55,14 @@ impl Session {
     }
 
     /// [`Session::begin`] on headers already read.
-    pub fn begin_with(worker: &mut Worker, headers: HeaderPairs, deployment: Deployment) -> Decision {
+    pub fn begin_with(
+        worker: &mut Worker,
+        headers: HeaderPairs,
+        deployment: Deployment,
+    ) -> Decision {
         let rule = {
-            let (Some(method), Some(path)) = (headers.text(":method"), headers.text(":path")) else {
+            let (Some(method), Some(path)) = (headers.text(":method"), headers.text(":path"))
+            else {
                 return Decision::Skip;
             };
             let host_name = headers.text(":authority").unwrap_or_default();

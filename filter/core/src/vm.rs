@@ -121,7 +121,13 @@ impl Vm {
 
     /// `proxy_on_configure`: validates the configuration (logging every problem and refusing
     /// it, which makes Envoy reject the plugin) and ties the root to a worker for it.
-    pub fn on_configure(&mut self, host: &mut dyn Host, root_id: u32, wall_ms: u64, config: &[u8]) -> bool {
+    pub fn on_configure(
+        &mut self,
+        host: &mut dyn Host,
+        root_id: u32,
+        wall_ms: u64,
+        config: &[u8],
+    ) -> bool {
         let now = self.clock.advance(wall_ms);
         let cfg = match Config::parse(config) {
             Ok(cfg) => cfg,
@@ -209,7 +215,9 @@ impl Vm {
                 None => return,
             },
         };
-        let Some(slot) = self.running_mut(key) else { return };
+        let Some(slot) = self.running_mut(key) else {
+            return;
+        };
         if let Decision::Capture(mut session) =
             Session::begin(&mut slot.worker, host, Deployment::HttpFilter)
         {
@@ -222,14 +230,24 @@ impl Vm {
 
     /// `proxy_on_request_body` of a stream: collects the body if the stream's configuration
     /// captures bodies (the rules are matched at log time, when the headers are readable).
-    pub fn on_request_body(&mut self, host: &mut dyn Host, context_id: u32, wall_ms: u64, size: usize) {
+    pub fn on_request_body(
+        &mut self,
+        host: &mut dyn Host,
+        context_id: u32,
+        wall_ms: u64,
+        size: usize,
+    ) {
         let now = self.clock.advance(wall_ms);
         if let Some(stream) = self.streams.iter_mut().find(|s| s.context == context_id) {
             session::collect_body(&mut stream.body, host, size);
             return;
         }
-        let Some(key) = self.stream_worker(host) else { return };
-        let Some(slot) = self.running_mut(key) else { return };
+        let Some(key) = self.stream_worker(host) else {
+            return;
+        };
+        let Some(slot) = self.running_mut(key) else {
+            return;
+        };
         if !slot.worker.wants_bodies() {
             return;
         }
@@ -268,7 +286,9 @@ impl Vm {
         let body = host
             .call_response_body(body_size.min(MAX_RESPONSE_BODY))
             .unwrap_or_default();
-        let Some(slot) = self.slots.get_mut(at) else { return };
+        let Some(slot) = self.slots.get_mut(at) else {
+            return;
+        };
         let report = slot.worker.on_answer(now, host, token, status, &body);
         let draining = matches!(slot.worker.phase(), Phase::Draining { .. });
         slot.worker.settle(now);

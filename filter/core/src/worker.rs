@@ -170,7 +170,9 @@ impl Worker {
     ) -> Option<ResponseReport> {
         let at = self.calls.iter().position(|(t, _)| *t == token)?;
         let (_, id) = self.calls.swap_remove(at);
-        let report = self.pipeline.on_response(now_ms, id, Response { status, body });
+        let report = self
+            .pipeline
+            .on_response(now_ms, id, Response { status, body });
         if report.retried > 0 || report.dropped > 0 {
             let status = status.map_or("no response".to_string(), |s| format!("HTTP {s}"));
             let what = format!(
@@ -240,7 +242,10 @@ impl FailureLog {
         if due {
             host.log(
                 LogLevel::Warn,
-                &format!("{what} ({} failure(s) since the last report)", self.since_last),
+                &format!(
+                    "{what} ({} failure(s) since the last report)",
+                    self.since_last
+                ),
             );
             self.last = Some(now_ms);
             self.since_last = 0;

@@ -8,12 +8,12 @@
 
 use crate::request::{RequestHeaders, SampleRequest};
 use adtap_core::capture::{self, BodyCapture};
+use adtap_core::config::{AuthConfig, Dialect, ValueFormat};
+use adtap_core::encode::{self, HttpRequest};
 use adtap_core::headers::HeaderPairs;
 use adtap_core::host::{Host, HostError, LogLevel, MetricKind, Property};
 use adtap_core::session::{self, Decision, Deployment, Session};
 use adtap_core::worker::Worker;
-use adtap_core::config::{AuthConfig, Dialect, ValueFormat};
-use adtap_core::encode::{self, HttpRequest};
 use adtap_core::{Config, ConfigError, Event};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;

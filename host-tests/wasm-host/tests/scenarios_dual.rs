@@ -252,7 +252,11 @@ impl AbiHost for NativeHost {
 
 impl NativeHost {
     fn metric(&self, name: &str) -> u64 {
-        let v = self.metrics.iter().find(|(n, _)| n == name).map_or(0, |m| m.1);
+        let v = self
+            .metrics
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |m| m.1);
         u64::try_from(v).unwrap()
     }
 }
