@@ -681,6 +681,26 @@ impl Host {
         r.map(|_| ())
     }
 
+    /// Envoy's Wasm access logger logging stream `id`: `proxy_on_log` on the **root** context,
+    /// with the stream's request and response headers and properties readable (as Envoy sets
+    /// them for the logger's root), then the stream is gone. The VM never had a context for
+    /// the stream: the logger deployment has none, so no `proxy_on_done`/`proxy_on_delete`.
+    pub fn access_log(&mut self, id: u32) -> Result<()> {
+        let root = self.root();
+        let st = self.store.data_mut();
+        let stream = st
+            .streams
+            .remove(&id)
+            .ok_or_else(|| format_err!("no HTTP context {id}"))?;
+        st.streams.insert(root, stream);
+        st.in_log = true;
+        let r = self.call::<(i32,), ()>("proxy_on_log", root, (root as i32,));
+        let st = self.store.data_mut();
+        st.in_log = false;
+        st.streams.remove(&root);
+        r.map(|_| ())
+    }
+
     /// `proxy_on_done` then `proxy_on_delete` for a stream (Envoy's filter destruction).
     /// Calls the stream dispatched are cancelled with it. Returns `on_done`'s answer.
     pub fn done_stream(&mut self, id: u32) -> Result<bool> {

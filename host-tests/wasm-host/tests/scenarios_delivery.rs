@@ -24,9 +24,6 @@ use common::adtap::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-const V2: Dialect = Dialect::ConfluentV2;
-const JSON: ValueFormat = ValueFormat::Json;
-
 // ---- flush triggers -------------------------------------------------------------------------
 
 #[test]

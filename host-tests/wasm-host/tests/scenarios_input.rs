@@ -14,14 +14,10 @@
 
 mod common;
 
-use adtap_core::config::{Dialect, ValueFormat};
 use adtap_wasm_host::{Action, Host};
 use common::adtap::*;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-
-const V2: Dialect = Dialect::ConfluentV2;
-const JSON: ValueFormat = ValueFormat::Json;
 
 // ---- configuration --------------------------------------------------------------------------
 

@@ -22,6 +22,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use wasmtime::Module;
 
+/// The dialect and format most scenarios use.
+pub const V2: Dialect = Dialect::ConfluentV2;
+/// JSON record values.
+pub const JSON: ValueFormat = ValueFormat::Json;
+
 /// The host's clock at start, in ms (`HostOptions::default().start_time_ns`).
 pub const T0_MS: u64 = 1_700_000_000_000;
 /// The cluster every scenario config names.
