@@ -150,3 +150,129 @@ pub fn property_string(host: &mut dyn Host, property: Property) -> Option<String
     };
     (!s.is_empty()).then_some(s)
 }
+
+/// A plain in-memory [`Host`]: the stream being handled is whatever the caller sets, dispatched
+/// calls are kept for the caller to answer, stats are summed by name. The native drivers of the
+/// tests (the core's own, the wasm host's dual scenarios) play Envoy with it.
+#[derive(Debug, Default)]
+pub struct FakeHost {
+    /// The request headers of the stream being handled.
+    pub request: Option<HeaderPairs>,
+    /// Its response `:status`.
+    pub status: Option<u16>,
+    /// Its properties, by path.
+    pub properties: Vec<(Property, Vec<u8>)>,
+    /// Its request body chunk.
+    pub body: Vec<u8>,
+    /// The answer being delivered: status and body.
+    pub answer: (Option<u16>, Vec<u8>),
+    /// Calls dispatched and not yet taken by the caller.
+    pub calls: Vec<FakeCall>,
+    /// Metrics by id: name and value.
+    pub metrics: Vec<(String, i64)>,
+    /// Log lines.
+    pub logs: Vec<(LogLevel, String)>,
+    /// Times `done()` was called.
+    pub done_calls: u32,
+    /// `plugin_name` of the running context.
+    pub plugin_name: Option<String>,
+    /// Refuse every dispatch (an unknown cluster).
+    pub refuse_dispatch: bool,
+    next_token: u32,
+}
+
+/// A call a [`FakeHost`] dispatched.
+#[derive(Debug, Clone)]
+pub struct FakeCall {
+    /// Its token.
+    pub token: u32,
+    /// The cluster it went to.
+    pub cluster: String,
+    /// The request.
+    pub request: HttpRequest,
+    /// Its timeout.
+    pub timeout_ms: u64,
+}
+
+impl FakeHost {
+    /// A metric's value by name (0 if never defined).
+    pub fn metric(&self, name: &str) -> i64 {
+        self.metrics
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |m| m.1)
+    }
+}
+
+impl Host for FakeHost {
+    fn request_headers(&mut self) -> Option<HeaderPairs> {
+        self.request.clone()
+    }
+    fn response_status(&mut self) -> Option<u16> {
+        self.status
+    }
+    fn property(&mut self, property: Property) -> Option<Vec<u8>> {
+        if property == Property::PluginName {
+            return self.plugin_name.clone().map(String::into_bytes);
+        }
+        self.properties
+            .iter()
+            .find(|(p, _)| *p == property)
+            .map(|(_, v)| v.clone())
+    }
+    fn request_body(&mut self, max: usize) -> Option<Vec<u8>> {
+        Some(self.body.iter().copied().take(max).collect())
+    }
+    fn call_response_status(&mut self) -> Option<u16> {
+        self.answer.0
+    }
+    fn call_response_body(&mut self, max: usize) -> Option<Vec<u8>> {
+        Some(self.answer.1.iter().copied().take(max).collect())
+    }
+    fn dispatch(
+        &mut self,
+        cluster: &str,
+        request: &HttpRequest,
+        timeout_ms: u64,
+    ) -> Result<u32, HostError> {
+        if self.refuse_dispatch {
+            return Err(HostError::BadArgument);
+        }
+        self.next_token = self.next_token.wrapping_add(1);
+        self.calls.push(FakeCall {
+            token: self.next_token,
+            cluster: cluster.to_string(),
+            request: request.clone(),
+            timeout_ms,
+        });
+        Ok(self.next_token)
+    }
+    fn set_tick_period_ms(&mut self, _: u64) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn done(&mut self) -> Result<(), HostError> {
+        self.done_calls += 1;
+        Ok(())
+    }
+    fn log(&mut self, level: LogLevel, message: &str) {
+        self.logs.push((level, message.to_string()));
+    }
+    fn define_metric(&mut self, _: MetricKind, name: &str) -> Result<u32, HostError> {
+        if let Some(i) = self.metrics.iter().position(|(n, _)| n == name) {
+            return u32::try_from(i).map_err(|_| HostError::InternalFailure);
+        }
+        self.metrics.push((name.to_string(), 0));
+        u32::try_from(self.metrics.len() - 1).map_err(|_| HostError::InternalFailure)
+    }
+    fn increment_metric(&mut self, id: u32, delta: i64) -> Result<(), HostError> {
+        let m = self
+            .metrics
+            .get_mut(id as usize)
+            .ok_or(HostError::NotFound)?;
+        m.1 = m.1.saturating_add(delta);
+        Ok(())
+    }
+    fn record_metric(&mut self, _: u32, _: u64) -> Result<(), HostError> {
+        Ok(())
+    }
+}

@@ -1,5 +1,5 @@
 //! One scenario description, two drivers: the release `adtap.wasm` in the host, and the core's
-//! own [`Vm`] driven natively through a plain [`AbiHost`], the way Envoy drives the glue. After
+//! own [`Vm`] driven natively through the core's [`FakeHost`], the way Envoy drives the glue. After
 //! every step both must show the same accounting and the same calls in flight (same path, same
 //! records in the same order), the invariant must hold, and `Expect` steps pin exact numbers.
 //! A difference means the glue does something the core's own tests cannot see (or the reverse).
@@ -20,9 +20,8 @@ mod common;
 
 use adtap_core::classify::DropReason;
 use adtap_core::config::{Config, Dialect, ValueFormat};
-use adtap_core::encode::HttpRequest;
 use adtap_core::headers::HeaderPairs;
-use adtap_core::host::{Host as AbiHost, HostError, LogLevel, MetricKind, Property};
+use adtap_core::host::{FakeCall, FakeHost};
 use adtap_core::vm::Vm;
 use adtap_wasm_host::Host;
 use common::adtap::*;
@@ -178,93 +177,18 @@ impl Driver for WasmDriver {
 /// The root context id both drivers use (the wasm host's too).
 const ROOT: u32 = 1;
 
-/// A dispatched call the native host holds.
+/// A call in flight in the native driver, with its timeout's deadline.
 struct NativeCall {
-    token: u32,
-    path: String,
-    body: Vec<u8>,
+    call: FakeCall,
     deadline: u64,
-}
-
-/// The proxy as the native driver plays it: the stream being logged, the answer being
-/// delivered, the calls in flight, the stats and `done()`.
-#[derive(Default)]
-struct NativeHost {
-    request: Option<HeaderPairs>,
-    status: Option<u16>,
-    answer: (Option<u16>, Vec<u8>),
-    now: u64,
-    calls: Vec<NativeCall>,
-    next_token: u32,
-    metrics: Vec<(String, i64)>,
-    done: bool,
-}
-
-impl AbiHost for NativeHost {
-    fn request_headers(&mut self) -> Option<HeaderPairs> {
-        self.request.clone()
-    }
-    fn response_status(&mut self) -> Option<u16> {
-        self.status
-    }
-    fn property(&mut self, _: Property) -> Option<Vec<u8>> {
-        None
-    }
-    fn request_body(&mut self, _: usize) -> Option<Vec<u8>> {
-        None
-    }
-    fn call_response_status(&mut self) -> Option<u16> {
-        self.answer.0
-    }
-    fn call_response_body(&mut self, max: usize) -> Option<Vec<u8>> {
-        Some(self.answer.1.iter().copied().take(max).collect())
-    }
-    fn dispatch(&mut self, _: &str, req: &HttpRequest, timeout_ms: u64) -> Result<u32, HostError> {
-        self.next_token += 1;
-        self.calls.push(NativeCall {
-            token: self.next_token,
-            path: req.header(":path").unwrap().to_string(),
-            body: req.body.clone(),
-            deadline: self.now + timeout_ms,
-        });
-        Ok(self.next_token)
-    }
-    fn set_tick_period_ms(&mut self, _: u64) -> Result<(), HostError> {
-        Ok(())
-    }
-    fn done(&mut self) -> Result<(), HostError> {
-        self.done = true;
-        Ok(())
-    }
-    fn log(&mut self, _: LogLevel, _: &str) {}
-    fn define_metric(&mut self, _: MetricKind, name: &str) -> Result<u32, HostError> {
-        self.metrics.push((name.to_string(), 0));
-        Ok(self.metrics.len() as u32 - 1)
-    }
-    fn increment_metric(&mut self, id: u32, delta: i64) -> Result<(), HostError> {
-        self.metrics[id as usize].1 += delta;
-        Ok(())
-    }
-    fn record_metric(&mut self, _: u32, _: u64) -> Result<(), HostError> {
-        Ok(())
-    }
-}
-
-impl NativeHost {
-    fn metric(&self, name: &str) -> u64 {
-        let v = self
-            .metrics
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or(0, |m| m.1);
-        u64::try_from(v).unwrap()
-    }
 }
 
 /// The core's own [`Vm`], driven the way Envoy drives the glue.
 struct CoreDriver {
     vm: Vm,
-    host: NativeHost,
+    host: FakeHost,
+    now: u64,
+    calls: Vec<NativeCall>,
     dialect: Dialect,
     tick_ms: u64,
     next_tick: u64,
@@ -276,10 +200,9 @@ impl CoreDriver {
         let cfg = Config::parse(&serde_json::to_vec(config).unwrap()).unwrap();
         let mut d = CoreDriver {
             vm: Vm::new(7),
-            host: NativeHost {
-                now: T0_MS,
-                ..NativeHost::default()
-            },
+            host: FakeHost::default(),
+            now: T0_MS,
+            calls: Vec::new(),
             dialect: cfg.dialect,
             tick_ms: cfg.tick_ms,
             next_tick: T0_MS + cfg.tick_ms,
@@ -291,29 +214,42 @@ impl CoreDriver {
     }
 
     fn now(&self) -> u64 {
-        self.host.now
+        self.now
+    }
+
+    /// Takes what the VM dispatched into the driver's calls, with their deadlines.
+    fn collect(&mut self) {
+        for call in self.host.calls.drain(..) {
+            let deadline = self.now + call.timeout_ms;
+            self.calls.push(NativeCall { call, deadline });
+        }
     }
 
     fn respond(&mut self, i: usize, status: Option<u16>, body: &[u8]) {
-        let call = self.host.calls.remove(i);
+        let call = self.calls.remove(i).call;
         self.host.answer = (status, body.to_vec());
         let headers = usize::from(status.is_some());
         let now = self.now();
         self.vm
             .on_http_call_response(&mut self.host, now, call.token, headers, body.len());
-        self.after_done();
+        self.after();
     }
 
     fn tick(&mut self) {
         let now = self.now();
         self.vm.on_tick(&mut self.host, ROOT, now);
-        self.after_done();
+        self.after();
     }
 
-    /// Envoy deletes a root that called `done()`, cancelling its pending calls.
-    fn after_done(&mut self) {
-        if self.host.done {
-            self.host.calls.clear();
+    fn done(&self) -> bool {
+        self.host.done_calls > 0
+    }
+
+    /// Collects new calls; Envoy deletes a root that called `done()`, cancelling its calls.
+    fn after(&mut self) {
+        self.collect();
+        if self.done() {
+            self.calls.clear();
         }
     }
 }
@@ -338,7 +274,6 @@ impl Driver for CoreDriver {
         let target = self.now() + ms;
         loop {
             let timeout = self
-                .host
                 .calls
                 .iter()
                 .enumerate()
@@ -346,39 +281,45 @@ impl Driver for CoreDriver {
                 .min();
             match timeout {
                 Some((t, i)) if t <= target && t <= self.next_tick => {
-                    self.host.now = self.now().max(t);
+                    self.now = self.now().max(t);
                     self.respond(i, Some(504), b"upstream request timeout");
                 }
                 _ if self.next_tick <= target => {
-                    self.host.now = self.now().max(self.next_tick);
+                    self.now = self.now().max(self.next_tick);
                     self.next_tick += self.tick_ms;
-                    if !self.host.done {
+                    if !self.done() {
                         self.tick();
                     }
                 }
                 _ => break,
             }
         }
-        self.host.now = target;
+        self.now = target;
     }
     fn answer(&mut self, i: usize, reply: &Reply) {
-        let n = decode_body(&self.host.calls[i].body, self.dialect, ValueFormat::Json).len();
+        let n = decode_body(
+            &self.calls[i].call.request.body,
+            self.dialect,
+            ValueFormat::Json,
+        )
+        .len();
         let (status, body) = reply_body(self.dialect, n, reply);
         self.respond(i, status, body.as_bytes());
     }
     fn shutdown(&mut self) {
         let now = self.now();
         if self.vm.on_done(&mut self.host, ROOT, now) {
-            self.host.done = true;
+            // Finished at once: Envoy deletes the root without waiting for done().
+            self.host.done_calls += 1;
         }
-        self.after_done();
+        self.after();
     }
     fn seen(&mut self) -> Seen {
         // The wasm driver ticks at the current instant to publish: do what that tick does.
-        if !self.host.done {
+        if !self.done() {
             self.tick();
         }
-        let m = |name: &str| self.host.metric(name);
+        let m = |name: &str| u64::try_from(self.host.metric(name)).unwrap();
         let dropped = DropReason::ALL.map(|r| m(&format!("adtap_dropped_{}", r.name())));
         let seen = Seen {
             captured: m("adtap_captured"),
@@ -390,13 +331,13 @@ impl Driver for CoreDriver {
             batches_sent: m("adtap_batches_sent"),
             batches_failed: m("adtap_batches_failed"),
             calls: self
-                .host
                 .calls
                 .iter()
                 .map(|c| {
-                    let recs = decode_body(&c.body, self.dialect, ValueFormat::Json);
+                    let req = &c.call.request;
+                    let recs = decode_body(&req.body, self.dialect, ValueFormat::Json);
                     (
-                        c.path.clone(),
+                        req.header(":path").unwrap().to_string(),
                         recs.iter().map(|r| r.n().unwrap()).collect(),
                     )
                 })
@@ -464,7 +405,7 @@ fn run(name: &str, config: Value, steps: &[Step]) {
             assert_eq!(got_calls, *calls, "{name}, step {i}");
         }
     }
-    assert_eq!(wasm.h.is_done(), core.host.done, "{name}: shutdown state");
+    assert_eq!(wasm.h.is_done(), core.done(), "{name}: shutdown state");
 }
 
 #[test]
