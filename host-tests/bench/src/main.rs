@@ -6,17 +6,22 @@
 //! ```
 //!
 //! Sections (each a module):
-//! - [`envoy_bench`]: 1 throughput at saturation, 2 latency at a fixed rate, 4a Envoy RSS —
-//!   bare Envoy, the no-op Wasm filter (built from `noop-filter/` by [`tools`]), Envoy's JSON
-//!   access log, and adtap shipping to the in-process [`sink`];
+//! - [`envoy_bench`]: 1 throughput at saturation, 2 latency at a fixed rate, Envoy CPU per
+//!   request, 4a Envoy RSS — bare Envoy, the no-op Wasm module (built from `noop-filter/` by
+//!   [`tools`]) as HTTP filter and as access logger, Envoy's JSON access log, and adtap shipping
+//!   to the in-process [`sink`] in both deployments (HTTP filter, Wasm access logger), with the
+//!   default and all response fields, and on traffic no rule matches behind the native skip
+//!   (the [`envoy::Variant`]s); with `--out FILE` it also draws [`chart`] beside FILE;
 //! - [`native`]: 3a the core's per-event cost natively (the criterion bench of `adtap-core`);
 //! - [`vm`]: 3b per-event cost and bytes on the wire in the wasmtime host on the release
 //!   `.wasm`, 4b the VM's linear memory at idle, steady load and overload;
 //! - [`e2e`]: 5 delivery rate through the local stack (broker, REST proxy, Envoy).
 //!
-//! `--short` is the CI smoke mode (one round, 2-second runs); the full mode runs 5 interleaved
-//! rounds of 8 seconds. The machine, the tools and the load average go in the report's head.
+//! `--short` is the CI smoke mode (one round, 2-second runs, [`envoy::Variant::SHORT`]: every
+//! bootstrap shape started once); the full mode runs 5 interleaved rounds of 8 seconds of
+//! [`envoy::Variant::DEFAULT`]. The machine, the tools and the load average go in the report's head.
 
+mod chart;
 mod e2e;
 mod envoy;
 mod envoy_bench;
@@ -49,7 +54,8 @@ struct Opts {
     only: Only,
     wait_idle: u64,
     rate: f64,
-    variants: Vec<envoy::Variant>,
+    /// `--variants`; `None`: [`envoy::Variant::DEFAULT`] (`SHORT` with `--short`).
+    variants: Option<Vec<envoy::Variant>>,
     rounds: Option<usize>,
     secs: Option<u64>,
     /// A JSON file replacing adtap's configuration in the Envoy runs (e.g. fewer response fields).
@@ -58,10 +64,24 @@ struct Opts {
     baseline_wasm: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: adtap-bench [--short] [--out FILE] [--only envoy,native,vm,e2e] \
-                     [--rate REQ_PER_S] [--wait-idle SECS] \
-                     [--variants bare,noop,accesslog,adtap] [--rounds N] [--secs S] \
-                     [--adtap-config FILE] [--baseline-wasm FILE]";
+/// The usage text, with the variant names from [`envoy::Variant`].
+fn usage() -> String {
+    let names = |vs: &[envoy::Variant]| vs.iter().map(|v| v.name()).collect::<Vec<_>>().join(",");
+    format!(
+        "usage: adtap-bench [--short] [--out FILE] [--only envoy,native,vm,e2e] \
+         [--rate REQ_PER_S] [--wait-idle SECS] [--variants V,V,...] [--rounds N] [--secs S] \
+         [--adtap-config FILE] [--baseline-wasm FILE]\n\
+         variants: {}\n\
+         default: {}\n\
+         --short: {}\n\
+         --baseline-wasm adds baseline after adtap and baseline-log after adtap-log\n\
+         with --out DIR/NAME.md the chart goes to DIR/NAME-throughput.svg \
+         (a trailing -results dropped: bench-results.md -> bench-throughput.svg)",
+        names(&envoy::Variant::ALL),
+        names(&envoy::Variant::DEFAULT),
+        names(&envoy::Variant::SHORT)
+    )
+}
 
 fn parse_args() -> Result<Opts> {
     let mut opts = Opts {
@@ -75,7 +95,7 @@ fn parse_args() -> Result<Opts> {
         },
         wait_idle: 0,
         rate: 5_000.0,
-        variants: envoy::Variant::DEFAULT.to_vec(),
+        variants: None,
         rounds: None,
         secs: None,
         adtap_config: None,
@@ -85,26 +105,31 @@ fn parse_args() -> Result<Opts> {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--short" => opts.short = true,
-            "--out" => opts.out = Some(args.next().context(USAGE)?.into()),
-            "--rate" => opts.rate = args.next().context(USAGE)?.parse()?,
+            "--out" => opts.out = Some(args.next().with_context(usage)?.into()),
+            "--rate" => opts.rate = args.next().with_context(usage)?.parse()?,
             "--adtap-config" => {
-                opts.adtap_config = Some(PathBuf::from(args.next().context(USAGE)?));
+                opts.adtap_config = Some(PathBuf::from(args.next().with_context(usage)?));
             }
             "--baseline-wasm" => {
-                opts.baseline_wasm = Some(PathBuf::from(args.next().context(USAGE)?));
+                opts.baseline_wasm = Some(PathBuf::from(args.next().with_context(usage)?));
             }
-            "--rounds" => opts.rounds = Some(args.next().context(USAGE)?.parse()?),
-            "--secs" => opts.secs = Some(args.next().context(USAGE)?.parse()?),
+            "--rounds" => opts.rounds = Some(args.next().with_context(usage)?.parse()?),
+            "--secs" => opts.secs = Some(args.next().with_context(usage)?.parse()?),
             "--variants" => {
-                let list = args.next().context(USAGE)?;
-                opts.variants = list
-                    .split(',')
-                    .map(|v| envoy::Variant::parse(v.trim()).context(USAGE))
-                    .collect::<Result<_>>()?;
+                let list = args.next().with_context(usage)?;
+                opts.variants = Some(
+                    list.split(',')
+                        .map(|v| {
+                            envoy::Variant::parse(v.trim()).with_context(|| {
+                                format!("unknown variant `{}`\n{}", v.trim(), usage())
+                            })
+                        })
+                        .collect::<Result<_>>()?,
+                );
             }
-            "--wait-idle" => opts.wait_idle = args.next().context(USAGE)?.parse()?,
+            "--wait-idle" => opts.wait_idle = args.next().with_context(usage)?.parse()?,
             "--only" => {
-                let list = args.next().context(USAGE)?;
+                let list = args.next().with_context(usage)?;
                 let has = |s: &str| list.split(',').any(|x| x.trim() == s);
                 opts.only = Only {
                     envoy: has("envoy"),
@@ -114,29 +139,70 @@ fn parse_args() -> Result<Opts> {
                 };
             }
             "-h" | "--help" => {
-                println!("{USAGE}");
+                println!("{}", usage());
                 std::process::exit(0);
             }
-            other => bail!("unknown argument `{other}`\n{USAGE}"),
+            other => bail!("unknown argument `{other}`\n{}", usage()),
         }
-    }
-    if opts.baseline_wasm.is_some() && !opts.variants.contains(&envoy::Variant::Baseline) {
-        // Right after adtap, so the two are measured back to back in every round.
-        let at = opts
-            .variants
-            .iter()
-            .position(|v| *v == envoy::Variant::Adtap)
-            .map_or(opts.variants.len(), |i| i + 1);
-        opts.variants.insert(at, envoy::Variant::Baseline);
-    }
-    if opts.variants.contains(&envoy::Variant::Baseline) && opts.baseline_wasm.is_none() {
-        bail!("the `baseline` variant needs --baseline-wasm FILE\n{USAGE}");
     }
     Ok(opts)
 }
 
+/// The variants to run: `--variants`, else the default (or short) set, with the baselines
+/// inserted right after the variant they are compared with when `--baseline-wasm` is given.
+fn variants(opts: &Opts) -> Result<Vec<envoy::Variant>> {
+    use envoy::Variant;
+    let mut vs = match &opts.variants {
+        Some(v) => v.clone(),
+        None if opts.short => Variant::SHORT.to_vec(),
+        None => Variant::DEFAULT.to_vec(),
+    };
+    if opts.baseline_wasm.is_some() {
+        // Right after adtap (the logger's after adtap's logger), so that the two are measured
+        // back to back in every round.
+        if !vs.contains(&Variant::Baseline) {
+            let at = vs
+                .iter()
+                .position(|v| *v == Variant::Adtap)
+                .map_or(vs.len(), |i| i + 1);
+            vs.insert(at, Variant::Baseline);
+        }
+        if !vs.contains(&Variant::BaselineLog) {
+            if let Some(i) = vs.iter().position(|v| *v == Variant::AdtapLog) {
+                vs.insert(i + 1, Variant::BaselineLog);
+            }
+        }
+    }
+    let needs_base = vs
+        .iter()
+        .any(|v| v.module() == Some(envoy::Module::Baseline));
+    if needs_base && opts.baseline_wasm.is_none() {
+        bail!(
+            "the `baseline` and `baseline-log` variants need --baseline-wasm FILE\n{}",
+            usage()
+        );
+    }
+    let mut seen = Vec::new();
+    for v in &vs {
+        if seen.contains(v) {
+            bail!("variant `{}` given twice", v.name());
+        }
+        seen.push(*v);
+    }
+    Ok(vs)
+}
+
+/// The chart beside the markdown: `DIR/NAME.md` → `DIR/NAME-throughput.svg`, with a trailing
+/// `-results` dropped from NAME (`bench-results.md` → `bench-throughput.svg`).
+fn chart_path(out: &std::path::Path) -> PathBuf {
+    let stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("bench");
+    let stem = stem.strip_suffix("-results").unwrap_or(stem);
+    out.with_file_name(format!("{stem}-throughput.svg"))
+}
+
 fn main() -> Result<()> {
     let opts = parse_args()?;
+    let variants = variants(&opts)?;
     let t0 = std::time::Instant::now();
     let tools = tools::Tools::locate()?;
     tools::wait_idle(opts.wait_idle);
@@ -175,7 +241,8 @@ fn main() -> Result<()> {
                 rate: opts.rate,
                 conns: 16,
                 cpus: tools::pin_cpus(),
-                variants: opts.variants.clone(),
+                variants: variants.clone(),
+                chart: opts.out.as_deref().map(chart_path),
             };
             let inputs = envoy::Inputs {
                 noop_wasm: noop,
@@ -236,4 +303,79 @@ fn main() -> Result<()> {
         bail!("failed sections: {}", failed.join("; "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use envoy::Variant;
+
+    fn opts(short: bool, variants: Option<Vec<Variant>>, baseline: bool) -> Opts {
+        Opts {
+            short,
+            out: None,
+            only: Only {
+                envoy: true,
+                native: false,
+                vm: false,
+                e2e: false,
+            },
+            wait_idle: 0,
+            rate: 5_000.0,
+            variants,
+            rounds: None,
+            secs: None,
+            adtap_config: None,
+            baseline_wasm: baseline.then(|| PathBuf::from("/x/old.wasm")),
+        }
+    }
+
+    #[test]
+    fn chart_beside_the_markdown() {
+        assert_eq!(
+            chart_path(std::path::Path::new("dist/bench-results.md")),
+            PathBuf::from("dist/bench-throughput.svg")
+        );
+        assert_eq!(
+            chart_path(std::path::Path::new("dist/bench-smoke.md")),
+            PathBuf::from("dist/bench-smoke-throughput.svg")
+        );
+    }
+
+    #[test]
+    fn variant_sets_and_baselines() {
+        assert_eq!(
+            variants(&opts(false, None, false)).unwrap(),
+            Variant::DEFAULT.to_vec()
+        );
+        assert_eq!(
+            variants(&opts(true, None, false)).unwrap(),
+            Variant::SHORT.to_vec()
+        );
+        // --baseline-wasm puts each baseline right after the variant it is compared with.
+        let v = variants(&opts(
+            false,
+            Some(vec![Variant::Noop, Variant::Adtap, Variant::AdtapLog]),
+            true,
+        ))
+        .unwrap();
+        assert_eq!(
+            v,
+            vec![
+                Variant::Noop,
+                Variant::Adtap,
+                Variant::Baseline,
+                Variant::AdtapLog,
+                Variant::BaselineLog
+            ]
+        );
+        assert!(variants(&opts(false, Some(vec![Variant::BaselineLog]), false)).is_err());
+        assert!(variants(&opts(
+            false,
+            Some(vec![Variant::Noop, Variant::Noop]),
+            false
+        ))
+        .is_err());
+    }
 }

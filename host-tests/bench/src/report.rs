@@ -10,8 +10,10 @@ pub struct Target {
     pub name: String,
     /// The measured figure, formatted.
     pub measured: String,
-    /// `Some(true)` met, `Some(false)` missed, `None` not measured.
+    /// `Some(true)` met, `Some(false)` missed, `None` not measured (or reported only).
     pub met: Option<bool>,
+    /// A figure the report gives without a threshold ("reported" when `met` is `None`).
+    pub reported: bool,
 }
 
 /// A markdown section and the targets it measured.
@@ -49,6 +51,7 @@ pub fn targets_table(targets: &[Target]) -> String {
                 match t.met {
                     Some(true) => "met".into(),
                     Some(false) => "**missed**".into(),
+                    None if t.reported => "reported".into(),
                     None => "not measured".into(),
                 },
             ]
@@ -71,14 +74,23 @@ mod tests {
                 name: "x".into(),
                 measured: "1".into(),
                 met: Some(false),
+                reported: false,
             },
             Target {
                 name: "y".into(),
                 measured: "n/a".into(),
                 met: None,
+                reported: false,
+            },
+            Target {
+                name: "z".into(),
+                measured: "3 µs".into(),
+                met: None,
+                reported: true,
             },
         ]);
         assert!(s.contains("| x | 1 | **missed** |"));
         assert!(s.contains("| y | n/a | not measured |"));
+        assert!(s.contains("| z | 3 µs | reported |"));
     }
 }

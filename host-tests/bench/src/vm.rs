@@ -531,6 +531,7 @@ pub fn run(tools: &Tools, noop_wasm: &Path, short: bool) -> Result<Section> {
             met: net.map(|n| {
                 n.median < 2_000.0 && r.captured == r.events as i64 && r.delivered == r.captured
             }),
+            reported: false,
         });
     }
     md.push_str(&table(
@@ -633,6 +634,7 @@ pub fn run(tools: &Tools, noop_wasm: &Path, short: bool) -> Result<Section> {
                 limit as f64 / MIB
             ),
             met: Some(peak <= limit),
+            reported: false,
         });
     }
     Ok(Section {
