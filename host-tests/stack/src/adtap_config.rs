@@ -1,9 +1,10 @@
 //! adtap's configuration for the harness: the capture rules for the sample ad server, the
 //! dialect and value format under test, and short timings so tests settle quickly.
 //!
-//! Tests start from [`base`] and deep-merge their own overrides ([`merge`]), e.g.
-//! `{"buffer": {"max_events": 50}}`.
+//! Tests start from [`base`], set what the deployment needs ([`for_deployment`]) and deep-merge
+//! their own overrides ([`merge`]), e.g. `{"buffer": {"max_events": 50}}`.
 
+use crate::envoy::Deployment;
 use serde_json::{json, Value};
 
 /// Kafka topics the harness rules write to, by event type.
@@ -70,7 +71,8 @@ impl Format {
 ///
 /// Client IPs are kept in `full` mode behind one trusted hop so tests can check the exact
 /// address they sent in `X-Forwarded-For`; keys come from `campaign_id`; the creative is
-/// sent as `crid` and renamed to `creative_id`.
+/// sent as `crid` and renamed to `creative_id`; every response field is read (the default is
+/// `status` only) so that each can be checked against the request.
 pub fn base(dialect: Dialect, format: Format) -> Value {
     let mut cfg = json!({
         "cluster": "kafka_rest",
@@ -90,6 +92,7 @@ pub fn base(dialect: Dialect, format: Format) -> Value {
         "query_params": ["campaign_id", {"name": "crid", "as": "creative_id"}],
         "headers": ["x-country"],
         "client_ip": {"mode": "full", "trusted_hops": 1},
+        "response_fields": ["status", "duration", "sizes", "route", "upstream"],
         "key": "query.campaign_id",
         "body": {"max_bytes": 4096},
         "batch": {"max_events": 200, "max_bytes": 262144, "max_age_ms": 200},
@@ -104,6 +107,15 @@ pub fn base(dialect: Dialect, format: Format) -> Value {
         }
     }
     cfg
+}
+
+/// Sets what `deployment` needs in `cfg`: `http_filter_rules` `all` for the HTTP filter alone,
+/// `body_only` beside the access logger (which takes the other rules); the logger alone ignores
+/// it.
+pub fn for_deployment(cfg: &mut Value, deployment: Deployment) {
+    if let (Some(obj), Some(rules)) = (cfg.as_object_mut(), deployment.http_filter_rules()) {
+        obj.insert("http_filter_rules".into(), Value::String(rules.into()));
+    }
 }
 
 /// Deep-merges `overrides` into `base`: objects merge key by key, anything else replaces;
@@ -129,17 +141,43 @@ pub fn merge(base: &mut Value, overrides: &Value) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
     fn the_base_configs_pass_the_filters_own_validation() {
         for d in [Dialect::ConfluentV2, Dialect::ConfluentV3] {
             for f in [Format::Json, Format::Msgpack] {
-                let cfg = base(d, f).to_string();
-                let parsed = adtap_core::Config::parse(cfg.as_bytes());
-                assert!(parsed.is_ok(), "{d:?}/{f:?}: {parsed:?}");
+                for deployment in Deployment::ALL {
+                    let mut cfg = base(d, f);
+                    for_deployment(&mut cfg, deployment);
+                    let parsed = adtap_core::Config::parse(cfg.to_string().as_bytes());
+                    assert!(parsed.is_ok(), "{d:?}/{f:?}/{deployment}: {parsed:?}");
+                }
             }
         }
+    }
+
+    #[test]
+    fn deployments_split_the_rules() {
+        let captured = |deployment| {
+            let mut cfg = base(Dialect::ConfluentV2, Format::Json);
+            for_deployment(&mut cfg, deployment);
+            let cfg = adtap_core::Config::parse(cfg.to_string().as_bytes()).unwrap();
+            cfg.rules
+                .iter()
+                .map(|r| (r.event_type.clone(), deployment.captures(&cfg, r)))
+                .collect::<Vec<_>>()
+        };
+        let with = |bid: bool| {
+            ["impression", "click", "conversion", "bid"]
+                .map(|t| (t.to_string(), t != "bid" || bid))
+                .to_vec()
+        };
+        // The logger never sees a body: the bid rule (capture_body) is not its.
+        assert_eq!(captured(Deployment::AccessLogger), with(false));
+        assert_eq!(captured(Deployment::HttpFilter), with(true));
+        assert_eq!(captured(Deployment::Both), with(true));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Envoy as a child process: rendering `envoy/harness.yaml.tmpl`, starting, readiness, admin
-//! calls, stats, and shutdown.
+//! Envoy as a child process: rendering `envoy/harness.yaml.tmpl` for a [`Deployment`],
+//! starting, readiness, admin calls, stats, and shutdown.
 //!
 //! Ports: the admin and the ad listener bind port 0 and the harness learns them from
 //! `--admin-address-path` and the admin's `/listeners`, so parallel stacks never collide.
@@ -8,7 +8,12 @@
 use crate::http;
 use crate::process::{poll, Child};
 use crate::stats::AdtapStats;
+use adtap_core::config::Rule;
+use adtap_core::native;
+use adtap_core::Config;
 use anyhow::{anyhow, bail, Context as _, Result};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -16,6 +21,118 @@ use std::time::Duration;
 
 /// The harness template, compiled in so the harness works from any working directory.
 pub const TEMPLATE: &str = include_str!("../../../envoy/harness.yaml.tmpl");
+
+/// How adtap is loaded into the harness's Envoy: one of the module's two plugin kinds
+/// ([`native::Deployment`]) alone, or both with one configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Deployment {
+    /// The Wasm access logger alone (`access_log`, `envoy.access_loggers.wasm`): the rules
+    /// without `capture_body`; a logger never sees a request body, so body rules (the harness's
+    /// bids) capture nothing.
+    AccessLogger,
+    /// The Wasm HTTP filter alone (`http_filters`, with `http_filter_rules: all`): every rule,
+    /// bodies included.
+    HttpFilter,
+    /// Both, with one configuration and `http_filter_rules: body_only`: the logger captures the
+    /// rules without `capture_body`, the HTTP filter those with it. They share each worker's VM
+    /// and its buffer (one accounting per worker). The recommended deployment.
+    #[default]
+    Both,
+}
+
+impl Deployment {
+    /// Every deployment.
+    pub const ALL: [Deployment; 3] = [
+        Deployment::AccessLogger,
+        Deployment::HttpFilter,
+        Deployment::Both,
+    ];
+
+    /// The plugins it loads.
+    pub fn plugins(self) -> &'static [native::Deployment] {
+        match self {
+            Deployment::AccessLogger => &[native::Deployment::AccessLogger],
+            Deployment::HttpFilter => &[native::Deployment::HttpFilter],
+            Deployment::Both => &[
+                native::Deployment::AccessLogger,
+                native::Deployment::HttpFilter,
+            ],
+        }
+    }
+
+    /// The `http_filter_rules` it needs (`None`: no HTTP filter, the option does not matter).
+    pub fn http_filter_rules(self) -> Option<&'static str> {
+        match self {
+            Deployment::AccessLogger => None,
+            Deployment::HttpFilter => Some("all"),
+            Deployment::Both => Some("body_only"),
+        }
+    }
+
+    /// Whether one of its plugins captures what `rule` matches (`native::captures`).
+    pub fn captures(self, cfg: &Config, rule: &Rule) -> bool {
+        self.plugins()
+            .iter()
+            .any(|p| native::captures(cfg, *p, rule))
+    }
+
+    /// A short name (`access-logger`, `http-filter`, `both`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Deployment::AccessLogger => "access-logger",
+            Deployment::HttpFilter => "http-filter",
+            Deployment::Both => "both",
+        }
+    }
+
+    /// What it loads, in a few words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Deployment::AccessLogger => "the Wasm access logger alone (rules without capture_body)",
+            Deployment::HttpFilter => "the Wasm HTTP filter alone (every rule)",
+            Deployment::Both => {
+                "the Wasm access logger, and the Wasm HTTP filter for capture_body rules, \
+                 sharing each worker's VM and buffer"
+            }
+        }
+    }
+
+    /// Parses [`Deployment::as_str`]'s names.
+    pub fn parse(s: &str) -> Option<Deployment> {
+        Deployment::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+
+    /// The HTTP connection manager's `access_log` and `http_filters` lists: adtap's entries from
+    /// the core's generators ([`native::access_log_entry`], [`native::http_filter_entry`], with
+    /// their native matchers built from `cfg`), and the router last.
+    pub fn hcm_lists(self, cfg: &Config, config_json: &str, wasm: &str) -> (Value, Value) {
+        let mut access_log = Vec::new();
+        let mut http_filters = Vec::new();
+        for plugin in self.plugins() {
+            match plugin {
+                native::Deployment::AccessLogger => {
+                    access_log.push(native::access_log_entry(cfg, config_json, wasm));
+                }
+                native::Deployment::HttpFilter => {
+                    http_filters.push(native::http_filter_entry(cfg, config_json, wasm));
+                }
+            }
+        }
+        http_filters.push(json!({
+            "name": "envoy.filters.http.router",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+            }
+        }));
+        (Value::Array(access_log), Value::Array(http_filters))
+    }
+}
+
+impl std::fmt::Display for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What the template needs.
 #[derive(Debug, Clone)]
@@ -32,28 +149,45 @@ pub struct Render {
     pub rest_http2: bool,
     /// Path of adtap.wasm.
     pub wasm: PathBuf,
-    /// adtap's configuration (JSON text).
+    /// adtap's configuration (JSON text), given to every plugin as is.
     pub adtap_config: String,
+    /// Where adtap runs.
+    pub deployment: Deployment,
 }
+
+/// The configuration whose matchers a configuration adtap refuses is rendered with (see
+/// [`Render::render`]): one rule on every path.
+const CATCH_ALL: &str = r#"{"cluster": "kafka_rest",
+    "rules": [{"event_type": "e", "topic": "t", "path": {"prefix": "/"}}]}"#;
 
 impl Render {
     /// The Envoy config, ready to write.
+    ///
+    /// The native matchers need a valid configuration; one that adtap refuses (the bad-config
+    /// tests) is still given to the plugins as is, behind the matchers of a rule on every path,
+    /// so that Envoy loads the module and adtap's `on_configure` gives its verdict.
     pub fn render(&self) -> Result<String> {
         let protocol = if self.rest_http2 {
             "http2_protocol_options: {}"
         } else {
             "http_protocol_options: {}"
         };
-        // A JSON string literal is also a valid YAML double-quoted scalar.
-        let config = serde_json::to_string(&self.adtap_config)?;
+        let cfg = match Config::parse(self.adtap_config.as_bytes()) {
+            Ok(cfg) => cfg,
+            Err(_) => Config::parse(CATCH_ALL.as_bytes())
+                .map_err(|e| anyhow!("the catch-all configuration is refused: {e:?}"))?,
+        };
+        let wasm = self.wasm.display().to_string();
+        let (access_log, http_filters) = self.deployment.hcm_lists(&cfg, &self.adtap_config, &wasm);
+        // JSON is YAML (a flow sequence); one line each keeps the template's indentation intact.
         let out = TEMPLATE
             .replace("@ADMIN_PORT@", &self.admin_port.to_string())
             .replace("@AD_PORT@", &self.ad_port.to_string())
             .replace("@AD_SERVER_PORT@", &self.ad_server_port.to_string())
             .replace("@REST_PORT@", &self.rest_port.to_string())
             .replace("@REST_PROTOCOL@", protocol)
-            .replace("@ADTAP_WASM@", &self.wasm.display().to_string())
-            .replace("@ADTAP_CONFIG@", &config);
+            .replace("@ACCESS_LOG@", &serde_json::to_string(&access_log)?)
+            .replace("@HTTP_FILTERS@", &serde_json::to_string(&http_filters)?);
         if let Some(left) = leftover_placeholder(&out) {
             bail!("unrendered placeholder {left} in the Envoy template");
         }
@@ -276,6 +410,28 @@ impl Envoy {
     /// A POST on the admin interface (e.g. `/drain_listeners?graceful`, `/quitquitquit`).
     pub fn admin_post(&self, path: &str) -> Result<http::Response> {
         http::post(self.admin()?, path)
+    }
+
+    /// Envoy's own counters and gauges whose names match `filter` (a regex, as `/stats` takes
+    /// it), by full name; e.g. `composite` gives `http.ads.composite.filter_delegation_success`.
+    pub fn envoy_stats(&self, filter: &str) -> Result<BTreeMap<String, u64>> {
+        let r = self.admin_get(&format!("/stats?format=json&filter={filter}"))?;
+        if r.status != 200 {
+            bail!("/stats answered {}: {}", r.status, r.text());
+        }
+        let doc: Value = serde_json::from_slice(&r.body).context("parsing /stats")?;
+        Ok(doc
+            .get("stats")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|s| {
+                Some((
+                    s.get("name")?.as_str()?.to_string(),
+                    s.get("value")?.as_u64()?,
+                ))
+            })
+            .collect())
     }
 
     /// adtap's stats.

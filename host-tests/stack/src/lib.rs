@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  traffic ──► Envoy :ad (adtap.wasm, 2 workers) ──► sample ad server (in-process)
+//!                 │ access logger and/or HTTP filter ([`Deployment`])
 //!                 │ dispatch_http_call, cluster kafka_rest
 //!                 ▼
 //!            adtap-rest-proxy (child) ──rdkafka──► tansu broker (child, memory storage)
@@ -10,10 +11,13 @@
 //!
 //! [`Stack::start`] brings everything up on free 127.0.0.1 ports, in dependency order: broker
 //! and topics, REST proxy, ad server, then Envoy with `envoy/harness.yaml.tmpl` rendered into a
-//! temporary directory; it returns once Envoy's admin says LIVE. Dropping the [`Stack`] stops
-//! everything (Envoy first, so nothing is left sending) and reaps every child; children also die
-//! with the harness process (`PR_SET_PDEATHSIG`). When the drop happens during a panic (a failing
-//! test), the temporary directory with every log is kept and its path printed.
+//! temporary directory for the chosen [`Deployment`] (adtap as the Wasm access logger, the Wasm
+//! HTTP filter, or both sharing each worker's VM: [`StackOptions::deployment`]); it returns once
+//! Envoy's admin says LIVE. [`Stack::captures`] says which requests become events there.
+//! Dropping the [`Stack`] stops everything (Envoy first, so nothing is left sending) and reaps
+//! every child; children also die with the harness process (`PR_SET_PDEATHSIG`). When the drop
+//! happens during a panic (a failing test), the temporary directory with every log is kept and
+//! its path printed.
 //!
 //! Modules:
 //! - [`adtap_config`]: the filter's configuration for the harness, and overrides.
@@ -38,6 +42,7 @@ pub mod traffic;
 pub mod verify;
 
 pub use adtap_config::{Dialect, Format};
+pub use envoy::Deployment;
 pub use stats::AdtapStats;
 
 use adtap_rest_proxy::testkit::Tansu;
@@ -78,6 +83,8 @@ pub struct StackOptions {
     pub dialect: Dialect,
     /// Record value format.
     pub format: Format,
+    /// Where adtap runs in Envoy (sets `http_filter_rules`, before the overrides).
+    pub deployment: Deployment,
     /// Deep-merged into the harness's adtap config (see [`adtap_config::merge`]).
     pub overrides: serde_json::Value,
     /// Partitions per topic.
@@ -97,6 +104,7 @@ impl Default for StackOptions {
         StackOptions {
             dialect: Dialect::ConfluentV2,
             format: Format::Json,
+            deployment: Deployment::default(),
             overrides: serde_json::Value::Null,
             partitions: 3,
             rest_http2: true,
@@ -111,6 +119,7 @@ impl Default for StackOptions {
 pub struct Stack {
     opts: StackOptions,
     adtap_config: serde_json::Value,
+    parsed_config: adtap_core::Config,
     envoy: Option<envoy::Envoy>,
     rest: Option<rest_proxy::RestProxy>,
     ad_server: Option<adserver::AdServer>,
@@ -123,6 +132,7 @@ pub struct Stack {
 impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stack")
+            .field("deployment", &self.opts.deployment)
             .field("ad", &self.ad_addr)
             .field("admin", &self.admin_addr().ok())
             .field("dir", &self.dir())
@@ -141,7 +151,16 @@ impl Stack {
         };
         let dir = tempfile::Builder::new().prefix("adtap-stack-").tempdir()?;
         let mut adtap_config = adtap_config::base(opts.dialect, opts.format);
+        adtap_config::for_deployment(&mut adtap_config, opts.deployment);
         adtap_config::merge(&mut adtap_config, &opts.overrides);
+        let parsed_config = adtap_core::Config::parse(adtap_config.to_string().as_bytes())
+            .map_err(|errors| {
+                let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                anyhow!(
+                    "adtap refuses the stack's configuration: {}",
+                    list.join("; ")
+                )
+            })?;
         let wasm = envoy::wasm_path()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -150,6 +169,7 @@ impl Stack {
         let mut stack = Stack {
             opts: opts.clone(),
             adtap_config,
+            parsed_config,
             envoy: None,
             rest: None,
             ad_server: None,
@@ -212,6 +232,7 @@ impl Stack {
             rest_http2: opts.rest_http2,
             wasm: wasm.clone(),
             adtap_config: stack.adtap_config.to_string(),
+            deployment: opts.deployment,
         }
         .render()?;
         let mut e =
@@ -221,11 +242,12 @@ impl Stack {
         ready?;
         stack.ad_addr = stack.envoy()?.listener_addr("ads")?;
         progress(&format!(
-            "Envoy ready: ads on {}, admin on {} ({} workers, {})",
+            "Envoy ready: ads on {}, admin on {} ({} workers, {}, adtap as {})",
             stack.ad_addr,
             stack.admin_addr()?,
             opts.concurrency,
-            wasm.display()
+            wasm.display(),
+            opts.deployment.describe()
         ));
         Ok(stack)
     }
@@ -238,6 +260,44 @@ impl Stack {
     /// adtap's configuration as given to Envoy.
     pub fn adtap_config(&self) -> &serde_json::Value {
         &self.adtap_config
+    }
+
+    /// Where adtap runs.
+    pub fn deployment(&self) -> Deployment {
+        self.opts.deployment
+    }
+
+    /// Which of the deployment's plugins captures a request of `kind` (`None`: no event): the
+    /// one that captures the rule for its event type ([`adtap_core::native::captures`]). The
+    /// access logger alone never captures bids: their rule has `capture_body`, and a logger
+    /// sees no body.
+    pub fn plugin_for(&self, kind: traffic::Kind) -> Option<adtap_core::native::Deployment> {
+        let cfg = &self.parsed_config;
+        let rule = cfg
+            .rules
+            .iter()
+            .find(|r| Some(r.event_type.as_str()) == kind.event_type())?;
+        self.opts
+            .deployment
+            .plugins()
+            .iter()
+            .copied()
+            .find(|p| adtap_core::native::captures(cfg, *p, rule))
+    }
+
+    /// Whether a request of `kind` becomes an event here ([`Stack::plugin_for`]).
+    pub fn captures(&self, kind: traffic::Kind) -> bool {
+        self.plugin_for(kind).is_some()
+    }
+
+    /// The requests of `requests` that become events here ([`Stack::captures`]), to reconcile
+    /// Kafka's records against ([`verify::reconcile`]).
+    pub fn expected(&self, requests: &[traffic::AdRequest]) -> Vec<traffic::AdRequest> {
+        requests
+            .iter()
+            .filter(|r| self.captures(r.kind))
+            .cloned()
+            .collect()
     }
 
     /// The temporary directory with the rendered config and every log.

@@ -131,8 +131,13 @@ impl AdRequest {
     }
 
     /// The client IP adtap should record with one trusted hop in `full` mode.
-    pub fn expected_client_ip(&self) -> Option<&str> {
-        self.forwarded_for.last().map(String::as_str)
+    pub fn expected_client_ip(&self) -> Option<String> {
+        // `full` mode writes the address in its canonical text form (RFC 5952 for IPv6): the
+        // generator's `2001:db8:0::1` arrives as `2001:db8::1`.
+        self.forwarded_for.last().map(|ip| {
+            ip.parse::<std::net::IpAddr>()
+                .map_or_else(|_| ip.clone(), |a| a.to_string())
+        })
     }
 
     /// The captured headers (`["x-country"]`).
@@ -423,4 +428,23 @@ async fn send_on_one_connection(addr: SocketAddr, reqs: Vec<(usize, AdRequest)>)
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn expected_client_ips_are_canonical() {
+        let mut r = generate(1, 7).pop().unwrap();
+        for (sent, want) in [
+            ("2001:db8:0::7e64", "2001:db8::7e64"),
+            ("2001:db8:1a::0", "2001:db8:1a::"),
+            ("198.51.7.9", "198.51.7.9"),
+        ] {
+            r.forwarded_for = vec!["203.0.1.1".into(), sent.into()];
+            assert_eq!(r.expected_client_ip().as_deref(), Some(want));
+        }
+    }
 }

@@ -1,6 +1,14 @@
 //! End-to-end tests: each starts its own real stack (tansu, REST proxy, ad server, Envoy with
 //! adtap.wasm and two workers) on free ports and checks outcomes in Kafka and in Envoy's stats.
 //!
+//! The scenarios run in each deployment ([`Deployment`]: adtap as the Wasm access logger, as the
+//! Wasm HTTP filter, and both together with one configuration, sharing each worker's VM and
+//! buffer), one `#[test]` per deployment: `access_logger::…`, `http_filter::…`, `both::…`.
+//! The access logger never sees a request body, so alone it captures no bid (their rule has
+//! `capture_body`); each scenario says so and checks it, and checks that in `both` the bids go
+//! to the HTTP filter, with their bodies ([`check_where_rules_go`]). Exact delivery runs every
+//! dialect and format in `both` (the recommended deployment) and one case in the others.
+//!
 //! Needs `./build.sh setup` (Envoy, tansu) and `./build.sh build` (dist/adtap.wasm; or
 //! `$ADTAP_WASM`). Stacks run one at a time (a process-wide lock): the machine has two cores and
 //! each stack already runs two Envoy workers. Asynchronous outcomes are awaited by bounded
@@ -14,9 +22,10 @@
 
 use adtap_stack::adtap_config::{self, topic_for, Dialect, Format};
 use adtap_stack::envoy;
+use adtap_stack::kafka::KafkaRecord;
 use adtap_stack::traffic::{self, AdRequest, Kind, Outcome};
 use adtap_stack::verify::reconcile;
-use adtap_stack::{now_ms, Stack, StackOptions};
+use adtap_stack::{now_ms, Deployment, Stack, StackOptions};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
@@ -29,20 +38,47 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn start(dialect: Dialect, format: Format, overrides: serde_json::Value) -> Stack {
+/// One `#[test]` per deployment for each scenario `fn(Deployment)` named here, in the modules
+/// `access_logger`, `http_filter` and `both`.
+macro_rules! in_every_deployment {
+    ($($scenario:ident),+ $(,)?) => {
+        in_every_deployment!(@mod access_logger, AccessLogger, $($scenario),+);
+        in_every_deployment!(@mod http_filter, HttpFilter, $($scenario),+);
+        in_every_deployment!(@mod both, Both, $($scenario),+);
+    };
+    (@mod $module:ident, $deployment:ident, $($scenario:ident),+) => {
+        mod $module {
+            $(
+                #[test]
+                fn $scenario() {
+                    super::$scenario(super::Deployment::$deployment);
+                }
+            )+
+        }
+    };
+}
+
+in_every_deployment!(
+    v2_json_exactly_one_correct_record_per_request,
+    rest_proxy_outage_loses_nothing_within_the_buffer,
+    overload_beyond_the_buffer_drops_exactly_and_never_slows_ads,
+    drain_then_stop_delivers_buffered_events_before_exit,
+);
+
+fn start(
+    deployment: Deployment,
+    dialect: Dialect,
+    format: Format,
+    overrides: serde_json::Value,
+) -> Stack {
     Stack::start(StackOptions {
+        deployment,
         dialect,
         format,
         overrides,
         ..StackOptions::default()
     })
     .expect("stack starts")
-}
-
-fn expected_events(reqs: &[AdRequest]) -> u64 {
-    reqs.iter()
-        .filter(|r| r.kind.event_type().is_some())
-        .count() as u64
 }
 
 /// Every request answered with the ad server's status for its kind.
@@ -68,14 +104,74 @@ fn percentile(outcomes: &[Outcome], p: f64) -> Duration {
     l[i.min(l.len() - 1)]
 }
 
+/// Which plugin captured what, from Envoy's side, for the requests `reqs` sent so far:
+/// - the native matchers keep every request no rule of the deployment captures out of the VM,
+///   so adtap never counts one as unmatched (the unmatched paths; and the bids, for a lone
+///   access logger);
+/// - the access logger cannot capture request bodies: alone, it captures no bid (their rule has
+///   `capture_body`), and `records` (when given) hold none;
+/// - Envoy's composite filter created the Wasm HTTP filter for exactly the requests that the
+///   HTTP filter's rules match: every captured kind for the HTTP filter alone, the bids only in
+///   `both` (so the other events there are the access logger's, and the bids, which arrive with
+///   their bodies, the HTTP filter's).
+fn check_where_rules_go(stack: &Stack, reqs: &[AdRequest], records: Option<&[KafkaRecord]>) {
+    let deployment = stack.deployment();
+    let s = stack.stats().unwrap();
+    assert_eq!(
+        s.get("requests_unmatched"),
+        0,
+        "{deployment}: a request no rule of the deployment captures entered the VM\n{s}"
+    );
+    let bids = reqs.iter().filter(|r| r.kind == Kind::Bid).count();
+    assert!(bids > 0, "the traffic has bids");
+    let filter_kinds: &[Kind] = match deployment {
+        Deployment::AccessLogger => {
+            assert!(
+                !stack.captures(Kind::Bid),
+                "the access logger cannot capture request bodies: bids need an HTTP filter"
+            );
+            if let Some(records) = records {
+                let bid_records = records.iter().filter(|r| r.topic == "ad-bids").count();
+                assert_eq!(
+                    bid_records, 0,
+                    "a lone access logger captures no bid (capture_body), yet {bid_records} arrived"
+                );
+            }
+            &[]
+        }
+        Deployment::HttpFilter => &[Kind::Impression, Kind::Click, Kind::Conversion, Kind::Bid],
+        Deployment::Both => &[Kind::Bid],
+    };
+    let want = reqs
+        .iter()
+        .filter(|r| filter_kinds.contains(&r.kind))
+        .count() as u64;
+    let composite = stack.envoy().unwrap().envoy_stats("composite").unwrap();
+    let created = composite
+        .get("http.ads.composite.filter_delegation_success")
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(
+        created, want,
+        "{deployment}: Wasm HTTP filters created (composite delegations): {composite:?}"
+    );
+}
+
 /// Scenarios 1 and 2: N requests over 16 connections (both workers) arrive as exactly one
-/// record per matched request, on the topic of their type, keyed by campaign, each key on one
-/// partition, and every decoded event matches what was sent field by field.
-fn exactly_once_per_request(dialect: Dialect, format: Format, n: usize, seed: u64) {
+/// record per request the deployment captures, on the topic of their type, keyed by campaign,
+/// each key on one partition, and every decoded event matches what was sent field by field.
+fn exactly_once_per_request(
+    deployment: Deployment,
+    dialect: Dialect,
+    format: Format,
+    n: usize,
+    seed: u64,
+) {
     let _guard = serial();
-    let stack = start(dialect, format, json!({}));
+    let stack = start(deployment, dialect, format, json!({}));
     let reqs = traffic::generate(n, seed);
-    let want = expected_events(&reqs);
+    let expected = stack.expected(&reqs);
+    let want = expected.len() as u64;
     let t0 = now_ms();
     let outcomes = stack.send(&reqs, 16).unwrap();
     let t1 = now_ms();
@@ -86,20 +182,18 @@ fn exactly_once_per_request(dialect: Dialect, format: Format, n: usize, seed: u6
     assert_eq!(stats.captured(), want, "captured\n{stats}");
     assert_eq!(stats.delivered(), want, "delivered\n{stats}");
     assert_eq!(stats.dropped(), 0, "dropped\n{stats}");
-    assert_eq!(
-        stats.get("requests_unmatched"),
-        n as u64 - want,
-        "unmatched requests are counted, not captured\n{stats}"
-    );
     assert!(stats.get("batches_sent") > 0);
 
     let records = stack
         .read_records_expecting(want as usize, Duration::from_secs(10))
         .unwrap();
-    let rec = reconcile(&reqs, &records, dialect, format, (t0, t1));
+    check_where_rules_go(&stack, &reqs, Some(&records));
+    let rec = reconcile(&expected, &records, dialect, format, (t0, t1));
     assert!(rec.is_perfect(), "{}", rec.problems());
     assert_eq!(records.len() as u64, want);
-    // Both workers captured (event ids start with the VM's random id).
+    // Both workers captured (event ids start with the worker's random id). In `both`, two ids
+    // also show that the logger and the HTTP filter of a worker share one VM and buffer (four
+    // would mean one per plugin).
     assert_eq!(rec.vm_ids.len(), 2, "worker VMs seen: {:?}", rec.vm_ids);
     // Topics per event type, with the right counts.
     let mut per_topic: BTreeMap<String, usize> = BTreeMap::new();
@@ -108,47 +202,61 @@ fn exactly_once_per_request(dialect: Dialect, format: Format, n: usize, seed: u6
     }
     for kind in [Kind::Impression, Kind::Click, Kind::Conversion, Kind::Bid] {
         let topic = topic_for(kind.event_type().unwrap()).unwrap();
-        let sent = reqs.iter().filter(|r| r.kind == kind).count();
+        let sent = expected.iter().filter(|r| r.kind == kind).count();
         assert_eq!(per_topic.get(topic).copied().unwrap_or(0), sent, "{topic}");
     }
     // Keys spread over more than one partition (3 partitions, 24 campaigns).
     let parts: BTreeSet<i32> = records.iter().map(|r| r.partition).collect();
     assert!(parts.len() > 1, "all records on partitions {parts:?}");
-    // Keyless bids exist in the traffic and arrive with a null key.
-    assert!(records.iter().any(|r| r.raw_key.is_none()));
+    // Keyless bids exist in the traffic and arrive with a null key (where bids are captured).
+    assert_eq!(
+        records.iter().any(|r| r.raw_key.is_none()),
+        stack.captures(Kind::Bid)
+    );
 }
 
-#[test]
-fn v2_json_exactly_one_correct_record_per_request() {
-    exactly_once_per_request(Dialect::ConfluentV2, Format::Json, 600, 1);
+fn v2_json_exactly_one_correct_record_per_request(deployment: Deployment) {
+    exactly_once_per_request(deployment, Dialect::ConfluentV2, Format::Json, 600, 1);
 }
 
+/// The other dialects and formats in the recommended deployment (v2 JSON runs in every one).
 #[test]
 fn v2_binary_msgpack_exactly_one_correct_record_per_request() {
-    exactly_once_per_request(Dialect::ConfluentV2, Format::Msgpack, 600, 2);
+    exactly_once_per_request(
+        Deployment::Both,
+        Dialect::ConfluentV2,
+        Format::Msgpack,
+        600,
+        2,
+    );
 }
 
 #[test]
 fn v3_json_exactly_one_correct_record_per_request() {
-    exactly_once_per_request(Dialect::ConfluentV3, Format::Json, 600, 3);
+    exactly_once_per_request(Deployment::Both, Dialect::ConfluentV3, Format::Json, 600, 3);
 }
 
 #[test]
 fn v3_msgpack_exactly_one_correct_record_per_request() {
-    exactly_once_per_request(Dialect::ConfluentV3, Format::Msgpack, 300, 4);
+    exactly_once_per_request(
+        Deployment::Both,
+        Dialect::ConfluentV3,
+        Format::Msgpack,
+        300,
+        4,
+    );
 }
 
 /// Scenario 3: the REST proxy is down for several seconds while traffic continues; nothing
 /// within the buffer limit is lost, failed calls are retried and counted, and the invariant
 /// holds on Envoy's stats throughout the outage and after.
-#[test]
-fn rest_proxy_outage_loses_nothing_within_the_buffer() {
+fn rest_proxy_outage_loses_nothing_within_the_buffer(deployment: Deployment) {
     let _guard = serial();
-    let mut stack = start(Dialect::ConfluentV2, Format::Json, json!({}));
+    let mut stack = start(deployment, Dialect::ConfluentV2, Format::Json, json!({}));
     let before = traffic::generate(200, 31);
     let t0 = now_ms();
     assert_answered(&before, &stack.send(&before, 8).unwrap());
-    let first = expected_events(&before);
+    let first = stack.expected(&before).len() as u64;
     stack.wait_settled(first, Duration::from_secs(30)).unwrap();
 
     stack.stop_rest_proxy().unwrap();
@@ -156,7 +264,7 @@ fn rest_proxy_outage_loses_nothing_within_the_buffer() {
     let during = traffic::generate(400, 32);
     let outcomes = stack.send(&during, 8).unwrap();
     assert_answered(&during, &outcomes);
-    let total = first + expected_events(&during);
+    let total = first + stack.expected(&during).len() as u64;
     // Batches fail and are retried while the proxy is down.
     let s = stack
         .wait_stats("failed batches retried", Duration::from_secs(20), |s| {
@@ -197,26 +305,35 @@ fn rest_proxy_outage_loses_nothing_within_the_buffer() {
     let records = stack
         .read_records_expecting(total as usize, Duration::from_secs(10))
         .unwrap();
-    let rec = reconcile(&all, &records, Dialect::ConfluentV2, Format::Json, (t0, t1));
+    check_where_rules_go(&stack, &all, Some(&records));
+    let rec = reconcile(
+        &stack.expected(&all),
+        &records,
+        Dialect::ConfluentV2,
+        Format::Json,
+        (t0, t1),
+    );
     assert!(rec.is_perfect(), "{}", rec.problems());
 }
 
 /// Scenario 5: with a tiny buffer and the REST proxy down, the ad path stays 2xx (and the
 /// ad server's own statuses) and fast; every event past the bound is counted as
 /// `dropped_buffer_full`, exactly: what reaches Kafka after the proxy returns is exactly what
-/// was not dropped.
-#[test]
-fn overload_beyond_the_buffer_drops_exactly_and_never_slows_ads() {
+/// was not dropped. In `both`, the bound holding for the logger's and the HTTP filter's events
+/// together shows that they share one buffer per worker.
+fn overload_beyond_the_buffer_drops_exactly_and_never_slows_ads(deployment: Deployment) {
     let _guard = serial();
     let per_worker = 40u64;
     let mut stack = start(
+        deployment,
         Dialect::ConfluentV2,
         Format::Json,
         json!({"buffer": {"max_events": per_worker}, "batch": {"max_events": 10}}),
     );
     stack.stop_rest_proxy().unwrap();
     let reqs = traffic::generate(800, 51);
-    let want = expected_events(&reqs);
+    let expected = stack.expected(&reqs);
+    let want = expected.len() as u64;
     let t0 = now_ms();
     let outcomes = stack.send(&reqs, 16).unwrap();
     assert_answered(&reqs, &outcomes);
@@ -235,7 +352,7 @@ fn overload_beyond_the_buffer_drops_exactly_and_never_slows_ads() {
     let held = s.in_flight() + s.buffered();
     assert!(
         held <= 2 * per_worker,
-        "held {held} > 2 × {per_worker}\n{s}"
+        "held {held} > 2 workers × {per_worker}\n{s}"
     );
     assert_eq!(s.delivered(), 0, "{s}");
     assert_eq!(s.get("dropped_buffer_full"), want - held, "{s}");
@@ -251,8 +368,9 @@ fn overload_beyond_the_buffer_drops_exactly_and_never_slows_ads() {
         .read_records_expecting(held as usize, Duration::from_secs(10))
         .unwrap();
     assert_eq!(records.len() as u64, held);
+    check_where_rules_go(&stack, &reqs, Some(&records));
     let rec = reconcile(
-        &reqs,
+        &expected,
         &records,
         Dialect::ConfluentV2,
         Format::Json,
@@ -273,17 +391,18 @@ fn overload_beyond_the_buffer_drops_exactly_and_never_slows_ads() {
 /// Scenario 4: events still buffered when Envoy is asked to stop are delivered before it
 /// exits, with the stop procedure that works on Envoy 1.40 ([`Stack::graceful_stop_envoy`]:
 /// drain the listener, wait for adtap's stats to show nothing held, then SIGTERM).
-#[test]
-fn shutdown_delivers_buffered_events_before_exit() {
+fn drain_then_stop_delivers_buffered_events_before_exit(deployment: Deployment) {
     let _guard = serial();
-    let max_age_ms = 3000;
+    let max_age_ms = 2000;
     let mut stack = start(
+        deployment,
         Dialect::ConfluentV2,
         Format::Json,
         json!({"batch": {"max_age_ms": max_age_ms, "max_events": 10000}}),
     );
     let reqs = traffic::generate(200, 41);
-    let want = expected_events(&reqs);
+    let expected = stack.expected(&reqs);
+    let want = expected.len() as u64;
     let t0 = now_ms();
     assert_answered(&reqs, &stack.send(&reqs, 8).unwrap());
     let s = stack
@@ -293,8 +412,10 @@ fn shutdown_delivers_buffered_events_before_exit() {
         .unwrap();
     // The stop begins while the events are held (well before their batch age).
     assert_eq!((s.buffered(), s.delivered()), (want, 0), "{s}");
+    assert!(s.invariant_holds(), "{s}");
     assert!(now_ms() - t0 < max_age_ms);
     assert!(stack.read_records().unwrap().is_empty());
+    check_where_rules_go(&stack, &reqs, None);
 
     let status = stack
         .graceful_stop_envoy(Duration::from_millis(max_age_ms + 10_000))
@@ -305,29 +426,32 @@ fn shutdown_delivers_buffered_events_before_exit() {
         .read_records_expecting(want as usize, Duration::from_secs(10))
         .unwrap();
     let rec = reconcile(
-        &reqs,
+        &expected,
         &records,
         Dialect::ConfluentV2,
         Format::Json,
         (t0, t1),
     );
     assert!(rec.is_perfect(), "{}", rec.problems());
+    assert_eq!(records.len() as u64, want);
 }
 
 /// The limitation behind scenario 4's procedure, kept as a test so the README's statement stays
 /// true (and this fails, prompting an update, the day Envoy honours a deferred `on_done`): a
 /// plain SIGTERM with events buffered exits at once, and the final flush adtap dispatches from
-/// `on_done` is cancelled by Envoy 1.40 with the VM.
+/// `on_done` is cancelled by Envoy 1.40 with the VM. A statement about Envoy, checked in the
+/// recommended deployment.
 #[test]
 fn plain_sigterm_loses_what_is_buffered_in_envoy_1_40() {
     let _guard = serial();
     let mut stack = start(
+        Deployment::Both,
         Dialect::ConfluentV2,
         Format::Json,
         json!({"batch": {"max_age_ms": 60000, "max_events": 10000}, "shutdown_deadline_ms": 10000}),
     );
     let reqs = traffic::generate(100, 42);
-    let want = expected_events(&reqs);
+    let want = stack.expected(&reqs).len() as u64;
     assert_answered(&reqs, &stack.send(&reqs, 8).unwrap());
     stack
         .wait_stats("all events buffered", Duration::from_secs(10), |s| {
@@ -349,8 +473,9 @@ fn plain_sigterm_loses_what_is_buffered_in_envoy_1_40() {
     );
 }
 
-/// A harness config with `adtap` replaced by `cfg`; ports point nowhere (nothing is started).
-fn render_with(cfg: &serde_json::Value) -> String {
+/// A harness config for `deployment` with `adtap` replaced by `cfg`; ports point nowhere
+/// (nothing is started).
+fn render_with(deployment: Deployment, cfg: &serde_json::Value) -> String {
     envoy::Render {
         admin_port: 0,
         ad_port: 0,
@@ -359,74 +484,185 @@ fn render_with(cfg: &serde_json::Value) -> String {
         rest_http2: true,
         wasm: envoy::wasm_path().unwrap(),
         adtap_config: cfg.to_string(),
+        deployment,
     }
     .render()
     .unwrap()
 }
 
+/// The harness's configuration for `deployment`.
+fn base_for(deployment: Deployment, dialect: Dialect, format: Format) -> serde_json::Value {
+    let mut cfg = adtap_config::base(dialect, format);
+    adtap_config::for_deployment(&mut cfg, deployment);
+    cfg
+}
+
+/// The rendered harness config has adtap's entries where the deployment needs them, from the
+/// core's generators, and the router last.
+#[test]
+fn the_rendered_config_has_each_deployments_entries_and_the_router_last() {
+    let names = |list: &serde_json::Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for deployment in Deployment::ALL {
+        let text = base_for(deployment, Dialect::ConfluentV2, Format::Json).to_string();
+        let cfg = adtap_core::Config::parse(text.as_bytes()).unwrap();
+        let (log, filters) = deployment.hcm_lists(&cfg, &text, "/x/adtap.wasm");
+        let (want_log, want_filters): (&[&str], &[&str]) = match deployment {
+            Deployment::AccessLogger => (
+                &["envoy.access_loggers.wasm"],
+                &["envoy.filters.http.router"],
+            ),
+            Deployment::HttpFilter => (&[], &["adtap", "envoy.filters.http.router"]),
+            Deployment::Both => (
+                &["envoy.access_loggers.wasm"],
+                &["adtap", "envoy.filters.http.router"],
+            ),
+        };
+        assert_eq!(names(&log), want_log, "{deployment}");
+        assert_eq!(names(&filters), want_filters, "{deployment}");
+        if let Some(entry) = log.get(0) {
+            assert_eq!(
+                *entry,
+                adtap_core::native::access_log_entry(&cfg, &text, "/x/adtap.wasm")
+            );
+        }
+        if want_filters.len() == 2 {
+            assert_eq!(
+                filters[0],
+                adtap_core::native::http_filter_entry(&cfg, &text, "/x/adtap.wasm")
+            );
+        }
+        let yaml = envoy::Render {
+            admin_port: 0,
+            ad_port: 0,
+            ad_server_port: 9,
+            rest_port: 9,
+            rest_http2: true,
+            wasm: "/x/adtap.wasm".into(),
+            adtap_config: text.clone(),
+            deployment,
+        }
+        .render()
+        .unwrap();
+        assert!(yaml.contains(&format!("access_log: {log}")), "{deployment}");
+        assert!(
+            yaml.contains(&format!("http_filters: {filters}")),
+            "{deployment}"
+        );
+    }
+}
+
+/// `f(0..n)`, two at a time (each call runs one Envoy, which mostly compiles the module), in
+/// order; each call gets its own directory.
+fn two_at_a_time<T: Send>(n: usize, f: impl Fn(usize, &std::path::Path) -> T + Sync) -> Vec<T> {
+    let dir = tempfile::tempdir().unwrap();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = Mutex::new(BTreeMap::new());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= n {
+                    break;
+                }
+                let sub = dir.path().join(i.to_string());
+                std::fs::create_dir_all(&sub).unwrap();
+                let out = f(i, &sub);
+                done.lock().unwrap().insert(i, out);
+            });
+        }
+    });
+    done.into_inner().unwrap().into_values().collect()
+}
+
+/// `envoy --mode validate` of each of `yamls`.
+fn validate_each(yamls: &[String]) -> Vec<envoy::Verdict> {
+    two_at_a_time(yamls.len(), |i, dir| {
+        envoy::validate(&yamls[i], dir).unwrap()
+    })
+}
+
 /// The good harness configs are accepted by `envoy --mode validate` (which runs adtap's
-/// `on_configure`): the baseline for the bad-config cases below.
+/// `on_configure`), every dialect and format in the recommended deployment: the baseline for
+/// the bad-config cases below. (Every deployment's config is started for real above.)
 #[test]
 fn harness_configs_are_accepted() {
     let _guard = serial();
-    let dir = tempfile::tempdir().unwrap();
+    let deployment = Deployment::Both;
+    let mut cases = Vec::new();
     for d in [Dialect::ConfluentV2, Dialect::ConfluentV3] {
         for f in [Format::Json, Format::Msgpack] {
-            let v = envoy::validate(&render_with(&adtap_config::base(d, f)), dir.path()).unwrap();
-            assert!(
-                v.exit.is_some_and(|s| s.success()),
-                "{d:?}/{f:?} refused:\n{}",
-                v.log
-            );
+            cases.push((d, f));
         }
+    }
+    let yamls: Vec<String> = cases
+        .iter()
+        .map(|(d, f)| render_with(deployment, &base_for(deployment, *d, *f)))
+        .collect();
+    for ((d, f), v) in cases.iter().zip(validate_each(&yamls)) {
+        assert!(
+            v.exit.is_some_and(|s| s.success()),
+            "{deployment} {d:?}/{f:?} refused:\n{}",
+            v.log
+        );
     }
 }
 
 /// Scenario 6: a bad filter config makes Envoy refuse to start, and its log names the field.
-/// Checked with `--mode validate` for every kind and with a real start for one.
+/// Checked with `--mode validate` for every kind in the recommended deployment (both plugins
+/// given the configuration), and with a real start for one in every deployment (each plugin
+/// kind refuses it on its own: the HTTP filter inside the composite filter too).
 #[test]
 fn bad_filter_configs_are_refused_naming_the_field() {
     let _guard = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let base = || adtap_config::base(Dialect::ConfluentV2, Format::Json);
-    let with = |overrides: serde_json::Value| {
-        let mut c = base();
+    let base = |deployment| base_for(deployment, Dialect::ConfluentV2, Format::Json);
+    let with = |deployment, overrides: serde_json::Value| {
+        let mut c = base(deployment);
         adtap_config::merge(&mut c, &overrides);
         c
     };
+    let both = |overrides| with(Deployment::Both, overrides);
     let cases: Vec<(&str, serde_json::Value, &str)> = vec![
         (
             "unknown field",
-            with(json!({"batch": {"max_evnets": 10}})),
+            both(json!({"batch": {"max_evnets": 10}})),
             "max_evnets",
         ),
         (
             "unknown top-level field",
-            with(json!({"clustr": "x"})),
+            both(json!({"clustr": "x"})),
             "clustr",
         ),
         (
             "out of range",
-            with(json!({"batch": {"max_events": 0}})),
+            both(json!({"batch": {"max_events": 0}})),
             "batch.max_events",
         ),
         (
             "sample rate out of range",
-            with(
+            both(
                 json!({"rules": [{"event_type": "impression", "topic": "t", "path": {"prefix": "/imp"}, "sample_rate": 1.5}]}),
             ),
             "rules[0].sample_rate",
         ),
-        ("missing cluster", with(json!({"cluster": null})), "cluster"),
+        ("missing cluster", both(json!({"cluster": null})), "cluster"),
         (
             "v3 without cluster_id",
-            with(json!({"dialect": "confluent_v3", "cluster_id": null})),
+            both(json!({"dialect": "confluent_v3", "cluster_id": null})),
             "cluster_id",
         ),
-        ("wrong type", with(json!({"tick_ms": "fast"})), "tick_ms"),
+        ("wrong type", both(json!({"tick_ms": "fast"})), "tick_ms"),
     ];
-    for (what, cfg, field) in &cases {
-        let v = envoy::validate(&render_with(cfg), dir.path()).unwrap();
+    let yamls: Vec<String> = cases
+        .iter()
+        .map(|(_, cfg, _)| render_with(Deployment::Both, cfg))
+        .collect();
+    for ((what, _, field), v) in cases.iter().zip(validate_each(&yamls)) {
         assert!(
             !v.exit.is_some_and(|s| s.success())
                 || v.log.contains("error initializing configuration"),
@@ -443,19 +679,24 @@ fn bad_filter_configs_are_refused_naming_the_field() {
         );
     }
     // A real start: Envoy exits non-zero, naming the field.
-    let v = envoy::try_start(
-        &render_with(&with(json!({"batch": {"max_age_ms": 0}}))),
-        dir.path(),
-        Duration::from_secs(30),
-    )
-    .unwrap();
-    let status = v.exit.expect("Envoy must refuse to start");
-    assert!(!status.success(), "exit {status}");
-    assert!(
-        v.log
-            .lines()
-            .any(|l| l.contains("invalid configuration") && l.contains("batch.max_age_ms")),
-        "{}",
-        v.log
-    );
+    let starts = two_at_a_time(Deployment::ALL.len(), |i, dir| {
+        let deployment = Deployment::ALL[i];
+        let cfg = with(deployment, json!({"batch": {"max_age_ms": 0}}));
+        let v =
+            envoy::try_start(&render_with(deployment, &cfg), dir, Duration::from_secs(30)).unwrap();
+        (deployment, v)
+    });
+    for (deployment, v) in starts {
+        let status = v
+            .exit
+            .unwrap_or_else(|| panic!("{deployment}: Envoy must refuse to start"));
+        assert!(!status.success(), "{deployment}: exit {status}");
+        assert!(
+            v.log
+                .lines()
+                .any(|l| l.contains("invalid configuration") && l.contains("batch.max_age_ms")),
+            "{deployment}: {}",
+            v.log
+        );
+    }
 }

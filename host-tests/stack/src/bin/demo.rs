@@ -1,7 +1,8 @@
 //! `adtap-demo`: the whole pipeline on this machine, with a report.
 //!
 //! ```text
-//! adtap-demo [--requests N] [--dialect v2|v3] [--format json|msgpack] [--seed S] [--keep]
+//! adtap-demo [--requests N] [--dialect v2|v3] [--format json|msgpack] [--seed S]
+//!            [--deployment both|access-logger|http-filter] [--keep]
 //! adtap-demo consume BOOTSTRAP TOPIC      # print a topic's records as JSON lines
 //! ```
 //!
@@ -11,12 +12,20 @@
 //! partition, lost (expected events, by request id, not found in Kafka), duplicates (by event id),
 //! a sample event, and adtap's metrics. Exits 1 if anything was lost or wrong. With `--keep` the
 //! stack stays up (with instructions) until Ctrl-C.
+//!
+//! adtap runs in the recommended deployment by default (`both`): the Wasm access logger captures
+//! impressions, clicks and conversions (one VM entry per request, at log time), the Wasm HTTP
+//! filter the bids with their bodies (created by Envoy's composite filter for bid requests only),
+//! both sharing each worker's VM and buffer. `--deployment access-logger` shows the logger alone,
+//! which cannot capture bodies, so bids make no event there; `http-filter` captures everything in
+//! the HTTP filter.
 
+use adtap_core::native;
 use adtap_stack::adtap_config::{Dialect, Format};
 use adtap_stack::kafka::{decode_value, KafkaRecord};
 use adtap_stack::traffic::{self, Kind};
 use adtap_stack::verify::reconcile;
-use adtap_stack::{now_ms, Stack, StackOptions};
+use adtap_stack::{now_ms, Deployment, Stack, StackOptions};
 use anyhow::{anyhow, bail, Result};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -28,6 +37,7 @@ struct Args {
     dialect: Dialect,
     format: Format,
     seed: u64,
+    deployment: Deployment,
     keep: bool,
 }
 
@@ -37,6 +47,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
         dialect: Dialect::ConfluentV2,
         format: Format::Json,
         seed: now_ms(),
+        deployment: Deployment::Both,
         keep: false,
     };
     let mut it = args.iter();
@@ -50,6 +61,12 @@ fn parse_args(args: &[String]) -> Result<Args> {
             "--requests" | "-n" => a.requests = value()?.parse()?,
             "--seed" => a.seed = value()?.parse()?,
             "--keep" => a.keep = true,
+            "--deployment" => {
+                let v = value()?;
+                a.deployment = Deployment::parse(&v).ok_or_else(|| {
+                    anyhow!("unknown deployment {v} (both, access-logger or http-filter)")
+                })?;
+            }
             "--dialect" => {
                 a.dialect = match value()?.as_str() {
                     "v2" | "confluent_v2" => Dialect::ConfluentV2,
@@ -66,7 +83,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: adtap-demo [--requests N] [--dialect v2|v3] [--format json|msgpack] [--seed S] [--keep]\n       adtap-demo consume BOOTSTRAP TOPIC [json|msgpack]"
+                    "usage: adtap-demo [--requests N] [--dialect v2|v3] [--format json|msgpack] [--seed S]\n                  [--deployment both|access-logger|http-filter] [--keep]\n       adtap-demo consume BOOTSTRAP TOPIC [json|msgpack]"
                 );
                 std::process::exit(0);
             }
@@ -126,7 +143,8 @@ fn step(what: &str) {
 
 fn demo(a: &Args) -> Result<bool> {
     println!(
-        "adtap demo: Envoy 1.40 (2 workers) + adtap.wasm → Kafka REST proxy ({}, {}) → tansu",
+        "adtap demo: Envoy 1.40 (2 workers) + adtap.wasm (deployment: {}) → Kafka REST proxy ({}, {}) → tansu",
+        a.deployment,
         a.dialect.as_str(),
         a.format.as_str()
     );
@@ -134,6 +152,7 @@ fn demo(a: &Args) -> Result<bool> {
     let stack = Stack::start(StackOptions {
         dialect: a.dialect,
         format: a.format,
+        deployment: a.deployment,
         progress: true,
         ..StackOptions::default()
     })?;
@@ -183,7 +202,10 @@ fn demo(a: &Args) -> Result<bool> {
         .filter(|o| o.status.as_ref().ok() != reqs.get(o.index).map(|r| r.kind.status()).as_ref())
         .count();
 
-    let expected = reqs.iter().filter(|r| r.kind != Kind::Unmatched).count() as u64;
+    // The requests a rule of the deployment captures: with the access logger alone, not the
+    // bids (their rule keeps the body, which a logger never sees).
+    let expected_reqs = stack.expected(&reqs);
+    let expected = expected_reqs.len() as u64;
     step(&format!("waiting for adtap to flush {expected} events"));
     let stats = stack.wait_settled(expected, Duration::from_secs(60))?;
     println!(
@@ -197,7 +219,7 @@ fn demo(a: &Args) -> Result<bool> {
 
     step("reading the topics back with a Kafka consumer");
     let records = stack.read_records_expecting(expected as usize, Duration::from_secs(10))?;
-    let rec = reconcile(&reqs, &records, a.dialect, a.format, (t0, t1));
+    let rec = reconcile(&expected_reqs, &records, a.dialect, a.format, (t0, t1));
     let mut per_topic: BTreeMap<&str, BTreeMap<i32, usize>> = BTreeMap::new();
     for ((topic, partition), n) in &rec.per_partition {
         per_topic
@@ -211,7 +233,7 @@ fn demo(a: &Args) -> Result<bool> {
         println!("  {topic:<15} {total:>6} records  ({})", detail.join(", "));
     }
 
-    step("sample event (a bid, decoded from Kafka)");
+    step("sample event (decoded from Kafka; a bid where bids are captured)");
     if let Some(r) = sample(&records) {
         println!(
             "  topic {} partition {} offset {} key {:?}",
@@ -230,7 +252,11 @@ fn demo(a: &Args) -> Result<bool> {
     let lost = rec.lost.len();
     step("report");
     println!("  requests sent        {}", reqs.len());
-    println!("  events expected      {expected} (requests a capture rule matches)");
+    println!("  deployment           {}", describe(a.deployment));
+    println!("  captured by          {}", captured_by(&stack));
+    println!(
+        "  events expected      {expected} (requests a capture rule of the deployment matches)"
+    );
     println!("  events captured      {} (Envoy stats)", stats.captured());
     println!("  records in Kafka     {}", records.len());
     println!("  lost                 {lost}");
@@ -278,6 +304,52 @@ fn demo(a: &Args) -> Result<bool> {
     drop(stack);
     println!("  done");
     Ok(ok)
+}
+
+/// What the deployment is, in a few words.
+fn describe(d: Deployment) -> String {
+    match d {
+        Deployment::Both => format!("{} (recommended)", d.describe()),
+        Deployment::AccessLogger => format!("{}: no request bodies, so no bids", d.describe()),
+        Deployment::HttpFilter => d.describe().to_string(),
+    }
+}
+
+/// Which plugin captures which event type here, with Envoy's count of Wasm HTTP filters the
+/// composite filter created (one per request an HTTP filter rule matches).
+fn captured_by(stack: &Stack) -> String {
+    let kinds = |f: &dyn Fn(Kind) -> bool| {
+        let names: Vec<&str> = [Kind::Impression, Kind::Click, Kind::Conversion, Kind::Bid]
+            .into_iter()
+            .filter(|k| f(*k))
+            .filter_map(Kind::event_type)
+            .collect();
+        if names.is_empty() {
+            "nothing".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    let created = stack
+        .envoy()
+        .and_then(|e| e.envoy_stats("composite"))
+        .ok()
+        .and_then(|m| {
+            m.get("http.ads.composite.filter_delegation_success")
+                .copied()
+        })
+        .unwrap_or(0);
+    let by = |plugin| kinds(&|k| stack.plugin_for(k) == Some(plugin));
+    let logger = format!("access logger: {}", by(native::Deployment::AccessLogger));
+    let filter = format!(
+        "HTTP filter: {} ({created} Wasm filters created)",
+        by(native::Deployment::HttpFilter)
+    );
+    match stack.deployment() {
+        Deployment::AccessLogger => logger,
+        Deployment::HttpFilter => filter,
+        Deployment::Both => format!("{logger}; {filter}"),
+    }
 }
 
 fn join(m: &BTreeMap<String, usize>) -> String {
