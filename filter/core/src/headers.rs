@@ -51,15 +51,37 @@ impl HeaderPairs {
     }
 
     /// The first value of header `name` (ASCII case-insensitive).
+    ///
+    /// A capture makes about a dozen lookups per request, so this walks the sizes table with
+    /// plain arithmetic and compares a key's bytes only when its length matches (the map was
+    /// checked whole by [`HeaderPairs::parse`], so `get` cannot fail midway).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+        let name = name.as_bytes();
+        let mut data_at = 4usize.saturating_add(self.count.saturating_mul(8));
+        for i in 0..self.count {
+            let at = 4 + i * 8;
+            let k = read_u32(&self.data, at)? as usize;
+            let v = read_u32(&self.data, at + 4)? as usize;
+            let v_start = data_at + k + 1;
+            if k == name.len()
+                && self
+                    .data
+                    .get(data_at..data_at + k)?
+                    .eq_ignore_ascii_case(name)
+            {
+                return self.data.get(v_start..v_start + v);
+            }
+            data_at = v_start + v + 1;
+        }
+        None
     }
 
     /// The first value of `name` as text (invalid UTF-8 replaced, borrowed when valid).
     pub fn text(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
-        self.get(name).map(String::from_utf8_lossy)
+        self.get(name).map(|v| match std::str::from_utf8(v) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(v),
+        })
     }
 }
 
