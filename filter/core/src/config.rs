@@ -670,7 +670,7 @@ impl RawConfig {
             let message = if inner.is_syntax() || inner.is_eof() {
                 inner.to_string()
             } else {
-                strip_serde_position(&inner.to_string())
+                redact_secrets(json, &strip_serde_position(&inner.to_string()))
             };
             ConfigError { path, message }
         })?;
@@ -685,6 +685,46 @@ impl RawConfig {
     /// Range-checks every value, collecting all problems.
     pub fn validate(self) -> Result<Config, Vec<ConfigError>> {
         crate::validate::validate(self)
+    }
+}
+
+/// serde quotes the offending value in its messages (``unknown variant `Bearer SECRET` ``,
+/// ``invalid type: integer `9876543210123` ``, `invalid type: string "…"`). Every scalar under
+/// `auth` and `client_ip.salt` is a secret whatever its shape, so each one is replaced by
+/// `<redacted>` wherever the message quotes it; keys (a misspelt field or kind) stay readable.
+fn redact_secrets(json: &[u8], message: &str) -> String {
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return message.to_string();
+    };
+    let mut secrets = Vec::new();
+    if let Some(v) = doc.get("auth") {
+        scalars(v, &mut secrets);
+    }
+    if let Some(v) = doc.get("client_ip").and_then(|c| c.get("salt")) {
+        scalars(v, &mut secrets);
+    }
+    let mut out = message.to_string();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        for quoted in [
+            format!("`{secret}`"),
+            format!("\"{secret}\""),
+            format!("{secret:?}"),
+        ] {
+            out = out.replace(&quoted, "<redacted>");
+        }
+    }
+    out
+}
+
+/// Every scalar leaf of `v` as text (strings as themselves, numbers and booleans as written).
+fn scalars(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Number(n) => out.push(n.to_string()),
+        serde_json::Value::Bool(b) => out.push(b.to_string()),
+        serde_json::Value::Null => {}
+        serde_json::Value::Array(items) => items.iter().for_each(|i| scalars(i, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|i| scalars(i, out)),
     }
 }
 
