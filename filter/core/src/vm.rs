@@ -331,6 +331,12 @@ impl Vm {
         finished
     }
 
+    /// Whether `context_id` is a configured root (the glue asks before reading the clock for
+    /// `on_done`, which Envoy calls for every stream too).
+    pub fn is_root(&self, context_id: u32) -> bool {
+        self.root(context_id).is_some()
+    }
+
     /// The workers' combined counters, for tests and diagnostics.
     pub fn workers(&self) -> impl Iterator<Item = &Worker> {
         self.slots.iter().map(|s| &s.worker)

@@ -93,8 +93,9 @@ pub extern "C" fn proxy_on_done(context_id: u32) -> bool {
             return true;
         };
         match guard.as_mut() {
-            Some(vm) => vm.on_done(&mut Abi, context_id, abi::wall_ms()),
-            None => true,
+            // A stream: nothing to do, and no clock read on the per-request path.
+            Some(vm) if vm.is_root(context_id) => vm.on_done(&mut Abi, context_id, abi::wall_ms()),
+            _ => true,
         }
     })
 }
