@@ -246,35 +246,34 @@ impl Cond {
     /// All of `parts`, simplified: `Always` parts dropped, any `Never` wins, one part stands
     /// alone.
     fn all(parts: Vec<Cond>) -> Cond {
-        let mut kept = Vec::new();
-        for p in parts {
-            match p {
-                Cond::Always => {}
-                Cond::Never => return Cond::Never,
-                p => kept.push(p),
-            }
-        }
-        match kept.len() {
-            0 => Cond::Always,
-            1 => kept.pop().unwrap_or(Cond::Always),
-            _ => Cond::And(kept),
-        }
+        Cond::combine(parts, true)
     }
 
     /// Any of `parts`, simplified: `Never` parts dropped, any `Always` wins, one part stands
     /// alone.
     fn any(parts: Vec<Cond>) -> Cond {
+        Cond::combine(parts, false)
+    }
+
+    /// `all` (`and`) or `any`: the two are duals, one's identity the other's absorbing value.
+    fn combine(parts: Vec<Cond>, and: bool) -> Cond {
+        let (identity, absorbing) = if and {
+            (Cond::Always, Cond::Never)
+        } else {
+            (Cond::Never, Cond::Always)
+        };
         let mut kept = Vec::new();
         for p in parts {
-            match p {
-                Cond::Never => {}
-                Cond::Always => return Cond::Always,
-                p => kept.push(p),
+            match (p, and) {
+                (Cond::Always, true) | (Cond::Never, false) => {}
+                (Cond::Never, true) | (Cond::Always, false) => return absorbing,
+                (p, _) => kept.push(p),
             }
         }
         match kept.len() {
-            0 => Cond::Never,
-            1 => kept.pop().unwrap_or(Cond::Never),
+            0 => identity,
+            1 => kept.pop().unwrap_or(identity),
+            _ if and => Cond::And(kept),
             _ => Cond::Or(kept),
         }
     }
