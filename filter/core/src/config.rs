@@ -176,9 +176,9 @@ pub enum HttpFilterRules {
     BodyOnly,
 }
 
-/// How a rule matches the request path.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+/// How a rule matches the request path. Written `{"exact": "/i"}` or `{"prefix": "/c/"}`:
+/// exactly one key (see [`one_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathMatch {
     /// The path (without query string) equals this.
     Exact(String),
@@ -256,9 +256,9 @@ impl QueryParamSpec {
     }
 }
 
-/// Authentication header sent with every call to the REST proxy. Never logged.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+/// Authentication header sent with every call to the REST proxy. Never logged. Written as an
+/// object with exactly one of `basic`, `bearer`, `header` (see [`one_of`]).
+#[derive(Clone, PartialEq, Eq)]
 pub enum AuthConfig {
     /// `Authorization: Basic base64(username:password)`.
     Basic {
@@ -287,6 +287,169 @@ impl fmt::Debug for AuthConfig {
             AuthConfig::Header { name, .. } => write!(f, "Header({name}: <redacted>)"),
         }
     }
+}
+
+impl<'de> Deserialize<'de> for PathMatch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        one_of(d)
+    }
+}
+
+impl OneOf for PathMatch {
+    const KINDS: &'static [&'static str] = &["exact", "prefix"];
+    fn read_kind<'de, A: serde::de::MapAccess<'de>>(
+        kind: &str,
+        map: &mut A,
+    ) -> Result<Self, A::Error> {
+        let path: String = map.next_value()?;
+        Ok(if kind == "exact" {
+            PathMatch::Exact(path)
+        } else {
+            PathMatch::Prefix(path)
+        })
+    }
+}
+
+/// `auth.basic` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BasicFields {
+    username: String,
+    password: String,
+}
+
+/// `auth.header` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderFields {
+    name: String,
+    value: String,
+}
+
+impl<'de> Deserialize<'de> for AuthConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        one_of(d)
+    }
+}
+
+impl OneOf for AuthConfig {
+    const KINDS: &'static [&'static str] = &["basic", "bearer", "header"];
+    fn read_kind<'de, A: serde::de::MapAccess<'de>>(
+        kind: &str,
+        map: &mut A,
+    ) -> Result<Self, A::Error> {
+        Ok(match kind {
+            "basic" => {
+                let Obj(b): Obj<BasicFields> = map.next_value()?;
+                AuthConfig::Basic {
+                    username: b.username,
+                    password: b.password,
+                }
+            }
+            "bearer" => AuthConfig::Bearer(map.next_value()?),
+            _ => {
+                let Obj(h): Obj<HeaderFields> = map.next_value()?;
+                AuthConfig::Header {
+                    name: h.name,
+                    value: h.value,
+                }
+            }
+        })
+    }
+}
+
+/// A choice written as an object with exactly one key, one of [`OneOf::KINDS`] (the
+/// `{"exact": …}` / `{"basic": …}` choices).
+trait OneOf: Sized {
+    /// The keys, one of which must be the object's only key.
+    const KINDS: &'static [&'static str];
+    /// Reads the value of `kind` (one of [`OneOf::KINDS`]) from `map`.
+    fn read_kind<'de, A: serde::de::MapAccess<'de>>(
+        kind: &str,
+        map: &mut A,
+    ) -> Result<Self, A::Error>;
+}
+
+/// Reads a [`OneOf`] choice.
+///
+/// serde's derived enums misdescribe the other cases (`expected value at line 1 column 115`
+/// for two kinds or an unknown one); here an unknown kind is ``unknown variant `x`, expected
+/// one of …``, and a second key is `exactly one of "exact", "prefix" expected, found "exact",
+/// "prefix"`. The first kind's value is read before a second key is seen, so a bad value there
+/// is reported first.
+fn one_of<'de, D: serde::Deserializer<'de>, T: OneOf>(d: D) -> Result<T, D::Error> {
+    use serde::de::{Error, IgnoredAny, MapAccess, Visitor};
+
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: OneOf> Visitor<'de> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "an object with exactly one of {}", quoted(T::KINDS))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+            let exactly = format!("exactly one of {} expected", quoted(T::KINDS));
+            let Some(kind) = map.next_key::<String>()? else {
+                return Err(A::Error::custom(format!("{exactly}, found none")));
+            };
+            if !T::KINDS.contains(&kind.as_str()) {
+                return Err(A::Error::unknown_variant(&kind, T::KINDS));
+            }
+            let v = T::read_kind(&kind, &mut map)?;
+            let mut found = vec![kind];
+            while let Some(k) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                found.push(k);
+            }
+            if found.len() > 1 {
+                let found: Vec<&str> = found.iter().map(String::as_str).collect();
+                return Err(A::Error::custom(format!(
+                    "{exactly}, found {}",
+                    quoted(&found)
+                )));
+            }
+            Ok(v)
+        }
+    }
+    d.deserialize_map(V(std::marker::PhantomData))
+}
+
+/// `"a", "b", "c"`.
+fn quoted(names: &[&str]) -> String {
+    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    list.join(", ")
+}
+
+/// A struct read only from an object. serde's derive also reads a struct from an array, by
+/// position (`"batch": [10, 2048, 100]`); an operator who writes that almost certainly meant
+/// something else, so it is refused with `invalid type: sequence, expected an object`.
+pub(crate) struct Obj<T>(pub(crate) T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{MapAccess, Visitor};
+        struct ObjVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjVisitor<T> {
+            type Value = Obj<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Obj)
+            }
+        }
+        d.deserialize_map(ObjVisitor(std::marker::PhantomData))
+    }
+}
+
+/// `deserialize_with` for a struct field that must be an object ([`Obj`]).
+fn object<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Obj::<T>::deserialize(d).map(|o| o.0)
+}
+
+/// `deserialize_with` for `rules`: a list of objects ([`Obj`]).
+fn rule_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<RawRule>, D::Error> {
+    let rules: Vec<Obj<RawRule>> = Deserialize::deserialize(d)?;
+    Ok(rules.into_iter().map(|r| r.0).collect())
 }
 
 /// One capture rule as written in the configuration.
@@ -464,6 +627,7 @@ pub struct RawConfig {
     #[serde(default = "default_tick_ms")]
     pub tick_ms: u64,
     /// Capture rules, first match wins (at least one).
+    #[serde(deserialize_with = "rule_list")]
     pub rules: Vec<RawRule>,
     /// Query parameters captured (allow-list).
     #[serde(default)]
@@ -472,10 +636,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub headers: Vec<String>,
     /// Client IP handling.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub client_ip: ClientIpConfig,
     /// Body capture bounds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub body: BodyConfig,
     /// Fields read from Envoy when the stream ends (default: `status`).
     #[serde(default = "ResponseField::defaults")]
@@ -488,16 +652,16 @@ pub struct RawConfig {
     #[serde(default)]
     pub key: Option<String>,
     /// Batch triggers.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub batch: BatchConfig,
     /// Buffer bounds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub buffer: BufferConfig,
     /// Calls to the REST proxy in flight at once per worker.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
     /// Retry policy.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub retry: RetryConfig,
     /// How long `on_done` may wait for the final flush before letting Envoy tear down.
     #[serde(default = "default_shutdown_deadline_ms")]
@@ -636,16 +800,51 @@ pub struct Config {
 }
 
 impl Config {
-    /// Parses and validates a configuration document. On error returns every problem found
-    /// (one when the JSON itself is malformed or of the wrong shape).
-    pub fn parse(json: &[u8]) -> Result<Config, Vec<ConfigError>> {
-        RawConfig::from_json(json)
+    /// Parses and validates a configuration document, a JSON text or a serialized
+    /// `google.protobuf.Struct` (see [`RawConfig::from_bytes`]). On error returns every problem
+    /// found (one when the document itself is malformed or of the wrong shape).
+    pub fn parse(bytes: &[u8]) -> Result<Config, Vec<ConfigError>> {
+        RawConfig::from_bytes(bytes)
             .map_err(|e| vec![e])
             .and_then(|raw| raw.validate())
     }
 }
 
 impl RawConfig {
+    /// Reads the configuration as Envoy hands it to `proxy_on_configure`: the JSON text of a
+    /// `google.protobuf.StringValue` configuration, or the binary `google.protobuf.Struct` of
+    /// a YAML/Struct one (Envoy passes a Struct Any's payload as is; see [`crate::pb_struct`]).
+    ///
+    /// Which form arrived: a document whose first byte is `0x0a` (the tag of `Struct.fields`)
+    /// is decoded as a Struct; if that fails and its first non-whitespace byte is `{`, it is a
+    /// JSON text after a newline and is parsed as JSON; otherwise the Struct error is reported.
+    /// Any other document is JSON. An empty document (an empty Struct, or no configuration) is
+    /// JSON's "EOF" error, as before. The Struct is turned into the JSON value it stands for
+    /// and read by the same code as a JSON text, so both forms get the same checks and messages.
+    pub fn from_bytes(bytes: &[u8]) -> Result<RawConfig, ConfigError> {
+        if crate::pb_struct::looks_like_struct(bytes) {
+            match crate::pb_struct::decode(bytes) {
+                Ok(doc) => {
+                    let json = serde_json::to_vec(&doc).map_err(|e| ConfigError {
+                        path: "$".into(),
+                        message: format!("the google.protobuf.Struct has no JSON form: {e}"),
+                    })?;
+                    return RawConfig::from_json(&json);
+                }
+                Err(e) => {
+                    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+                    if first != Some(&b'{') {
+                        return Err(ConfigError {
+                            path: e.path,
+                            message: e.message,
+                        });
+                    }
+                }
+            }
+        }
+        RawConfig::from_json(bytes)
+    }
+
     /// Reads the JSON into a [`RawConfig`]; structural errors name the path.
     pub fn from_json(json: &[u8]) -> Result<RawConfig, ConfigError> {
         // serde's derive would also read a struct from a JSON array (fields by position).
@@ -653,7 +852,8 @@ impl RawConfig {
         if first.is_some_and(|b| *b != b'{') {
             return Err(ConfigError {
                 path: "$".into(),
-                message: "the configuration must be a JSON object".into(),
+                message: "the configuration must be a JSON object (or a google.protobuf.Struct)"
+                    .into(),
             });
         }
         let mut de = serde_json::Deserializer::from_slice(json);

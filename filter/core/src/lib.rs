@@ -38,6 +38,7 @@ pub mod host;
 pub mod ip;
 pub mod metrics;
 pub mod native;
+pub mod pb_struct;
 pub mod pipeline;
 pub mod retry;
 pub mod rng;
