@@ -10,6 +10,8 @@
 #   ./build.sh js           the wasm-bindgen package into dist/js
 #   ./build.sh envoy-config [--access-log|--http-filter] [--wasm PATH] CONFIG.json
 #                           print adtap's Envoy entry with its native pre-filter (envoy/README.md)
+#   ./build.sh package      the filter as an OCI image ("compat" variant) in dist/, its digests,
+#                           and a push/pull round trip through a local registry
 #
 # Tools and caches live in $ADTAP_CACHE (default ~/.cache/adtap) so that a fresh clone on the
 # same machine reuses them: Envoy's virtualenv, the tansu broker, wasm-bindgen-cli, and the
@@ -75,12 +77,32 @@ ensure_tansu() {
   export ADTAP_TANSU="$TANSU_BIN"
 }
 
+ensure_musl_target() {
+  # adtap-drain is linked statically against musl so that it runs in Envoy images without libc.
+  rustup target list --installed | grep -qx x86_64-unknown-linux-musl || {
+    step "rustup target add x86_64-unknown-linux-musl"
+    rustup target add x86_64-unknown-linux-musl >&2
+  }
+}
+
+ensure_check_jsonschema() {
+  # The manifest tests (host-tests/stack/tests/manifests.rs) validate against the CRD schemas.
+  ensure_envoy
+  [ -x "$ADTAP_CACHE/venv/bin/check-jsonschema" ] || {
+    step "installing check-jsonschema into $ADTAP_CACHE/venv"
+    "$ADTAP_CACHE/venv/bin/pip" install -q check-jsonschema >&2
+  }
+}
+
 cmd_setup() {
   ensure_wasm_targets
-  # cmake builds the bundled librdkafka; wrk drives the benchmarks; binaryen gives wasm-opt.
-  apt_install cmake wrk binaryen
+  ensure_musl_target
+  # cmake builds the bundled librdkafka; wrk drives the benchmarks; binaryen gives wasm-opt;
+  # skopeo, docker-registry (the CNCF distribution server) and jq: the OCI image round trip.
+  apt_install cmake wrk binaryen skopeo docker-registry jq
   ensure_envoy
   ensure_tansu
+  ensure_check_jsonschema
 }
 
 cmd_build() {
@@ -106,7 +128,142 @@ cmd_build() {
     return 1
   fi
   export ADTAP_WASM="$WASM_OUT"
+  build_drain
 }
+
+build_drain() {
+  ensure_musl_target
+  step "building adtap-drain (release, static: x86_64-unknown-linux-musl)"
+  (cd "$ROOT" && cargo build -q --release --target x86_64-unknown-linux-musl -p adtap-drain)
+  install -m 0755 "$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/adtap-drain" "$DIST/adtap-drain"
+  echo "adtap-drain: $DIST/adtap-drain ($(stat -c %s "$DIST/adtap-drain") bytes, static)"
+  export ADTAP_DRAIN="$DIST/adtap-drain"
+}
+
+# --- OCI image ("compat" variant: what Istio and Envoy Gateway pull) ----------------------------
+#
+# One application/vnd.oci.image.layer.v1.tar+gzip layer holding plugin.wasm, the manifest
+# annotated module.wasm.image/variant=compat (Istio's fetcher takes the last layer of that media
+# type and the file named plugin.wasm in it). Written by hand with tar, gzip and sha256sum so that
+# every byte is fixed: the tar has mtime 0, uid/gid 0 and one entry; gzip stores no name or time;
+# the config has no creation date. The same .wasm gives the same image digest.
+OCI_DIR="$DIST/adtap-oci"
+OCI_ARCHIVE="$DIST/adtap-oci.tar"
+OCI_TAG=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+
+# Writes the image layout for $1 (a .wasm) into the directory $2; prints the manifest digest.
+oci_layout() {
+  local wasm=$1 out=$2 work
+  work=$(mktemp -d)
+  rm -rf "$out"
+  mkdir -p "$out/blobs/sha256" "$work/root"
+  install -m 0644 "$wasm" "$work/root/plugin.wasm"
+  tar -C "$work/root" --format=ustar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
+    -cf "$work/layer.tar" plugin.wasm
+  gzip -n -9 -c "$work/layer.tar" >"$work/layer.tar.gz"
+  local diff_id layer layer_size
+  diff_id=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
+  layer=$(sha256sum "$work/layer.tar.gz" | cut -d' ' -f1)
+  layer_size=$(stat -c %s "$work/layer.tar.gz")
+  mv "$work/layer.tar.gz" "$out/blobs/sha256/$layer"
+  # The config of a `FROM scratch` image with one layer, without dates.
+  printf '{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+    "$diff_id" >"$work/config.json"
+  local config config_size
+  config=$(sha256sum "$work/config.json" | cut -d' ' -f1)
+  config_size=$(stat -c %s "$work/config.json")
+  mv "$work/config.json" "$out/blobs/sha256/$config"
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}],"annotations":{"module.wasm.image/variant":"compat","org.opencontainers.image.title":"adtap","org.opencontainers.image.version":"%s"}}' \
+    "$config" "$config_size" "$layer" "$layer_size" "$OCI_TAG" >"$work/manifest.json"
+  local manifest manifest_size
+  manifest=$(sha256sum "$work/manifest.json" | cut -d' ' -f1)
+  manifest_size=$(stat -c %s "$work/manifest.json")
+  mv "$work/manifest.json" "$out/blobs/sha256/$manifest"
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"%s"}}]}' \
+    "$manifest" "$manifest_size" "$OCI_TAG" >"$out/index.json"
+  printf '{"imageLayoutVersion":"1.0.0"}' >"$out/oci-layout"
+  find "$out" -exec touch -h -d @0 {} +
+  rm -rf "$work"
+  echo "$manifest"
+}
+
+cmd_package() {
+  cmd_build >/dev/null
+  apt_install skopeo docker-registry jq
+  step "packaging $WASM_OUT as an OCI image (compat variant)"
+  local digest again scratch
+  digest=$(oci_layout "$WASM_OUT" "$OCI_DIR")
+  # Reproducible: a second build from the same .wasm must give the same digest.
+  scratch=$(mktemp -d)
+  again=$(oci_layout "$WASM_OUT" "$scratch/again")
+  rm -rf "$scratch"
+  if [ "$digest" != "$again" ]; then
+    echo "error: the image is not reproducible ($digest, then $again)" >&2
+    return 1
+  fi
+  # The archive is the layout as one tar (skopeo's oci-archive: transport), as fixed as its blobs.
+  tar -C "$OCI_DIR" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
+    --mode='u=rwX,go=rX' -cf "$OCI_ARCHIVE" .
+  skopeo inspect --raw "oci:$OCI_DIR:$OCI_TAG" >/dev/null
+  local size
+  size=$(jq '[.config.size] + [.layers[].size] | add' "$OCI_DIR/blobs/sha256/$digest")
+  echo "image layout: $OCI_DIR (oci:$OCI_DIR:$OCI_TAG)"
+  echo "archive:      $OCI_ARCHIVE (oci-archive:$OCI_ARCHIVE:$OCI_TAG)"
+  echo "image digest: sha256:$digest (the sha256 of Istio's oci:// WasmPlugin and Envoy Gateway's Image code)"
+  echo "image size:   $size bytes (config and layer blobs; the manifest adds $(stat -c %s "$OCI_DIR/blobs/sha256/$digest"))"
+  echo "adtap.wasm:   sha256 $(sha256sum "$WASM_OUT" | cut -d' ' -f1) (for http(s):// URLs and vm_config.code.remote)"
+  oci_round_trip "$digest"
+}
+
+# Pushes the image into a real local registry (the CNCF distribution server, on a free
+# 127.0.0.1 port with a temporary storage directory), pulls it back into a fresh layout, and
+# checks what a cluster would: the manifest's media types, the annotation, one layer, and the
+# plugin.wasm inside byte-identical to dist/adtap.wasm. The registry is always stopped.
+oci_round_trip() {
+  local digest=${1:-} work port pid rc=0
+  [ -n "$digest" ] || digest=$(jq -r '.manifests[0].digest' "$OCI_DIR/index.json" | sed 's/^sha256://')
+  work=$(mktemp -d)
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  printf 'version: 0.1\nlog: { level: warn, accesslog: { disabled: true } }\nstorage: { filesystem: { rootdirectory: %s } }\nhttp: { addr: "127.0.0.1:%s" }\n' \
+    "$work/storage" "$port" >"$work/registry.yml"
+  step "round trip through docker-registry on 127.0.0.1:$port (skopeo push, pull, compare)"
+  docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+  pid=$!
+  # A subshell, so that the registry is stopped whatever fails in it.
+  (
+    set -euo pipefail
+    ref="127.0.0.1:$port/adtap:$OCI_TAG"
+    for _ in $(seq 100); do
+      curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break
+      kill -0 "$pid" 2>/dev/null || { cat "$work/registry.log" >&2; exit 1; }
+      sleep 0.1
+    done
+    curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null
+    skopeo copy -q --preserve-digests --dest-tls-verify=false "oci:$OCI_DIR:$OCI_TAG" "docker://$ref"
+    pushed=$(skopeo inspect --raw --tls-verify=false "docker://$ref" | sha256sum | cut -d' ' -f1)
+    [ "$pushed" = "$digest" ] || { echo "the registry holds manifest $pushed, not $digest" >&2; exit 1; }
+    skopeo copy -q --src-tls-verify=false "docker://$ref" "oci:$work/pulled:$OCI_TAG"
+    m=$(jq -r '.manifests[0].digest' "$work/pulled/index.json" | sed 's/^sha256://')
+    mf="$work/pulled/blobs/sha256/$m"
+    [ "$m" = "$digest" ] || { echo "pulled manifest $m, pushed $digest" >&2; exit 1; }
+    jq -e '.mediaType == "application/vnd.oci.image.manifest.v1+json"
+           and .config.mediaType == "application/vnd.oci.image.config.v1+json"
+           and (.layers | length) == 1
+           and .layers[0].mediaType == "application/vnd.oci.image.layer.v1.tar+gzip"
+           and .annotations["module.wasm.image/variant"] == "compat"' "$mf" >/dev/null ||
+      { echo "the pulled manifest is not the compat variant:" >&2; jq . "$mf" >&2; exit 1; }
+    layer="$work/pulled/blobs/$(jq -r '.layers[0].digest' "$mf" | tr : /)"
+    [ "$(tar -tzf "$layer")" = "plugin.wasm" ] || { echo "the layer holds more than plugin.wasm" >&2; exit 1; }
+    tar -xzf "$layer" -C "$work" plugin.wasm
+    cmp "$work/plugin.wasm" "$WASM_OUT"
+    echo "round trip: pushed and pulled sha256:$digest; one compat layer; plugin.wasm identical to $WASM_OUT"
+  ) || rc=$?
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$work"
+  return "$rc"
+}
+
 
 # Renders an Envoy config template with the .wasm path and validates it with the real Envoy.
 validate_envoy_config() {
@@ -139,6 +296,8 @@ cmd_test() {
     env PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261130}" bash -c 'cd "$1" && cargo test --workspace' _ "$ROOT"
   test_stage "Envoy accepts the example configuration" \
     validate_envoy_config "$ROOT/envoy/adtap-example.yaml"
+  test_stage "OCI image: ./build.sh package (reproducible digest; push and pull through a local registry)" \
+    cmd_package
   test_stage "JavaScript package: Node tests and the page in headless Chromium" \
     bash "$ROOT/filter/js/test.sh"
   test_stage "benchmark smoke: ./build.sh bench --short (Envoy and wasm host sections; figures not asserted)" \
@@ -213,8 +372,9 @@ main() {
     bench) cmd_bench "$@" ;;
     js) cmd_js "$@" ;;
     fuzz) cmd_fuzz "$@" ;;
+    package) cmd_package "$@" ;;
     envoy-config) cargo run -q --manifest-path "$ROOT/Cargo.toml" -p adtap-core --bin adtap-envoy-config -- "$@" ;;
-    -h | --help | help) sed -n '2,16p' "$0" ;;
+    -h | --help | help) sed -n '2,18p' "$0" ;;
     *)
       echo "unknown command: $cmd (see ./build.sh help)" >&2
       exit 2

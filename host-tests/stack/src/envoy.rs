@@ -1,5 +1,6 @@
 //! Envoy as a child process: rendering `envoy/harness.yaml.tmpl` for a [`Deployment`],
-//! starting, readiness, admin calls, stats, and shutdown.
+//! starting, readiness, admin calls, stats, and shutdown (the lossless one through the
+//! `adtap-drain` tool, [`Envoy::stop_with_drain_tool`]).
 //!
 //! Ports: the admin and the ad listener bind port 0 and the harness learns them from
 //! `--admin-address-path` and the admin's `/listeners`, so parallel stacks never collide.
@@ -246,6 +247,34 @@ pub fn wasm_path() -> Result<PathBuf> {
     }
 }
 
+/// The lossless stop tool: `$ADTAP_DRAIN`, else the repository's `dist/adtap-drain` (the
+/// static binary `./build.sh build` writes; `filter/drain`).
+pub fn drain_tool() -> Result<PathBuf> {
+    let p = match std::env::var_os("ADTAP_DRAIN") {
+        Some(p) => PathBuf::from(p),
+        None => crate::repo_root().join("dist/adtap-drain"),
+    };
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(anyhow!(
+            "{} not found (run ./build.sh build or set ADTAP_DRAIN)",
+            p.display()
+        ))
+    }
+}
+
+/// What [`Envoy::stop_with_drain_tool`] saw.
+#[derive(Debug)]
+pub struct DrainedStop {
+    /// Envoy's exit status.
+    pub status: ExitStatus,
+    /// The tool's report (its stdout and stderr).
+    pub report: String,
+    /// From starting the tool to Envoy's exit.
+    pub elapsed: Duration,
+}
+
 /// Outcome of running Envoy on a config until it exits or becomes ready.
 #[derive(Debug)]
 pub struct Verdict {
@@ -441,6 +470,53 @@ impl Envoy {
             bail!("/stats answered {}: {}", r.status, r.text());
         }
         AdtapStats::parse(&r.body).context("parsing /stats")
+    }
+
+    /// Envoy's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.pid()
+    }
+
+    /// The lossless stop, by the tool shipped with adtap ([`drain_tool`]): `adtap-drain
+    /// --admin ADDR --timeout T --then-kill PID` drains the listeners, waits until adtap's
+    /// gauges show nothing held (at most `flush_timeout`), then sends SIGTERM; this waits at most
+    /// 30 s more for the exit. An error if the tool reports anything held at its timeout (exit
+    /// 1) or fails; Envoy is stopped either way.
+    pub fn stop_with_drain_tool(&mut self, flush_timeout: Duration) -> Result<DrainedStop> {
+        let pid = self.pid().ok_or_else(|| anyhow!("Envoy is not running"))?;
+        let started = std::time::Instant::now();
+        let out = Command::new(drain_tool()?)
+            .arg("--admin")
+            .arg(self.admin()?.to_string())
+            .arg("--timeout")
+            .arg(format!("{:.3}", flush_timeout.as_secs_f64()))
+            .arg("--poll-ms")
+            .arg("50")
+            .arg("--then-kill")
+            .arg(pid.to_string())
+            .output()
+            .context("running adtap-drain")?;
+        let mut report = String::from_utf8_lossy(&out.stdout).into_owned();
+        report.push_str(&String::from_utf8_lossy(&out.stderr));
+        let status = self
+            .child
+            .wait_timeout(Duration::from_secs(30))?
+            .ok_or_else(|| anyhow!("Envoy did not exit within 30 s of adtap-drain's SIGTERM"));
+        let status = match status {
+            Ok(s) => s,
+            Err(e) => {
+                self.kill();
+                return Err(e.context(report));
+            }
+        };
+        if !out.status.success() {
+            bail!("adtap-drain exited with {}: {report}", out.status);
+        }
+        Ok(DrainedStop {
+            status,
+            report,
+            elapsed: started.elapsed(),
+        })
     }
 
     /// Sends `signal` (e.g. `libc::SIGTERM`) and waits at most `timeout` for Envoy to exit.

@@ -448,8 +448,9 @@ impl Stack {
         status.with_context(|| format!("Envoy log:\n{}", e.log()))
     }
 
-    /// The shutdown procedure that delivers what adtap holds, for Envoy 1.40 (see below):
-    /// 1. `POST /drain_listeners?graceful&inboundonly`: the ad listener winds down;
+    /// The shutdown procedure that delivers what adtap holds, for Envoy 1.40, by the tool
+    /// adtap ships for it (`adtap-drain`, [`envoy::Envoy::stop_with_drain_tool`]):
+    /// 1. `POST /drain_listeners?graceful&skip_exit`: the ad listener winds down;
     /// 2. wait (at most `flush_timeout`) until adtap's stats show nothing buffered and nothing
     ///    in flight: batches leave on their own triggers (`batch.max_age_ms` at the latest);
     /// 3. SIGTERM, and wait at most 30 s for the exit.
@@ -459,21 +460,13 @@ impl Stack {
     /// destroys the VM a millisecond later and cancels the call (seen in Envoy's trace log:
     /// `proxy_on_done return: 0`, `~Wasm`, `cancelling pending stream`). Removing the listener
     /// through LDS does the same. So whatever is buffered at SIGTERM is lost.
-    pub fn graceful_stop_envoy(&mut self, flush_timeout: Duration) -> Result<ExitStatus> {
-        let r = self
-            .envoy()?
-            .admin_post("/drain_listeners?graceful&inboundonly")?;
-        if r.status != 200 {
-            return Err(anyhow!(
-                "/drain_listeners answered {}: {}",
-                r.status,
-                r.text()
-            ));
-        }
-        self.wait_stats("adtap to flush before SIGTERM", flush_timeout, |s| {
-            s.buffered() == 0 && s.in_flight() == 0
-        })?;
-        self.terminate_envoy(Duration::from_secs(30))
+    pub fn graceful_stop_envoy(&mut self, flush_timeout: Duration) -> Result<envoy::DrainedStop> {
+        let e = self
+            .envoy
+            .as_mut()
+            .ok_or_else(|| anyhow!("Envoy is not running"))?;
+        let stop = e.stop_with_drain_tool(flush_timeout);
+        stop.with_context(|| format!("Envoy log:\n{}", e.log()))
     }
 
     /// Envoy's log (also after it exited).

@@ -389,8 +389,9 @@ fn overload_beyond_the_buffer_drops_exactly_and_never_slows_ads(deployment: Depl
 }
 
 /// Scenario 4: events still buffered when Envoy is asked to stop are delivered before it
-/// exits, with the stop procedure that works on Envoy 1.40 ([`Stack::graceful_stop_envoy`]:
-/// drain the listener, wait for adtap's stats to show nothing held, then SIGTERM).
+/// exits, with the stop procedure that works on Envoy 1.40, by the tool adtap ships for it
+/// ([`Stack::graceful_stop_envoy`] runs `adtap-drain`: drain the listener, wait for adtap's
+/// stats to show nothing held, then SIGTERM). Prints the time to the lossless stop.
 fn drain_then_stop_delivers_buffered_events_before_exit(deployment: Deployment) {
     let _guard = serial();
     let max_age_ms = 2000;
@@ -417,11 +418,21 @@ fn drain_then_stop_delivers_buffered_events_before_exit(deployment: Deployment) 
     assert!(stack.read_records().unwrap().is_empty());
     check_where_rules_go(&stack, &reqs, None);
 
-    let status = stack
+    let stop = stack
         .graceful_stop_envoy(Duration::from_millis(max_age_ms + 10_000))
         .unwrap();
     let t1 = now_ms();
-    assert!(status.success(), "Envoy exited with {status}");
+    assert!(stop.status.success(), "Envoy exited with {}", stop.status);
+    assert!(stop.report.contains("idle after"), "{}", stop.report);
+    // The batches leave at their age: the stop takes at most max_age_ms plus a call.
+    eprintln!(
+        "{deployment}: lossless stop of {want} buffered events in {} ms (batch.max_age_ms \
+         {max_age_ms}, traffic began {} ms before the stop); {}",
+        stop.elapsed.as_millis(),
+        t1.saturating_sub(t0)
+            .saturating_sub(stop.elapsed.as_millis() as u64),
+        stop.report.trim()
+    );
     let records = stack
         .read_records_expecting(want as usize, Duration::from_secs(10))
         .unwrap();
