@@ -265,11 +265,13 @@ oci_round_trip() {
 }
 
 
-# Renders an Envoy config template with the .wasm path and validates it with the real Envoy.
+# Renders an Envoy config template with the .wasm path and sha256 and validates it with the real
+# Envoy.
 validate_envoy_config() {
   local tpl=$1 out
   out=$(mktemp --suffix=.yaml)
-  sed "s|@ADTAP_WASM@|$WASM_OUT|g" "$tpl" >"$out"
+  sed -e "s|@ADTAP_WASM@|$WASM_OUT|g" -e "s|@ADTAP_SHA256@|$(sha256sum "$WASM_OUT" | cut -d' ' -f1)|g" \
+    "$tpl" >"$out"
   if "$ADTAP_ENVOY" --mode validate -c "$out" --log-level warn >"$out.log" 2>&1; then
     echo "envoy --mode validate $(basename "$tpl"): OK"
   else
@@ -296,6 +298,8 @@ cmd_test() {
     env PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261130}" bash -c 'cd "$1" && cargo test --workspace' _ "$ROOT"
   test_stage "Envoy accepts the example configuration" \
     validate_envoy_config "$ROOT/envoy/adtap-example.yaml"
+  test_stage "Envoy accepts the remote-code example (envoy/adtap-remote-example.yaml)" \
+    validate_envoy_config "$ROOT/envoy/adtap-remote-example.yaml"
   test_stage "OCI image: ./build.sh package (reproducible digest; push and pull through a local registry)" \
     cmd_package
   test_stage "JavaScript package: Node tests and the page in headless Chromium" \

@@ -1,0 +1,226 @@
+//! Shared by the deployment tests (`remote_code.rs`, `drain_tool.rs`): the local stack's parts
+//! started one by one (broker with the harness topics, REST proxy, sample ad server) for an
+//! Envoy the test configures itself, a tiny HTTP server that serves one file, and the YAML and
+//! hashing helpers. [`adtap_stack::Stack`] starts Envoy on the harness template; these tests
+//! need Envoy configurations it does not render (the shipped examples, Envoy under a wrapper).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use adtap_rest_proxy::testkit::Tansu;
+use adtap_stack::adserver::AdServer;
+use adtap_stack::adtap_config::{self, Dialect, Format};
+use adtap_stack::kafka::{self, KafkaRecord};
+use adtap_stack::rest_proxy::{RestProxy, RestProxyConfig};
+use sha2::Digest as _;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// One Envoy stack at a time in a test binary (two cores); a panicking test does not poison it.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Broker, REST proxy and ad server; dropped in reverse dependency order.
+pub struct Parts {
+    /// The sample ad server (on `rt`).
+    pub ad_server: AdServer,
+    /// The REST proxy child.
+    pub rest: RestProxy,
+    /// The tansu broker with the harness topics.
+    pub broker: Tansu,
+    /// The runtime serving the ad server.
+    pub rt: tokio::runtime::Runtime,
+    /// Logs and configs; kept (path printed) when a test fails.
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Parts {
+    /// Starts everything but Envoy, on free 127.0.0.1 ports.
+    pub fn start() -> Parts {
+        let dir = tempfile::Builder::new()
+            .prefix("adtap-deploy-")
+            .tempdir()
+            .unwrap();
+        let broker = Tansu::start().unwrap();
+        for (_, topic) in adtap_config::TOPICS {
+            broker.create_topic(topic, 1).unwrap();
+        }
+        let rest = RestProxy::start(
+            RestProxyConfig {
+                bootstrap: broker.bootstrap(),
+                cluster_id: adtap_config::CLUSTER_ID.to_string(),
+                delivery_timeout_ms: 10_000,
+            },
+            dir.path(),
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let ad_server = rt.block_on(AdServer::start()).unwrap();
+        Parts {
+            ad_server,
+            rest,
+            broker,
+            rt,
+            dir: Some(dir),
+        }
+    }
+
+    /// The directory for configs and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().map_or(Path::new("/tmp"), |d| d.path())
+    }
+
+    /// Reads the topics until at least `n` records are there or `timeout` passes.
+    pub fn records(&self, n: usize, timeout: Duration) -> Vec<KafkaRecord> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let records =
+                kafka::read_all(&self.broker.bootstrap(), Dialect::ConfluentV2, Format::Json)
+                    .unwrap();
+            if records.len() >= n || Instant::now() >= deadline {
+                return records;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Parts {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            if std::thread::panicking() {
+                eprintln!("logs kept in {}", dir.keep().display());
+            }
+        }
+    }
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 that answers every GET with one file's bytes, and counts
+/// the requests; stopped when dropped.
+pub struct FileServer {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FileServer {
+    /// Serves `body` on a free port.
+    pub fn start(body: Vec<u8>) -> FileServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, s) = (Arc::clone(&hits), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                h.fetch_add(1, Ordering::SeqCst);
+                let _ = serve(conn, &body);
+            }
+        });
+        FileServer {
+            addr,
+            hits,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Requests served so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// One request per connection: read the head, answer, close.
+fn serve(conn: TcpStream, body: &[u8]) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    while reader.read_line(&mut line)? > 0 && line != "\r\n" {
+        line.clear();
+    }
+    let mut w = conn;
+    write!(
+        w,
+        "HTTP/1.1 200 OK\r\ncontent-type: application/wasm\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )?;
+    w.write_all(body)?;
+    w.flush()
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// sha256 in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A YAML file under the repository as a JSON value (YAML 1.2 core: what Kubernetes and Envoy
+/// read), one per document.
+pub fn yaml_docs(rel: &str) -> Vec<serde_json::Value> {
+    let path = adtap_stack::repo_root().join(rel);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    yaml_docs_of(&text)
+}
+
+/// Every document of a YAML text as JSON values (empty documents left out).
+pub fn yaml_docs_of(text: &str) -> Vec<serde_json::Value> {
+    use serde::Deserialize as _;
+    serde_yaml::Deserializer::from_str(text)
+        .map(|d| serde_json::Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// The cluster named `name` in an Envoy bootstrap.
+pub fn cluster_mut<'a>(
+    bootstrap: &'a mut serde_json::Value,
+    name: &str,
+) -> &'a mut serde_json::Value {
+    bootstrap["static_resources"]["clusters"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no cluster {name}"))
+}
+
+/// Points a static bootstrap's cluster `name` at `addr` (its one endpoint).
+pub fn point_cluster(bootstrap: &mut serde_json::Value, name: &str, addr: SocketAddr) {
+    let c = cluster_mut(bootstrap, name);
+    c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = serde_json::json!(
+        {"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}}
+    );
+}
