@@ -14,7 +14,7 @@
 
 use crate::config::{
     AuthConfig, Config, ConfigError, IpMode, KeySource, PathMatch, QueryParamSpec, RawConfig,
-    RawRule, Rule,
+    RawRule, Rule, ValueFormat,
 };
 use crate::ip::host_without_port;
 use std::fmt::Display;
@@ -33,6 +33,25 @@ pub const MAX_EVENT_TYPE_BYTES: usize = 64;
 pub const MAX_TRUSTED_HOPS: u32 = 16;
 /// Largest body capture.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Longest rule path (`exact` or `prefix`), in bytes.
+pub const MAX_PATH_BYTES: usize = 1024;
+/// Longest rule host, authority or cluster name, in bytes (a DNS name is at most 253).
+pub const MAX_HOST_BYTES: usize = 255;
+/// Longest `path_prefix`, in bytes.
+pub const MAX_PATH_PREFIX_BYTES: usize = 256;
+/// Longest rule method, in bytes (the longest registered HTTP method has 17).
+pub const MAX_METHOD_BYTES: usize = 32;
+/// Longest header name (`headers`, `auth.header.name`), in bytes.
+pub const MAX_HEADER_NAME_BYTES: usize = 256;
+/// Longest auth value (token, user name, password, header value), in bytes: far above any real
+/// credential (JWTs run to a few KiB) and within what a REST proxy accepts in one header.
+pub const MAX_SECRET_BYTES: usize = 16 * 1024;
+/// Room left in a record for everything but the body when bounding `body.max_bytes` by
+/// `batch.max_bytes` (see [`max_body_bytes`]): id, type, timestamps, method, host, path, a
+/// user agent, the client IP, the status and the body flags fit in it. An event whose other
+/// fields are longer (long headers or query values) can still be too large for a batch; it is
+/// counted as `adtap_dropped_too_large`.
+pub const EVENT_RESERVE_BYTES: usize = 1024;
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -47,6 +66,31 @@ const RESERVED_AUTH_HEADERS: &[&str] = &[
     "connection",
 ];
 
+/// The largest `body.max_bytes` whose worst-case body still lets the event fit a batch of
+/// `batch_max_bytes` (an event larger than `batch.max_bytes` can never be sent and is dropped as
+/// `too_large`; `pipeline` compares [`crate::Record::size`], the encoded value plus key, with
+/// it).
+///
+/// Derived from what `encode` does with a body of `n` bytes (`capture::BodyCapture` keeps
+/// UTF-8 text as is and base64-encodes anything else):
+/// - `json`: serde_json writes the text as a JSON string, escaping each control character
+///   other than `\b \t \n \f \r` as `\u00XX`: 6 bytes per body byte at worst (a base64
+///   body is 4/3 and never escaped);
+/// - `msgpack`: a str of the text as is (1 byte per byte), or of its base64 for non-UTF-8
+///   bytes: `4·⌈n/3⌉` at worst.
+///
+/// [`EVENT_RESERVE_BYTES`] is kept for the rest of the event.
+pub fn max_body_bytes(format: ValueFormat, batch_max_bytes: usize) -> usize {
+    let room = batch_max_bytes.saturating_sub(EVENT_RESERVE_BYTES);
+    match format {
+        ValueFormat::Json => room / JSON_WORST_EXPANSION,
+        ValueFormat::Msgpack => room / 4 * 3,
+    }
+}
+
+/// Bytes a JSON string literal spends on one body byte at worst (`\u00XX`).
+const JSON_WORST_EXPANSION: usize = 6;
+
 /// Validates `raw` into a [`Config`], or returns every problem found.
 pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     let mut e = Errors::default();
@@ -59,7 +103,9 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         );
     }
     if let Some(a) = &raw.authority {
-        if a.is_empty() || !a.bytes().all(|b| b.is_ascii_graphic()) {
+        if a.len() > MAX_HOST_BYTES {
+            e.push("authority", too_long(MAX_HOST_BYTES, a.len()));
+        } else if a.is_empty() || !a.bytes().all(|b| b.is_ascii_graphic()) {
             e.push(
                 "authority",
                 "must be non-empty visible ASCII without spaces when given (it defaults to the cluster name)",
@@ -77,7 +123,12 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         ),
         _ => {}
     }
-    if !is_path_prefix(&raw.path_prefix) {
+    if raw.path_prefix.len() > MAX_PATH_PREFIX_BYTES {
+        e.push(
+            "path_prefix",
+            too_long(MAX_PATH_PREFIX_BYTES, raw.path_prefix.len()),
+        );
+    } else if !is_path_prefix(&raw.path_prefix) {
         e.push(
             "path_prefix",
             "must be empty or start with '/', not end with '/', and contain no '?', '#' or spaces",
@@ -148,6 +199,28 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     e.range_f64("retry.multiplier", retry.multiplier, 1.0, 10.0);
     e.range_f64("retry.jitter", retry.jitter, 0.0, 1.0);
     e.range("retry.budget_ms", retry.budget_ms, 0, 3_600_000, " ms");
+    // `retry::backoff_ms` draws the first delay from `initial·(1−jitter)` up, rounded and at
+    // least 1 ms: a smaller non-zero budget lets no record ever be retried.
+    let jitter_ok = retry.jitter.is_finite() && (0.0..=1.0).contains(&retry.jitter);
+    if initial_ok && jitter_ok && retry.budget_ms > 0 {
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let first = (retry.initial_backoff_ms as f64 * (1.0 - retry.jitter))
+            .round()
+            .max(1.0) as u64;
+        if retry.budget_ms < first {
+            e.push(
+                "retry.budget_ms",
+                format!(
+                    "must be 0 (no retries) or at least {first} ms, the shortest first retry delay (retry.initial_backoff_ms × (1 − retry.jitter)): no record could ever be retried, got {}",
+                    retry.budget_ms
+                ),
+            );
+        }
+    }
 
     // Client IP and body.
     let ip = &raw.client_ip;
@@ -178,6 +251,30 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         MAX_BODY_BYTES,
         " bytes",
     );
+    let body_ok = raw.body.max_bytes <= MAX_BODY_BYTES;
+    let captures_bodies = raw.rules.iter().any(|r| r.capture_body);
+    if body_ok && batch_bytes_ok && captures_bodies {
+        let max = max_body_bytes(raw.format, batch.max_bytes);
+        if raw.body.max_bytes > max {
+            let (format, why) = match raw.format {
+                ValueFormat::Json => (
+                    "json",
+                    "a body escapes to up to 6 bytes per byte in a JSON record (control characters as \\u00XX)",
+                ),
+                ValueFormat::Msgpack => (
+                    "msgpack",
+                    "a non-UTF-8 body is base64 in a MessagePack record (4 bytes per 3)",
+                ),
+            };
+            e.push(
+                "body.max_bytes",
+                format!(
+                    "must be at most {max} bytes with batch.max_bytes {} and format \"{format}\": {why}, {EVENT_RESERVE_BYTES} bytes are kept for the event's other fields, and an event larger than batch.max_bytes is dropped as too large; got {}",
+                    batch.max_bytes, raw.body.max_bytes
+                ),
+            );
+        }
+    }
 
     // Allow-lists.
     let query_targets = check_query_params(&mut e, &raw.query_params);
@@ -218,10 +315,11 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             );
         }
         if let Some(rule) = check_rule(&mut e, &keys, i, r, &mut topics) {
-            rules.push(Rule {
+            let rule = Rule {
                 key: rule.key.or_else(|| default_key.clone()),
                 ..rule
-            });
+            };
+            rules.push(rule);
         }
     }
 
@@ -356,7 +454,9 @@ fn check_rule(
         );
     }
     if let Some(m) = &r.method {
-        if !is_token(m) {
+        if m.len() > MAX_METHOD_BYTES {
+            e.push(p("method"), too_long(MAX_METHOD_BYTES, m.len()));
+        } else if !is_token(m) {
             e.push(
                 p("method"),
                 "must be an HTTP method token such as GET or POST",
@@ -367,7 +467,15 @@ fn check_rule(
         PathMatch::Exact(s) => ("exact", s),
         PathMatch::Prefix(s) => ("prefix", s),
     };
-    if !path.starts_with('/') || path.contains(['?', '#']) || path.contains(char::is_whitespace) {
+    if path.len() > MAX_PATH_BYTES {
+        e.push(
+            p(&format!("path.{kind}")),
+            too_long(MAX_PATH_BYTES, path.len()),
+        );
+    } else if !path.starts_with('/')
+        || path.contains(['?', '#'])
+        || path.contains(char::is_whitespace)
+    {
         e.push(
             p(&format!("path.{kind}")),
             "must start with '/' and contain no '?', '#' or spaces (paths are matched without the query string)",
@@ -377,7 +485,10 @@ fn check_rule(
         .host
         .as_deref()
         .map(|h| host_without_port(h).to_ascii_lowercase());
-    if let Some(h) = &host {
+    let raw_host_len = r.host.as_ref().map_or(0, String::len);
+    if raw_host_len > MAX_HOST_BYTES {
+        e.push(p("host"), too_long(MAX_HOST_BYTES, raw_host_len));
+    } else if let Some(h) = &host {
         if h.is_empty() || !h.bytes().all(|b| b.is_ascii_graphic()) {
             e.push(
                 p("host"),
@@ -470,7 +581,12 @@ fn check_headers(e: &mut Errors, names: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
         let lower = name.to_ascii_lowercase();
-        if name.starts_with(':') {
+        if name.len() > MAX_HEADER_NAME_BYTES {
+            e.push(
+                format!("headers[{i}]"),
+                too_long(MAX_HEADER_NAME_BYTES, name.len()),
+            );
+        } else if name.starts_with(':') {
             e.push(
                 format!("headers[{i}]"),
                 "must not be a pseudo-header (:method, :path… are captured as fields already)",
@@ -494,8 +610,10 @@ fn check_headers(e: &mut Errors, names: &[String]) -> Vec<String> {
 /// Checks the auth header settings without ever quoting a secret.
 fn check_auth(e: &mut Errors, auth: &AuthConfig) {
     match auth {
-        AuthConfig::Basic { username, .. } => {
-            if username.is_empty()
+        AuthConfig::Basic { username, password } => {
+            if username.len() > MAX_SECRET_BYTES {
+                e.push("auth.basic.username", secret_too_long());
+            } else if username.is_empty()
                 || username.contains(':')
                 || username.chars().any(char::is_control)
             {
@@ -504,9 +622,14 @@ fn check_auth(e: &mut Errors, auth: &AuthConfig) {
                     "must be non-empty, without ':' or control characters",
                 );
             }
+            if password.len() > MAX_SECRET_BYTES {
+                e.push("auth.basic.password", secret_too_long());
+            }
         }
         AuthConfig::Bearer(token) => {
-            if token.is_empty() || token.chars().any(char::is_control) {
+            if token.len() > MAX_SECRET_BYTES {
+                e.push("auth.bearer", secret_too_long());
+            } else if token.is_empty() || token.chars().any(char::is_control) {
                 e.push(
                     "auth.bearer",
                     "must be non-empty and contain no control characters (CR, LF…)",
@@ -514,7 +637,12 @@ fn check_auth(e: &mut Errors, auth: &AuthConfig) {
             }
         }
         AuthConfig::Header { name, value } => {
-            if name.starts_with(':') {
+            if name.len() > MAX_HEADER_NAME_BYTES {
+                e.push(
+                    "auth.header.name",
+                    too_long(MAX_HEADER_NAME_BYTES, name.len()),
+                );
+            } else if name.starts_with(':') {
                 e.push("auth.header.name", "must not be a pseudo-header");
             } else if !is_token(name) {
                 e.push(
@@ -528,7 +656,9 @@ fn check_auth(e: &mut Errors, auth: &AuthConfig) {
                 );
             }
             // Tab is legal inside a header value; other controls (CR, LF, NUL) are not.
-            if value.is_empty() || value.chars().any(|c| c.is_control() && c != '\t') {
+            if value.len() > MAX_SECRET_BYTES {
+                e.push("auth.header.value", secret_too_long());
+            } else if value.is_empty() || value.chars().any(|c| c.is_control() && c != '\t') {
                 e.push(
                     "auth.header.value",
                     "must be non-empty and contain no control characters (CR, LF…)",
@@ -536,6 +666,16 @@ fn check_auth(e: &mut Errors, auth: &AuthConfig) {
             }
         }
     }
+}
+
+/// "must be at most N bytes, got M" (for values that are not secrets).
+fn too_long(max: usize, got: usize) -> String {
+    format!("must be at most {max} bytes, got {got}")
+}
+
+/// The length message for a secret: neither its value nor its length is said.
+fn secret_too_long() -> String {
+    format!("must be at most {MAX_SECRET_BYTES} bytes")
 }
 
 /// RFC 9110 `tchar`.
