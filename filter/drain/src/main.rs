@@ -197,11 +197,14 @@ fn run_exec(o: &Opts) -> u8 {
     };
     let mut cmd = Command::new(program);
     cmd.args(args);
-    // SAFETY: sigprocmask is async-signal-safe; the child gets the default (empty) mask.
+    // SAFETY: sigprocmask and prctl are async-signal-safe. The child gets the default (empty)
+    // mask, and SIGTERM should this wrapper die first (killed, not stopped), so that Envoy never
+    // outlives it.
     unsafe {
         cmd.pre_exec(|| {
             let empty = signal_set(&[]);
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
             Ok(())
         });
     }

@@ -1,0 +1,172 @@
+//! `adtap-drain` (filter/drain) as a SIGTERM wrapper around the real Envoy, the way a container
+//! without a shell runs it: `adtap-drain --admin … --exec envoy …`. Events held in the workers'
+//! buffers when the container is told to stop (SIGTERM to the wrapper) all reach Kafka before
+//! Envoy exits; with the REST proxy down the tool reports what remains and exits 1 at its
+//! timeout; an unreachable admin is exit 3. The stack's own lossless stop (`Stack::
+//! graceful_stop_envoy`, e2e.rs scenario 4) runs the same binary with `--then-kill`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use adtap_stack::adtap_config::{self, Dialect, Format};
+use adtap_stack::envoy::{self, Render};
+use adtap_stack::process::{free_port, poll, Child};
+use adtap_stack::traffic;
+use adtap_stack::verify::reconcile;
+use adtap_stack::{http, now_ms, AdtapStats, Deployment};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::{serial, Parts};
+
+fn stats(admin: SocketAddr) -> Option<AdtapStats> {
+    let r = http::get(admin, "/stats?format=json&filter=adtap_").ok()?;
+    AdtapStats::parse(&r.body).ok()
+}
+
+fn run_tool(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(envoy::drain_tool().unwrap())
+        .args(args)
+        .output()
+        .unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), text)
+}
+
+#[test]
+fn as_a_sigterm_wrapper_it_delivers_what_the_workers_hold_before_envoy_exits() {
+    let _guard = serial();
+    let mut parts = Parts::start();
+    let deployment = Deployment::Both;
+    let mut cfg = adtap_config::base(Dialect::ConfluentV2, Format::Json);
+    adtap_config::for_deployment(&mut cfg, deployment);
+    let max_age_ms = 2000;
+    adtap_config::merge(
+        &mut cfg,
+        &json!({"batch": {"max_age_ms": max_age_ms, "max_events": 10000}}),
+    );
+    let parsed = adtap_core::Config::parse(cfg.to_string().as_bytes()).unwrap();
+    // The wrapper is told the admin address up front: fixed free ports instead of port 0.
+    let (admin_port, ad_port) = (free_port().unwrap(), free_port().unwrap());
+    let yaml = Render {
+        admin_port,
+        ad_port,
+        ad_server_port: parts.ad_server.addr().port(),
+        rest_port: parts.rest.addr().port(),
+        rest_http2: true,
+        wasm: envoy::wasm_path().unwrap(),
+        adtap_config: cfg.to_string(),
+        deployment,
+    }
+    .render()
+    .unwrap();
+    let cfg_path = parts.dir().join("envoy.yaml");
+    std::fs::write(&cfg_path, yaml).unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
+    let ads: SocketAddr = format!("127.0.0.1:{ad_port}").parse().unwrap();
+
+    let mut cmd = Command::new(envoy::drain_tool().unwrap());
+    cmd.arg("--admin")
+        .arg(admin.to_string())
+        .arg("--timeout")
+        .arg("30")
+        .arg("--poll-ms")
+        .arg("50")
+        .arg("--exec")
+        .arg(envoy::binary().unwrap())
+        .arg("-c")
+        .arg(&cfg_path)
+        .args([
+            "--concurrency",
+            "2",
+            "--disable-hot-restart",
+            "--log-level",
+            "warn",
+        ]);
+    let log = parts.dir().join("wrapper.log");
+    let mut wrapper = Child::spawn("adtap-drain --exec envoy", cmd, &log).unwrap();
+    let ready = poll(Duration::from_secs(30), Duration::from_millis(50), || {
+        (http::get(admin, "/ready").ok()?.status == 200).then_some(())
+    });
+    assert!(ready.is_some(), "Envoy not ready; log:\n{}", wrapper.log());
+
+    let reqs = traffic::generate(200, 43);
+    let expected: Vec<_> = reqs
+        .iter()
+        .filter(|r| {
+            let rule = parsed
+                .rules
+                .iter()
+                .find(|rule| Some(rule.event_type.as_str()) == r.kind.event_type());
+            rule.is_some_and(|rule| deployment.captures(&parsed, rule))
+        })
+        .cloned()
+        .collect();
+    let want = expected.len() as u64;
+    let t0 = now_ms();
+    let outcomes = parts.rt.block_on(traffic::send(ads, &reqs, 8));
+    assert!(
+        outcomes.iter().all(|o| o.status.is_ok()),
+        "an ad request failed"
+    );
+    let held = poll(Duration::from_secs(10), Duration::from_millis(50), || {
+        let s = stats(admin)?;
+        (s.captured() == want && s.buffered() == want).then_some(s)
+    });
+    assert!(held.is_some(), "not all buffered: {:?}", stats(admin));
+
+    // The REST proxy down: what is held cannot leave; the tool says so at its timeout, exit 1.
+    parts.rest.stop().unwrap();
+    let (code, report) = run_tool(&[
+        "--admin",
+        &admin.to_string(),
+        "--no-drain",
+        "--timeout",
+        "0.5",
+    ]);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        report.contains("not idle") && report.contains("events buffered"),
+        "{report}"
+    );
+    parts.rest.restart().unwrap();
+
+    // The container's stop: SIGTERM to the wrapper (PID 1 in a pod).
+    let stopping = Instant::now();
+    let status = wrapper
+        .signal_and_wait(libc::SIGTERM, Duration::from_secs(60))
+        .unwrap();
+    let stop_ms = stopping.elapsed().as_millis();
+    let t1 = now_ms();
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        status.success(),
+        "wrapper exited {status}; log:\n{log_text}"
+    );
+    assert!(log_text.contains("idle after"), "{log_text}");
+    let records = parts.records(want as usize, Duration::from_secs(10));
+    let rec = reconcile(
+        &expected,
+        &records,
+        Dialect::ConfluentV2,
+        Format::Json,
+        (t0, t1),
+    );
+    assert!(rec.is_perfect(), "{}", rec.problems());
+    assert_eq!(records.len() as u64, want);
+    eprintln!(
+        "adtap-drain --exec: {want} held events delivered; SIGTERM to exit {stop_ms} ms \
+         (batch.max_age_ms {max_age_ms}, after a REST proxy outage and restart)"
+    );
+
+    // Envoy is gone: the admin fails, exit 3.
+    let (code, report) = run_tool(&["--admin", &admin.to_string(), "--timeout", "0.2"]);
+    assert_eq!(code, Some(3), "{report}");
+}
