@@ -212,7 +212,21 @@ cmd_package() {
   echo "image digest: sha256:$digest (the sha256 of Istio's oci:// WasmPlugin and Envoy Gateway's Image code)"
   echo "image size:   $size bytes (config and layer blobs; the manifest adds $(stat -c %s "$OCI_DIR/blobs/sha256/$digest"))"
   echo "adtap.wasm:   sha256 $(sha256sum "$WASM_OUT" | cut -d' ' -f1) (for http(s):// URLs and vm_config.code.remote)"
+  render_manifests "$digest"
   oci_round_trip "$digest"
+}
+
+# envoy/kubernetes/ with this build's digests and version filled in, under dist/kubernetes/.
+render_manifests() {
+  local digest=$1 sha rel out="$DIST/kubernetes"
+  sha=$(sha256sum "$WASM_OUT" | cut -d' ' -f1)
+  rm -rf "$out"
+  while IFS= read -r rel; do
+    mkdir -p "$out/$(dirname "$rel")"
+    sed -e "s|@ADTAP_IMAGE_DIGEST@|$digest|g" -e "s|@ADTAP_WASM_SHA256@|$sha|g" \
+      -e "s|@ADTAP_VERSION@|$OCI_TAG|g" "$ROOT/envoy/kubernetes/$rel" >"$out/$rel"
+  done < <(cd "$ROOT/envoy/kubernetes" && find . -name '*.yaml' | sort)
+  echo "manifests:    $out (envoy/kubernetes/ with these digests)"
 }
 
 # Pushes the image into a real local registry (the CNCF distribution server, on a free
