@@ -835,7 +835,8 @@ impl RawConfig {
     pub fn from_bytes(bytes: &[u8]) -> Result<RawConfig, ConfigError> {
         if crate::pb_struct::looks_like_struct(bytes) {
             match crate::pb_struct::decode(bytes) {
-                Ok(doc) => {
+                Ok(mut doc) => {
+                    numbers_from_yaml_strings(&mut doc);
                     let json = serde_json::to_vec(&doc).map_err(|e| ConfigError {
                         path: "$".into(),
                         message: format!("the google.protobuf.Struct has no JSON form: {e}"),
@@ -896,6 +897,62 @@ impl RawConfig {
     /// Range-checks every value, collecting all problems.
     pub fn validate(self) -> Result<Config, Vec<ConfigError>> {
         crate::validate::validate(self)
+    }
+}
+
+/// Every numeric field of the schema, as a path of keys (`*`: each element of a list).
+/// [`numbers_from_yaml_strings`] converts a string holding a number at these paths; the test
+/// `filter/core/tests/struct_config.rs` (`every_number_as_a_yaml_string`) fails if a numeric
+/// field is missing here.
+const NUMERIC_FIELDS: &[&[&str]] = &[
+    &["timeout_ms"],
+    &["tick_ms"],
+    &["max_in_flight"],
+    &["shutdown_deadline_ms"],
+    &["client_ip", "trusted_hops"],
+    &["body", "max_bytes"],
+    &["batch", "max_events"],
+    &["batch", "max_bytes"],
+    &["batch", "max_age_ms"],
+    &["buffer", "max_events"],
+    &["buffer", "max_bytes"],
+    &["retry", "initial_backoff_ms"],
+    &["retry", "max_backoff_ms"],
+    &["retry", "multiplier"],
+    &["retry", "jitter"],
+    &["retry", "budget_ms"],
+    &["rules", "*", "sample_rate"],
+];
+
+/// In a document decoded from a Struct, turns the strings Envoy's YAML loader made of numbers
+/// (`"0.25"`, `"2.5"`, see [`crate::pb_struct::number_from_text`]) back into numbers at the
+/// schema's [`NUMERIC_FIELDS`], so that `sample_rate: 0.25` in YAML works and `max_events: 2.5`
+/// is refused as a fraction, by name. Strings anywhere else stay strings (a topic may be
+/// `"2024"`), and a string that is not a number stays one, refused by the field's type check.
+fn numbers_from_yaml_strings(doc: &mut serde_json::Value) {
+    fn walk(v: &mut serde_json::Value, path: &[&str]) {
+        let Some((first, rest)) = path.split_first() else {
+            if let serde_json::Value::String(s) = v {
+                if let Some(n) = crate::pb_struct::number_from_text(s) {
+                    *v = n;
+                }
+            }
+            return;
+        };
+        match (*first, v) {
+            ("*", serde_json::Value::Array(items)) => {
+                items.iter_mut().for_each(|i| walk(i, rest));
+            }
+            (key, serde_json::Value::Object(map)) => {
+                if let Some(child) = map.get_mut(key) {
+                    walk(child, rest);
+                }
+            }
+            _ => {}
+        }
+    }
+    for path in NUMERIC_FIELDS {
+        walk(doc, path);
     }
 }
 

@@ -28,6 +28,9 @@
 //! `2.5` or `1e30` is refused by the field's own type check, with its path); NaN and infinities
 //! have no JSON form and are refused here, with the path.
 //!
+//! Envoy's own YAML loader writes floats and integers outside `i32` as strings (see
+//! [`number_from_text`]); a Struct from xDS has real doubles. Both reach the same validator.
+//!
 //! Error messages name the path and the problem, never a value (secrets may be anywhere).
 
 use serde_json::{Map, Number, Value};
@@ -270,24 +273,75 @@ const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
 
 /// A Struct number as JSON: whole numbers in range as integers, others as floats.
 fn number(x: f64, path: &[Seg]) -> Result<Value, StructError> {
-    if !x.is_finite() {
-        return Err(err(
+    json_number(x).ok_or_else(|| {
+        err(
             path,
             "must be a finite number (NaN and infinity have no JSON form)",
-        ));
+        )
+    })
+}
+
+/// A double as the JSON number it stands for: a whole number of magnitude below 2^64 as an
+/// integer, any other finite one as a float; `None` for NaN and infinities.
+pub fn json_number(x: f64) -> Option<Value> {
+    if !x.is_finite() {
+        return None;
     }
     if x.fract() == 0.0 {
         // The casts are exact: `x` is whole and within the target's range.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         if (0.0..TWO_POW_64).contains(&x) {
-            return Ok(Value::Number(Number::from(x as u64)));
+            return Some(Value::Number(Number::from(x as u64)));
         }
         #[allow(clippy::cast_possible_truncation)]
         if (-TWO_POW_63..0.0).contains(&x) {
-            return Ok(Value::Number(Number::from(x as i64)));
+            return Some(Value::Number(Number::from(x as i64)));
         }
     }
-    Number::from_f64(x)
-        .map(Value::Number)
-        .ok_or_else(|| err(path, "must be a finite number"))
+    Number::from_f64(x).map(Value::Number)
+}
+
+/// A number Envoy's YAML loader wrote as a string, as a JSON number: `"0.25"`, `"1e3"`,
+/// `"4294967296"`. `None` for anything else (`"abc"`, `" 1"`, `"inf"`, `"NaN"`).
+///
+/// Envoy reads a YAML (or JSON) bootstrap through yaml-cpp into a `Struct`: a plain scalar
+/// that is a boolean or an integer within `i32` becomes a `bool_value` or `number_value`;
+/// every other plain scalar, floats and larger integers included, becomes a `string_value`
+/// (proto3's JSON mapping lets a string stand for a number, and Envoy relies on the message
+/// type to convert it back). A Struct that reaches the module has no message type, so
+/// [`crate::config`] converts such strings back where its schema expects a number.
+pub fn number_from_text(s: &str) -> Option<Value> {
+    let looks_numeric = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
+    if !looks_numeric {
+        return None;
+    }
+    // YAML allows `+1.5`, `.5` and `1.`, which JSON's grammar does not; serde_json's parser
+    // is used (not `f64::from_str`) because the module already carries it.
+    let unsigned = s.strip_prefix('+').unwrap_or(s);
+    let (sign, digits) = match unsigned.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", unsigned),
+    };
+    let mut text = String::with_capacity(s.len() + 2);
+    text.push_str(sign);
+    if digits.starts_with('.') {
+        text.push('0');
+    }
+    text.push_str(digits);
+    let text = match text.find(['e', 'E']) {
+        Some(i) if text.get(..i).is_some_and(|m| m.ends_with('.')) => {
+            format!(
+                "{}0{}",
+                text.get(..i).unwrap_or_default(),
+                text.get(i..).unwrap_or_default()
+            )
+        }
+        None if text.ends_with('.') => format!("{text}0"),
+        _ => text,
+    };
+    serde_json::from_str::<f64>(&text)
+        .ok()
+        .and_then(json_number)
 }

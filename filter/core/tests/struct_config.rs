@@ -193,3 +193,83 @@ fn refusals_name_the_path() {
     assert_eq!(e.message, format!("nested deeper than {MAX_DEPTH} levels"));
     assert!(e.path.starts_with("deep[0][0]"), "{}", e.path);
 }
+
+/// Envoy's YAML loader writes floats (and integers outside `i32`) as strings: with every number
+/// of a full configuration written so, the Struct still gives the configuration the JSON text
+/// gives. This also proves `NUMERIC_FIELDS` lists every numeric field: one left out would keep
+/// its string and be refused.
+#[test]
+fn every_number_as_a_yaml_string() {
+    fn numbers_to_strings(v: &Value) -> Value {
+        match v {
+            Value::Number(n) => Value::String(n.to_string()),
+            Value::Array(items) => Value::Array(items.iter().map(numbers_to_strings).collect()),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), numbers_to_strings(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    let doc = json!({
+        "cluster": "kafka_rest", "timeout_ms": 3000, "tick_ms": 20, "max_in_flight": 8,
+        "shutdown_deadline_ms": 4000,
+        "rules": [
+            {"event_type": "a", "topic": "2024", "path": {"exact": "/a"}, "sample_rate": 0.25},
+            {"event_type": "b", "topic": "t", "path": {"exact": "/b"}, "sample_rate": 1.0, "capture_body": true}
+        ],
+        "client_ip": {"mode": "full", "trusted_hops": 2},
+        "body": {"max_bytes": 2048},
+        "batch": {"max_events": 50, "max_bytes": 4194304, "max_age_ms": 100},
+        "buffer": {"max_events": 5000, "max_bytes": 4294967296u64 / 16},
+        "retry": {"initial_backoff_ms": 20, "max_backoff_ms": 2000, "multiplier": 1.5,
+                  "jitter": 0.3, "budget_ms": 30000}
+    });
+    let want = Config::parse(doc.to_string().as_bytes()).unwrap();
+    let yaml_like = numbers_to_strings(&doc);
+    let got = Config::parse(&encode_struct(&yaml_like).unwrap()).unwrap();
+    assert_eq!(got, want);
+    // The topic "2024" stayed a string (not a numeric field), and the JSON text form stays
+    // strict: a number written as a string is refused there.
+    assert_eq!(got.topics[0], "2024");
+    assert!(Config::parse(yaml_like.to_string().as_bytes()).is_err());
+    // A string that is not a number stays one, refused by the field's type check.
+    let mut bad = doc.clone();
+    bad["batch"]["max_events"] = json!("fifty");
+    let errs = Config::parse(&encode_struct(&bad).unwrap()).unwrap_err();
+    assert_eq!(
+        errs[0].to_string(),
+        "batch.max_events: invalid type: string \"fifty\", expected usize"
+    );
+    bad["batch"]["max_events"] = json!("2.5");
+    let errs = Config::parse(&encode_struct(&bad).unwrap()).unwrap_err();
+    assert_eq!(
+        errs[0].to_string(),
+        "batch.max_events: invalid type: floating point `2.5`, expected usize"
+    );
+}
+
+#[test]
+fn numbers_in_yaml_spellings() {
+    use adtap_core::pb_struct::number_from_text;
+    for (text, want) in [
+        ("2.5", json!(2.5)),
+        ("+2.5", json!(2.5)),
+        (".5", json!(0.5)),
+        ("-.5", json!(-0.5)),
+        ("1.", json!(1)),
+        ("1.e3", json!(1000)),
+        ("1e3", json!(1000)),
+        ("-7", json!(-7)),
+        ("4294967296", json!(4_294_967_296u64)),
+        ("1e30", json!(1e30)),
+    ] {
+        assert_eq!(number_from_text(text), Some(want), "{text}");
+    }
+    for text in [
+        "", "abc", " 1", "1 ", "inf", "NaN", ".inf", "0x10", "1e999", "--1", "1..2",
+    ] {
+        assert_eq!(number_from_text(text), None, "{text}");
+    }
+}
