@@ -274,7 +274,7 @@ fn no_part_of_a_secret_reaches_envoys_log_at_startup() {
                 let verdict = envoy::try_start(&case.yaml, dir.path(), Duration::from_secs(30))
                     .unwrap_or_else(|e| panic!("{}: {e:#}", case.name));
                 let mut problems = Vec::new();
-                if !verdict.exit.is_some_and(|s| !s.success()) {
+                if verdict.exit.is_none_or(|s| s.success()) {
                     problems.push(format!("Envoy did not refuse it ({:?})", verdict.exit));
                 }
                 if let Some(leak) = secret_table::leaked(&verdict.log) {
