@@ -307,6 +307,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     }
     let mut topics: Vec<String> = Vec::new();
     let mut rules = Vec::with_capacity(raw.rules.len());
+    // Valid rules with their index, for the shadowing check.
+    let mut checked: Vec<(usize, Rule)> = Vec::with_capacity(raw.rules.len());
     for (i, r) in raw.rules.into_iter().enumerate() {
         if r.capture_body && raw.body.max_bytes == 0 {
             e.push(
@@ -315,10 +317,14 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             );
         }
         if let Some(rule) = check_rule(&mut e, &keys, i, r, &mut topics) {
+            if let Some((j, earlier)) = checked.iter().find(|(_, earlier)| covers(earlier, &rule)) {
+                e.push(format!("rules[{i}]"), shadowed_message(*j, earlier, &rule));
+            }
             let rule = Rule {
                 key: rule.key.or_else(|| default_key.clone()),
                 ..rule
             };
+            checked.push((i, rule.clone()));
             rules.push(rule);
         }
     }
@@ -676,6 +682,47 @@ fn too_long(max: usize, got: usize) -> String {
 /// The length message for a secret: neither its value nor its length is said.
 fn secret_too_long() -> String {
     format!("must be at most {MAX_SECRET_BYTES} bytes")
+}
+
+/// Whether every request `later` matches is matched by `earlier` (so, first match winning in
+/// every deployment — `session` lets the first matching rule decide even when it belongs to the
+/// other deployment —, `later` can never match).
+///
+/// Sound, not complete: it holds when `earlier`'s method is absent or the same, its host is
+/// absent or the same (both lower-case, port stripped), and its path is the same exact path or
+/// a prefix of `later`'s exact path or prefix. A rule covered only by several earlier rules
+/// together (a `GET` rule and a `POST` rule before a method-less one) is not detected.
+fn covers(earlier: &Rule, later: &Rule) -> bool {
+    let method = earlier.method.is_none() || earlier.method == later.method;
+    let host = earlier.host.is_none() || earlier.host == later.host;
+    let path = match (&earlier.path, &later.path) {
+        (PathMatch::Exact(a), PathMatch::Exact(b)) => a == b,
+        (PathMatch::Exact(_), PathMatch::Prefix(_)) => false,
+        (PathMatch::Prefix(a), PathMatch::Exact(b) | PathMatch::Prefix(b)) => {
+            b.starts_with(a.as_str())
+        }
+    };
+    method && host && path
+}
+
+/// Why `later` can never match: identical to `earlier` (`rules[j]`) or covered by it.
+fn shadowed_message(j: usize, earlier: &Rule, later: &Rule) -> String {
+    let same =
+        earlier.method == later.method && earlier.host == later.host && earlier.path == later.path;
+    if same {
+        return format!(
+            "matches exactly what rules[{j}] matches (same method, host and path), and the first matching rule wins: it can never match; remove one of them"
+        );
+    }
+    let path = match &earlier.path {
+        PathMatch::Exact(p) => format!("exact path {p:?}"),
+        PathMatch::Prefix(p) => format!("prefix {p:?}"),
+    };
+    format!(
+        "can never match: rules[{j}] comes first and matches every request it matches ({path}, {} method, {} host); move it before rules[{j}] or remove it",
+        if earlier.method.is_none() { "any" } else { "the same" },
+        if earlier.host.is_none() { "any" } else { "the same" },
+    )
 }
 
 /// RFC 9110 `tchar`.

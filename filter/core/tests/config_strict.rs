@@ -141,6 +141,32 @@ fn cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
             with(json!({"auth": {}})),
             vec![r#"auth: exactly one of "basic", "bearer", "header" expected, found none"#],
         ),
+        // Rules that can never match.
+        (
+            "a duplicate rule",
+            rules(json!([
+                {"event_type": "i", "topic": "t", "method": "GET", "path": {"exact": "/i"}},
+                {"event_type": "c", "topic": "t", "path": {"prefix": "/c/"}},
+                {"event_type": "i2", "topic": "u", "method": "GET", "path": {"exact": "/i"}, "sample_rate": 0.5}
+            ])),
+            vec!["rules[2]: matches exactly what rules[0] matches (same method, host and path), and the first matching rule wins: it can never match; remove one of them"],
+        ),
+        (
+            "an exact path under an earlier prefix",
+            rules(json!([
+                {"event_type": "c", "topic": "t", "path": {"prefix": "/ad/"}},
+                {"event_type": "i", "topic": "t", "method": "GET", "path": {"exact": "/ad/imp"}}
+            ])),
+            vec![r#"rules[1]: can never match: rules[0] comes first and matches every request it matches (prefix "/ad/", any method, any host); move it before rules[0] or remove it"#],
+        ),
+        (
+            "a longer prefix under an earlier prefix, same method and host",
+            rules(json!([
+                {"event_type": "c", "topic": "t", "method": "GET", "host": "Ads.Example.com", "path": {"prefix": "/ad"}},
+                {"event_type": "i", "topic": "t", "method": "GET", "host": "ads.example.com:8443", "path": {"prefix": "/ad/click"}}
+            ])),
+            vec![r#"rules[1]: can never match: rules[0] comes first and matches every request it matches (prefix "/ad", the same method, the same host); move it before rules[0] or remove it"#],
+        ),
         // Strings past their bound.
         (
             "a 10 MB prefix",
