@@ -29,7 +29,8 @@
 //! have no JSON form and are refused here, with the path.
 //!
 //! Envoy's own YAML loader writes floats and integers outside `i32` as strings (see
-//! [`number_from_text`]); a Struct from xDS has real doubles. Both reach the same validator.
+//! [`number_from_text`]); a Struct read from a JSON file or received over xDS has real doubles
+//! (both measured in Envoy 1.40 by the stack tests). Both reach the same validator.
 //!
 //! Error messages name the path and the problem, never a value (secrets may be anywhere).
 
