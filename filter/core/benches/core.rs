@@ -3,25 +3,27 @@
 //! for each request, without the VM and the host calls:
 //!
 //! - `match_rule`: the rule scan every request pays, captured or not;
-//! - `capture`: `begin` + `finish` of one event (query/header allow-lists, client IP);
-//! - `to_record/{json,msgpack}`: encoding one finished event into a record;
+//! - `record/{json,msgpack}`: writing one captured request's record straight from its header
+//!   map (query/header allow-lists, client IP, value and key), as the capture session does;
 //! - `build_request/{dialect}/{format}/x500`: one batch request body from 500 records;
 //! - `classify/v2/x500`: reading a 500-record v2 answer;
 //! - `batch/{format}/x500`: push 500 records, `poll` the batch (building its request), and
 //!   `on_response` with a correct v2 answer — the pipeline's whole share;
-//! - `cycle/{format}/x500`: everything per event, all included: match, capture, encode, push,
-//!   and the event's share of building the batch and handling its answer.
+//! - `cycle/{format}/x500`: everything per event, all included: match, record, push, and the
+//!   event's share of building the batch and handling its answer.
 //!
 //! Naming convention: an id ending in `/xN` processes N events per iteration, so its time per
 //! event is the reported time divided by N (`adtap-bench` does that division when it reads
 //! `--output-format bencher`). The batch size is the default `batch.max_events` (500).
 
-use adtap_core::capture::{self, Completion, HeaderSource, RequestHead};
+use adtap_core::capture::{self, Completion, RequestHead};
 use adtap_core::classify::{self, Response};
 use adtap_core::config::Dialect;
-use adtap_core::encode;
+use adtap_core::encode::{self, EncodeError};
+use adtap_core::headers::HeaderPairs;
 use adtap_core::pipeline::Pipeline;
-use adtap_core::{Config, Event, Record};
+use adtap_core::record::{self, EventId, Scratch};
+use adtap_core::{Config, Record};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::hint::black_box;
 
@@ -41,18 +43,22 @@ fn config(dialect: &str, format: &str) -> Config {
     }
 }
 
-struct Headers;
-
-impl HeaderSource for Headers {
-    fn header(&self, name: &str) -> Option<String> {
-        match name {
-            "user-agent" => Some("Mozilla/5.0 (X11; Linux x86_64) adtap-bench/1".into()),
-            "referer" => Some("https://publisher.example/article/42".into()),
-            "x-country" => Some("FR".into()),
-            "x-request-id" => Some("6f1c2a8e-4d0b-4b8e-9d7a-2f6f1b0c9e11".into()),
-            _ => None,
-        }
-    }
+/// The request's header map as Envoy hands it over (pseudo-headers included).
+fn headers() -> HeaderPairs {
+    HeaderPairs::from_pairs(&[
+        (":method", "GET"),
+        (":path", PATH),
+        (":authority", "ads.example.com"),
+        (":scheme", "https"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) adtap-bench/1",
+        ),
+        ("referer", "https://publisher.example/article/42"),
+        ("accept", "*/*"),
+        ("x-country", "FR"),
+        ("x-request-id", "6f1c2a8e-4d0b-4b8e-9d7a-2f6f1b0c9e11"),
+    ])
 }
 
 fn head() -> RequestHead<'static> {
@@ -75,22 +81,35 @@ fn completion() -> Completion {
     }
 }
 
-/// One event through match and capture, as the glue does it.
-fn capture_one(cfg: &Config, seq: u64) -> Option<(usize, Event)> {
+/// One request through match and record writing, as the capture session does it.
+fn capture_one(
+    cfg: &Config,
+    headers: &HeaderPairs,
+    done: &Completion,
+    scratch: &mut Scratch,
+    seq: u64,
+) -> Option<Result<Record, EncodeError>> {
     let rule = capture::match_rule(cfg, head())?;
-    let id = format!("{:016x}-{:x}", 0x1234_5678_9abc_def0_u64, seq);
-    let mut ev = capture::begin(cfg, rule, id, 1_700_000_000_000, head(), &Headers);
-    capture::finish(cfg, &mut ev, None, completion());
-    Some((rule, ev))
+    let fields = record::Fields {
+        rule,
+        id: EventId {
+            vm: 0x1234_5678_9abc_def0,
+            seq,
+        },
+        ts: 1_700_000_000_000,
+        head: head(),
+        headers,
+        done,
+        body: None,
+    };
+    Some(record::write(cfg, &fields, scratch))
 }
 
 fn record(cfg: &Config) -> Record {
-    let Some((rule, ev)) = capture_one(cfg, 1) else {
-        panic!("the bench request does not match the bench rule");
-    };
-    match encode::to_record(cfg, rule, &ev) {
-        Ok(r) => r,
-        Err(e) => panic!("encode failed: {e:?}"),
+    match capture_one(cfg, &headers(), &completion(), &mut Scratch::new(), 1) {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => panic!("encode failed: {e:?}"),
+        None => panic!("the bench request does not match the bench rule"),
     }
 }
 
@@ -134,20 +153,16 @@ fn benches(c: &mut Criterion) {
     c.bench_function("match_rule", |b| {
         b.iter(|| capture::match_rule(black_box(&json), black_box(head())))
     });
-    c.bench_function("capture", |b| {
-        let mut seq = 0;
-        b.iter(|| {
-            seq += 1;
-            capture_one(&json, seq)
-        })
-    });
+    let (hdrs, done) = (headers(), completion());
     for format in ["json", "msgpack"] {
         let cfg = config("confluent_v2", format);
-        let Some((rule, ev)) = capture_one(&cfg, 7) else {
-            return;
-        };
-        c.bench_function(&format!("to_record/{format}"), |b| {
-            b.iter(|| encode::to_record(&cfg, rule, black_box(&ev)))
+        let mut scratch = Scratch::new();
+        let mut seq = 0;
+        c.bench_function(&format!("record/{format}"), |b| {
+            b.iter(|| {
+                seq += 1;
+                capture_one(&cfg, black_box(&hdrs), &done, &mut scratch, seq)
+            })
         });
     }
     for dialect in ["confluent_v2", "confluent_v3", "redpanda"] {
@@ -193,16 +208,16 @@ fn benches(c: &mut Criterion) {
         });
         let mut p = Pipeline::new(&cfg, 42);
         let mut seq = 0;
+        let mut scratch = Scratch::new();
         c.bench_function(&format!("cycle/{format}/x{BATCH}"), |b| {
             b.iter(|| {
                 now += 1;
                 for _ in 0..BATCH {
                     seq += 1;
-                    if let Some((rule, ev)) = capture_one(&cfg, seq) {
-                        match encode::to_record(&cfg, rule, &ev) {
-                            Ok(r) => p.push(now, r),
-                            Err(_) => p.push_failed(adtap_core::classify::DropReason::Encode),
-                        }
+                    match capture_one(&cfg, &hdrs, &done, &mut scratch, seq) {
+                        Some(Ok(r)) => p.push(now, r),
+                        Some(Err(_)) => p.push_failed(adtap_core::classify::DropReason::Encode),
+                        None => {}
                     }
                 }
                 drain(&mut p, now, &answer)

@@ -6,8 +6,6 @@
 //! per header (each costs about a microsecond in V8), so the capture reads the map once and
 //! looks names up in these bytes without copying them.
 
-use crate::capture::HeaderSource;
-
 /// A parsed header map, borrowed lookups into the host's bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderPairs {
@@ -82,12 +80,6 @@ impl HeaderPairs {
             Ok(s) => std::borrow::Cow::Borrowed(s),
             Err(_) => String::from_utf8_lossy(v),
         })
-    }
-}
-
-impl HeaderSource for HeaderPairs {
-    fn header(&self, name: &str) -> Option<String> {
-        self.text(name).map(std::borrow::Cow::into_owned)
     }
 }
 

@@ -98,25 +98,35 @@ pub fn truncate(ip: IpAddr) -> IpAddr {
 /// without the salt; with it, the IPv4 space is small enough to enumerate, so the salt is a
 /// secret. The zero byte keeps `salt + ip` boundaries unambiguous.
 pub fn hash(salt: &str, ip: IpAddr) -> String {
-    let mut h = Sha256::new();
-    h.update(salt.as_bytes());
-    h.update([0u8]);
-    h.update(ip.to_string().as_bytes());
-    let digest = h.finalize();
     let mut out = String::with_capacity(32);
-    for b in digest.iter().take(16) {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
+    hash_into(salt, ip, &mut out);
     out
 }
 
-/// An address in its canonical text form; IPv4 written by hand (`Display` costs several times
-/// as much, on every event).
-fn text(ip: IpAddr) -> String {
+/// [`hash`], written at the end of `out`.
+fn hash_into(salt: &str, ip: IpAddr, out: &mut String) {
+    let start = out.len();
+    text_into(ip, out);
+    let mut h = Sha256::new();
+    h.update(salt.as_bytes());
+    h.update([0u8]);
+    h.update(out.get(start..).unwrap_or_default().as_bytes());
+    out.truncate(start);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in h.finalize().iter().take(16) {
+        for nibble in [b >> 4, b & 0xf] {
+            out.push(char::from(
+                HEX.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+            ));
+        }
+    }
+}
+
+/// An address in its canonical text form at the end of `out`; IPv4 written by hand
+/// (`Display` costs several times as much, on every event).
+fn text_into(ip: IpAddr, out: &mut String) {
     match ip {
         IpAddr::V4(v4) => {
-            let mut out = String::with_capacity(15);
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
                     out.push('.');
@@ -129,26 +139,42 @@ fn text(ip: IpAddr) -> String {
                 }
                 out.push(char::from(b'0' + octet % 10));
             }
-            out
         }
-        IpAddr::V6(_) => ip.to_string(),
+        // Writing to a String cannot fail.
+        IpAddr::V6(_) => {
+            let _ = write!(out, "{ip}");
+        }
     }
 }
 
 /// The client IP as written into an event for `mode` (`None` in `omit` mode).
 pub fn render(mode: IpMode, salt: Option<&str>, ip: IpAddr) -> Option<String> {
+    let mut out = String::new();
+    render_into(mode, salt, ip, &mut out).then_some(out)
+}
+
+/// [`render`] at the end of `out`, without allocating once `out` has room; false (and
+/// nothing written) in `omit` mode.
+pub fn render_into(mode: IpMode, salt: Option<&str>, ip: IpAddr, out: &mut String) -> bool {
     match mode {
-        IpMode::Full => Some(text(ip)),
-        IpMode::Truncate => Some(text(truncate(ip))),
-        IpMode::Hash => Some(hash(salt.unwrap_or(""), ip)),
-        IpMode::Omit => None,
+        IpMode::Full => text_into(ip, out),
+        IpMode::Truncate => text_into(truncate(ip), out),
+        IpMode::Hash => hash_into(salt.unwrap_or(""), ip, out),
+        IpMode::Omit => return false,
     }
+    true
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    fn text(ip: IpAddr) -> String {
+        let mut out = String::new();
+        text_into(ip, &mut out);
+        out
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -3,11 +3,14 @@
 //!
 //! Layout, in the order an event meets it:
 //! - [`config`] and [`validate`]: the operator's JSON, parsed and range-checked into a [`Config`].
-//! - [`capture`]: rule matching on method/host/path, sampling, and building an [`Event`] from the
-//!   request the glue observes (fields, query/header allow-lists, client IP modes, body).
-//! - [`event`]: the event model and the encoded [`Record`] that is buffered and sent.
-//! - [`encode`]: record values (JSON / MessagePack), record keys, and the HTTP request body for a
-//!   batch in each REST dialect.
+//! - [`capture`]: rule matching on method/host/path, sampling, query decoding and body
+//!   collection: the request values an event is made of.
+//! - [`record`]: the hot path's writer: one captured request written straight into its record
+//!   (value in JSON or MessagePack, and key), with no intermediate [`Event`].
+//! - [`event`]: the event model (the schema, and what decoders read back) and the encoded
+//!   [`Record`] that is buffered and sent.
+//! - [`encode`]: serde's encoding and decoding of an [`Event`] (the reference the writer matches
+//!   byte for byte), and the HTTP request body for a batch in each REST dialect.
 //! - [`classify`]: turning a REST proxy's answer into a per-record outcome
 //!   (delivered / retry / drop).
 //! - [`retry`]: backoff with jitter and the retry budget.
@@ -40,6 +43,7 @@ pub mod metrics;
 pub mod native;
 pub mod pb_struct;
 pub mod pipeline;
+pub mod record;
 pub mod retry;
 pub mod rng;
 pub mod session;

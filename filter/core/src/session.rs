@@ -18,11 +18,13 @@
 //! the log time, minus the duration when `duration` is read.
 
 use crate::capture::{self, BodyCapture, Completion, RequestHead};
-use crate::event::Event;
+use crate::encode::EncodeError;
+use crate::event::Record;
 use crate::headers::HeaderPairs;
 use crate::host::{self, Host, Property};
 use crate::ip;
 use crate::native;
+use crate::record;
 use crate::worker::Worker;
 
 pub use crate::native::Deployment;
@@ -113,9 +115,8 @@ impl Session {
     /// Completes the event at log time with the configured response fields and hands the
     /// record to the worker's pipeline.
     pub fn finish(self, worker: &mut Worker, host: &mut dyn Host, now_wall_ms: u64, now_ms: u64) {
-        let rule = self.rule;
-        let event = self.complete(worker, host, now_wall_ms);
-        worker.accept(now_ms, rule, &event);
+        let record = self.complete(worker, host, now_wall_ms);
+        worker.accept(now_ms, record);
     }
 
     /// The rule that matched.
@@ -124,12 +125,20 @@ impl Session {
     }
 
     /// Completes the event at log time with the configured response fields (the reads the
-    /// module header describes), without buffering it: [`Session::finish`] and the preview.
-    pub fn complete(self, worker: &mut Worker, host: &mut dyn Host, now_wall_ms: u64) -> Event {
+    /// module header describes) and writes its record, without buffering it:
+    /// [`Session::finish`] and the preview.
+    pub fn complete(
+        self,
+        worker: &mut Worker,
+        host: &mut dyn Host,
+        now_wall_ms: u64,
+    ) -> Result<Record, EncodeError> {
         let cfg = worker.config();
         let fields = cfg.response_fields;
-        let xff = self.headers.text("x-forwarded-for");
-        let needs_peer = ip::needs_peer_address(&cfg.client_ip, xff.as_deref());
+        let needs_peer = {
+            let xff = self.headers.text("x-forwarded-for");
+            ip::needs_peer_address(&cfg.client_ip, xff.as_deref())
+        };
         let mut done = Completion {
             status: if fields.status {
                 host.response_status()
@@ -157,33 +166,27 @@ impl Session {
         }
         // The request began `duration` before the log time; without it the log time stands in.
         let ts = now_wall_ms.saturating_sub(done.duration_us.unwrap_or(0) / 1_000);
-        let id = worker.next_event_id();
-        let head = {
-            let method = self.headers.text(":method").unwrap_or_default();
-            let path = self.headers.text(":path").unwrap_or_default();
-            let host_name = self.headers.text(":authority").unwrap_or_default();
-            capture::begin(
-                worker.config(),
-                self.rule,
-                id,
-                ts,
-                RequestHead {
-                    method: &method,
-                    host: &host_name,
-                    path: &path,
-                },
-                &self.headers,
-            )
-        };
-        let mut event = head;
-        if let Some(body) = self.body {
-            body.finish(&mut event);
-            if event.body_truncated {
-                worker.local_mut().body_truncated += 1;
-            }
+        if self.body.as_ref().is_some_and(BodyCapture::truncated) {
+            worker.local_mut().body_truncated += 1;
         }
-        capture::finish(worker.config(), &mut event, xff.as_deref(), done);
-        event
+        let id = worker.next_event_id();
+        let method = self.headers.text(":method").unwrap_or_default();
+        let path = self.headers.text(":path").unwrap_or_default();
+        let host_name = self.headers.text(":authority").unwrap_or_default();
+        let record_fields = record::Fields {
+            rule: self.rule,
+            id,
+            ts,
+            head: RequestHead {
+                method: &method,
+                host: &host_name,
+                path: &path,
+            },
+            headers: &self.headers,
+            done: &done,
+            body: self.body.as_ref(),
+        };
+        worker.write_record(&record_fields)
     }
 }
 

@@ -11,11 +11,12 @@
 //! still held is counted as dropped for shutdown, so the last published numbers balance.
 
 use crate::classify::{DropReason, Response};
-use crate::encode;
-use crate::event::Event;
+use crate::encode::EncodeError;
+use crate::event::Record;
 use crate::host::{Host, LogLevel};
 use crate::metrics::{self, Local, COUNT};
 use crate::pipeline::{BatchId, Pipeline, ResponseReport, Stats};
+use crate::record::{self, EventId, Scratch};
 use crate::rng::Rng;
 use crate::Config;
 
@@ -52,8 +53,8 @@ pub struct Worker {
     calls: Vec<(u32, BatchId)>,
     phase: Phase,
     failures: FailureLog,
-    /// Encoding scratch space, reused for every event.
-    scratch: Vec<u8>,
+    /// Record-writing scratch space, reused for every event.
+    scratch: Scratch,
 }
 
 impl Worker {
@@ -72,7 +73,7 @@ impl Worker {
             calls: Vec::new(),
             phase: Phase::Running,
             failures: FailureLog::default(),
-            scratch: Vec::with_capacity(2048),
+            scratch: Scratch::new(),
         }
     }
 
@@ -120,20 +121,24 @@ impl Worker {
     }
 
     /// A fresh event id, unique across workers and restarts (random VM id + sequence).
-    pub fn next_event_id(&mut self) -> String {
+    pub fn next_event_id(&mut self) -> EventId {
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
-        // Written by hand: `format!` costs several times as much, on every event.
-        let mut id = String::with_capacity(34);
-        push_hex(&mut id, self.vm_id, 16);
-        id.push('-');
-        push_hex(&mut id, seq, 1);
-        id
+        EventId {
+            vm: self.vm_id,
+            seq,
+        }
     }
 
-    /// Encodes a finished event and hands it to the pipeline.
-    pub fn accept(&mut self, now_ms: u64, rule: usize, event: &Event) {
-        match encode::to_record_with(&self.cfg, rule, event, &mut self.scratch) {
+    /// Writes the record of one captured request, through this worker's reusable scratch.
+    pub fn write_record(&mut self, fields: &record::Fields<'_>) -> Result<Record, EncodeError> {
+        record::write(&self.cfg, fields, &mut self.scratch)
+    }
+
+    /// Hands a finished record to the pipeline; one that could not be written is counted as
+    /// dropped for `encode`.
+    pub fn accept(&mut self, now_ms: u64, record: Result<Record, EncodeError>) {
+        match record {
             Ok(record) => self.pipeline.push(now_ms, record),
             Err(_) => self.pipeline.push_failed(DropReason::Encode),
         }
@@ -230,16 +235,6 @@ impl Worker {
     }
 }
 
-/// Appends `v` in lower-case hex, zero-padded to at least `min_digits`.
-fn push_hex(out: &mut String, v: u64, min_digits: u32) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let used = (64 - v.leading_zeros()).div_ceil(4).max(min_digits).min(16);
-    for i in (0..used).rev() {
-        let nibble = ((v >> (i * 4)) & 0xF) as usize;
-        out.push(char::from(DIGITS.get(nibble).copied().unwrap_or(b'0')));
-    }
-}
-
 /// Rate-limited logging of delivery failures.
 #[derive(Debug, Default)]
 struct FailureLog {
@@ -264,32 +259,6 @@ impl FailureLog {
             );
             self.last = Some(now_ms);
             self.since_last = 0;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::push_hex;
-
-    #[test]
-    fn hex_matches_format() {
-        for (v, min) in [
-            (0u64, 1),
-            (0, 16),
-            (0xabc, 1),
-            (u64::MAX, 16),
-            (0x1_0000, 16),
-            (15, 1),
-        ] {
-            let mut s = String::new();
-            push_hex(&mut s, v, min);
-            let want = if min == 16 {
-                format!("{v:016x}")
-            } else {
-                format!("{v:x}")
-            };
-            assert_eq!(s, want);
         }
     }
 }

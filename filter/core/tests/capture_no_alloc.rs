@@ -1,21 +1,36 @@
-//! `capture::match_rule` runs on every request through Envoy, so it must not allocate. This
-//! binary installs a counting global allocator and holds the only test in it, so nothing else
-//! allocates concurrently.
+//! The capture path's allocations, counted. `capture::match_rule` runs on every request through
+//! Envoy, so it must not allocate; `record::write` runs on every captured request, so it may
+//! allocate only the record itself (its value, and its key when it has one). This binary
+//! installs a global allocator that counts each thread's allocations, so tests running at the
+//! same time do not see each other's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use adtap_core::capture::{match_rule, RequestHead};
+use adtap_core::capture::{match_rule, BodyCapture, Completion, RequestHead};
 use adtap_core::config::Config;
+use adtap_core::headers::HeaderPairs;
+use adtap_core::record::{self, EventId, Scratch};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    // A `const` thread-local needs no allocation of its own.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
+
+fn count() {
+    ALLOCATIONS.with(|c| c.set(c.get() + 1));
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        count();
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.alloc(layout) }
     }
@@ -24,7 +39,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        count();
         // SAFETY: as for `dealloc`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -51,15 +66,104 @@ fn match_rule_does_not_allocate() {
         ("GET", "other", "/i", None),
         ("PUT", "ads.example.com", long_query.as_str(), None),
     ];
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = allocations();
     let mut got = [None; 5];
     for _ in 0..100 {
         for (slot, (method, host, path, _)) in got.iter_mut().zip(heads.iter()) {
             *slot = match_rule(&cfg, RequestHead { method, host, path });
         }
     }
-    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    let after = allocations();
     assert_eq!(after - before, 0, "match_rule allocated");
     let want: Vec<Option<usize>> = heads.iter().map(|h| h.3).collect();
     assert_eq!(got.to_vec(), want);
+}
+
+/// A configuration that exercises every field of the record: allow-listed query parameters
+/// (one renamed) and headers, the client IP from `x-forwarded-for`, a body rule, and a key.
+fn full_config(format: &str, ip_mode: &str) -> Config {
+    let salt = if ip_mode == "hash" {
+        r#", "salt": "s""#
+    } else {
+        ""
+    };
+    Config::parse(
+        format!(
+            r#"{{"cluster": "k", "format": "{format}",
+            "rules": [{{"event_type": "bid", "topic": "t", "path": {{"prefix": "/"}}, "capture_body": true}}],
+            "query_params": ["campaign_id", {{"name": "crid", "as": "creative"}}],
+            "headers": ["x-country", "accept-language"],
+            "client_ip": {{"mode": "{ip_mode}", "trusted_hops": 1{salt}}},
+            "response_fields": ["status", "duration", "sizes", "route", "upstream"],
+            "key": "query.campaign_id"}}"#
+        )
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn record_write_allocates_only_the_record() {
+    let headers = HeaderPairs::from_pairs(&[
+        (":method", "POST"),
+        (":path", "/bid?campaign_id=c%2D42&crid=cr-7&cb=123"),
+        (":authority", "ads.example.com"),
+        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64)"),
+        ("referer", "https://publisher.example/a?b=\"c\""),
+        ("x-request-id", "6f1c2a8e-4d0b-4b8e-9d7a-2f6f1b0c9e11"),
+        ("x-country", "FR"),
+        ("x-forwarded-for", "2001:db8::7, 198.51.100.20"),
+    ]);
+    let done = Completion {
+        status: Some(200),
+        duration_us: Some(412),
+        request_bytes: Some(310),
+        response_bytes: Some(120),
+        route: Some("bids".into()),
+        upstream: Some("ad_server".into()),
+        peer_address: Some("10.0.0.1:5000".into()),
+    };
+    let mut body = BodyCapture::new(64);
+    body.push(b"{\"imp\":[{\"id\":\"1\"}]}\n\x01", 20);
+    let mut binary = BodyCapture::new(8);
+    binary.push(&[0xff, 0xfe, 0, 1, 2, 3, 4, 5, 6], 9);
+    for format in ["json", "msgpack"] {
+        for ip_mode in ["full", "truncate", "hash", "omit"] {
+            let cfg = full_config(format, ip_mode);
+            for body in [None, Some(&body), Some(&binary)] {
+                let mut scratch = Scratch::new();
+                let fields = |seq| record::Fields {
+                    rule: 0,
+                    id: EventId { vm: 7, seq },
+                    ts: 1_700_000_000_000,
+                    head: RequestHead {
+                        method: "POST",
+                        host: "ads.example.com",
+                        path: "/bid?campaign_id=c%2D42&crid=cr-7&cb=123",
+                    },
+                    headers: &headers,
+                    done: &done,
+                    body,
+                };
+                // The scratch grows on the first events, then stays.
+                for seq in 0..3 {
+                    record::write(&cfg, &fields(seq), &mut scratch).unwrap();
+                }
+                let mut records = Vec::with_capacity(100);
+                let before = allocations();
+                for seq in 3..103 {
+                    records.push(record::write(&cfg, &fields(seq), &mut scratch).unwrap());
+                }
+                let per_record = (allocations() - before) as f64 / 100.0;
+                // The value, and the key (`campaign_id` is present).
+                assert_eq!(
+                    per_record,
+                    2.0,
+                    "{format} {ip_mode} body: {}",
+                    body.is_some()
+                );
+                assert!(records.iter().all(|r| r.key.as_deref() == Some("c-42")));
+            }
+        }
+    }
 }

@@ -3,9 +3,10 @@
 //! - configuration: arbitrary bytes, and structured mutations of the valid configs of the
 //!   shared table → `Config::parse` never panics and every error names a path and a problem;
 //! - capture and encoding: arbitrary request heads, headers, query strings and body chunks →
-//!   `match_rule` / `begin` / `BodyCapture` / `finish` / `to_record` / `build_request` never
-//!   panic, JSON values re-parse to the same event, MessagePack decodes back to it, and each
-//!   dialect's body holds one record per event;
+//!   `match_rule` / `BodyCapture` / `record::write` / `build_request` never panic, the written
+//!   value is exactly serde's encoding of the event it decodes to (JSON and MessagePack), its
+//!   key is the one `record_key` takes from that event, and each dialect's body holds one
+//!   record per event;
 //! - classification: arbitrary statuses and bodies → exactly `n` outcomes for every dialect.
 
 #![allow(
@@ -15,10 +16,12 @@
     clippy::indexing_slicing
 )]
 
-use adtap_core::capture::{self, BodyCapture, Completion, HeaderSource, RequestHead};
+use adtap_core::capture::{self, BodyCapture, Completion, RequestHead};
 use adtap_core::classify::{classify, Response};
 use adtap_core::config::{Config, Dialect, ValueFormat};
 use adtap_core::encode;
+use adtap_core::headers::HeaderPairs;
+use adtap_core::record::{self, EventId, Scratch};
 use adtap_core::rng::Rng;
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -178,16 +181,6 @@ proptest! {
 
 // ---- capture and encoding --------------------------------------------------------------------
 
-struct Headers(Vec<(String, String)>);
-impl HeaderSource for Headers {
-    fn header(&self, name: &str) -> Option<String> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    }
-}
-
 fn capture_config(dialect: &str, format: &str, mode: &str, key: &str) -> Config {
     let mut v = json!({
         "cluster": "kafka_rest", "dialect": dialect, "cluster_id": "lkc-1", "format": format,
@@ -246,20 +239,33 @@ proptest! {
         let head = RequestHead { method: &method, host: &host, path: &path };
         let rule = capture::match_rule(&cfg, head).unwrap_or(2);
         let _ = capture::sampled(&cfg.rules[rule], &mut Rng::new(sample));
-        let hdrs = Headers(headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
-        let mut ev = capture::begin(&cfg, rule, format!("id-{sample:x}"), ts, head, &hdrs);
+        let mut pairs: Vec<(String, String)> =
+            headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        if let Some(xff) = &xff {
+            pairs.push(("x-forwarded-for".to_string(), xff.clone()));
+        }
+        let hdrs = HeaderPairs::from_pairs(&pairs);
         let mut body = BodyCapture::new(cfg.body.max_bytes);
         for c in &chunks {
             let want = body.wanted().min(c.len());
             body.push(&c[..want], c.len());
         }
-        body.finish(&mut ev);
         let done = Completion { status, peer_address: peer, ..Completion::default() };
-        capture::finish(&cfg, &mut ev, xff.as_deref(), done);
-        prop_assert!(ev.body.as_ref().unwrap().len() <= 64 * 4 / 3 + 4);
-
-        let rec = encode::to_record(&cfg, rule, &ev).unwrap();
-        prop_assert_eq!(&encode::decode_value(cfg.format, &rec.value).unwrap(), &ev);
+        let fields = record::Fields {
+            rule,
+            id: EventId { vm: sample, seq: ts },
+            ts,
+            head,
+            headers: &hdrs,
+            done: &done,
+            body: cfg.rules[rule].capture_body.then_some(&body),
+        };
+        let rec = record::write(&cfg, &fields, &mut Scratch::new()).unwrap();
+        let ev = encode::decode_value(cfg.format, &rec.value).unwrap();
+        prop_assert_eq!(&encode::encode_value(cfg.format, &ev).unwrap(), &rec.value);
+        prop_assert_eq!(&rec.key, &encode::record_key(cfg.rules[rule].key.as_ref().unwrap(), &ev));
+        prop_assert_eq!(ev.id, format!("{sample:016x}-{ts:x}"));
+        prop_assert!(ev.body.as_ref().is_none_or(|b| b.len() <= 64 * 4 / 3 + 4));
         if cfg.format == ValueFormat::Json {
             let v: Value = serde_json::from_slice(&rec.value).unwrap();
             prop_assert!(v.is_object());

@@ -3,7 +3,7 @@
 //!
 //! A preview runs the filter's own capture: `Config::parse` (as `on_configure`), then the core's
 //! [`Session`] on a [`Worker`] over [`SampleHost`], a host whose stream is the sample request
-//! (the reads the filter makes, answered from the sample), then `to_record` and `build_request`
+//! (the reads the filter makes, answered from the sample), the record it writes, then `build_request`
 //! once per REST dialect.
 
 use crate::request::{RequestHeaders, SampleRequest};
@@ -243,10 +243,16 @@ pub fn preview(config: &[u8], request: &SampleRequest, ts_ms: u64) -> Result<Pre
     }
     // The filter's timestamp is the log time, less the duration when it is read.
     let log_time = ts_ms.saturating_add(request.duration_us.unwrap_or(0) / 1_000);
-    let mut event = session.complete(&mut worker, &mut host, log_time);
+    let mut record = session
+        .complete(&mut worker, &mut host, log_time)
+        .map_err(|e| format!("cannot encode the event: {}", e.0))?;
+    // The preview shows a fixed id rather than the random one the filter draws: the value is
+    // re-encoded with it (serde's encoding is the writer's, byte for byte). The key never
+    // depends on the id.
+    let mut event = encode::decode_value(cfg.format, &record.value)
+        .map_err(|e| format!("cannot decode the record: {}", e.0))?;
     event.id = PREVIEW_EVENT_ID.to_string();
-
-    let record = encode::to_record(&cfg, rule_idx, &event)
+    record.value = encode::encode_value(cfg.format, &event)
         .map_err(|e| format!("cannot encode the event: {}", e.0))?;
     let value_text = match cfg.format {
         ValueFormat::Json => String::from_utf8(record.value.clone()).ok(),

@@ -3,7 +3,7 @@
 //! Field names are camelCase as JavaScript writes them. Unknown fields are rejected so that a
 //! typo (`peerAddr`) is reported instead of silently previewing a different request.
 
-use adtap_core::capture::{Completion, HeaderSource};
+use adtap_core::capture::Completion;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -136,8 +136,9 @@ fn header_value(name: &str, value: &Value) -> Result<String, String> {
 #[derive(Debug, Clone, Default)]
 pub struct RequestHeaders(pub Vec<(String, String)>);
 
-impl HeaderSource for RequestHeaders {
-    fn header(&self, name: &str) -> Option<String> {
+impl RequestHeaders {
+    /// The first value of header `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<String> {
         self.0
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))

@@ -1,0 +1,1045 @@
+//! The record writer: one captured request written straight into its record value, from the
+//! bytes the capture read, with no intermediate [`crate::Event`].
+//!
+//! This is the hot path of every captured request, so it allocates nothing of its own: the
+//! values are borrowed from the request's header map, the rule and the configuration; the few
+//! that must be computed (percent-decoded query values, the rendered client IP) go into a
+//! [`Scratch`] the worker keeps and reuses; the value is written into the scratch's output
+//! buffer and copied once into the record, at its exact length.
+//!
+//! Layout:
+//! - [`Fields`]: what one event is written from (the capture session fills it at log time).
+//! - [`write`]: the record (value and key) for those fields.
+//! - `Values` and `Sink`: every field resolved once, then written by one generic writer in
+//!   either format (`Json`, `Msgpack`), so field order and presence are decided in one place.
+//!
+//! The bytes are exactly what serde writes for the equivalent [`crate::Event`] (`serde_json`'s
+//! compact form, `rmp_serde` with named fields): the event type stays the schema and the
+//! decoder, and tests check, over generated requests, that re-encoding the decoded event gives
+//! the same bytes.
+
+use std::borrow::Cow;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+use crate::capture::{self, BodyCapture, BodyView, Completion, QueryScratch, RequestHead};
+use crate::config::{Config, KeySource, ValueFormat};
+use crate::encode::EncodeError;
+use crate::event::{Record, SCHEMA_VERSION};
+use crate::headers::HeaderPairs;
+use crate::ip;
+
+/// An event id: the VM's random id and a per-VM sequence, written `vvvvvvvvvvvvvvvv-seq` in
+/// lower-case hex (16 digits, then as many as the sequence needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventId {
+    /// The VM's random id.
+    pub vm: u64,
+    /// The event's sequence number in that VM.
+    pub seq: u64,
+}
+
+impl EventId {
+    /// Writes the id's text at the end of `out`.
+    pub fn write_to(self, out: &mut Vec<u8>) {
+        push_hex(out, self.vm, 16);
+        out.push(b'-');
+        push_hex(out, self.seq, 1);
+    }
+
+    /// Length of the id's text.
+    fn len(self) -> usize {
+        17 + hex_digits(self.seq, 1)
+    }
+}
+
+impl std::fmt::Display for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = Vec::with_capacity(34);
+        self.write_to(&mut out);
+        f.write_str(std::str::from_utf8(&out).unwrap_or_default())
+    }
+}
+
+/// Hex digits `v` takes, at least `min_digits`, at most 16.
+fn hex_digits(v: u64, min_digits: u32) -> usize {
+    (64 - v.leading_zeros()).div_ceil(4).clamp(min_digits, 16) as usize
+}
+
+/// Appends `v` in lower-case hex, zero-padded to at least `min_digits`.
+fn push_hex(out: &mut Vec<u8>, v: u64, min_digits: u32) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..hex_digits(v, min_digits)).rev() {
+        let nibble = ((v >> (i * 4)) & 0xF) as usize;
+        out.push(DIGITS.get(nibble).copied().unwrap_or(b'0'));
+    }
+}
+
+/// What one event is written from.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
+    /// Index of the matching rule.
+    pub rule: usize,
+    /// The event id.
+    pub id: EventId,
+    /// When the request arrived, Unix ms.
+    pub ts: u64,
+    /// `:method`, `:authority`, `:path` (with its query string).
+    pub head: RequestHead<'a>,
+    /// The request header map (allow-listed headers, user agent, referer, request id,
+    /// `x-forwarded-for`).
+    pub headers: &'a HeaderPairs,
+    /// What was read when the stream ended.
+    pub done: &'a Completion,
+    /// The collected request body, when the rule captures bodies.
+    pub body: Option<&'a BodyCapture>,
+}
+
+/// Reusable space for one event at a time: the value being written and the values computed on
+/// the way. A worker keeps one, so after the first few events nothing here allocates.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    out: Vec<u8>,
+    query: QueryScratch,
+    client_ip: String,
+}
+
+impl Scratch {
+    /// Scratch space sized for a typical event.
+    pub fn new() -> Scratch {
+        Scratch {
+            out: Vec::with_capacity(2048),
+            query: QueryScratch::default(),
+            client_ip: String::with_capacity(40),
+        }
+    }
+}
+
+/// Writes the record of one event: its value in the configured format and its key.
+///
+/// The key is absent when the key source is absent from the event or empty (an empty key
+/// would send every such event to one partition, which is what having no key avoids).
+pub fn write(cfg: &Config, f: &Fields<'_>, scratch: &mut Scratch) -> Result<Record, EncodeError> {
+    let rule = cfg
+        .rules
+        .get(f.rule)
+        .ok_or_else(|| EncodeError(format!("no rule #{}", f.rule)))?;
+    let Scratch {
+        out,
+        query,
+        client_ip,
+    } = scratch;
+    let path_and_query = f.head.path;
+    let query_string = path_and_query.split_once('?').map_or("", |(_, q)| q);
+    query.capture(&cfg.query_params, query_string);
+    client_ip.clear();
+    let ipc = &cfg.client_ip;
+    let xff = f.headers.text("x-forwarded-for");
+    let has_ip = ip::client_addr(
+        xff.as_deref(),
+        ipc.trusted_hops,
+        f.done.peer_address.as_deref(),
+    )
+    .is_some_and(|addr| ip::render_into(ipc.mode, ipc.salt.as_deref(), addr, client_ip));
+    let values = Values {
+        cfg,
+        id: f.id,
+        event_type: &rule.event_type,
+        ts: f.ts,
+        request_id: header(f.headers, "x-request-id"),
+        method: f.head.method,
+        host: f.head.host,
+        path: path_and_query
+            .split_once('?')
+            .map_or(path_and_query, |(p, _)| p),
+        query,
+        headers: f.headers,
+        user_agent: header(f.headers, "user-agent"),
+        referer: header(f.headers, "referer"),
+        client_ip: has_ip.then_some(client_ip.as_str()),
+        done: f.done,
+        body: f.body.map(BodyCapture::view),
+        body_truncated: f.body.is_some_and(BodyCapture::truncated),
+    };
+    out.clear();
+    match cfg.format {
+        ValueFormat::Json => values.write(&mut Json(out)),
+        ValueFormat::Msgpack => values.write(&mut Msgpack(out)),
+    }
+    let key = rule
+        .key
+        .as_ref()
+        .and_then(|k| values.key(k))
+        .filter(|k| !k.is_empty())
+        .map(Cow::into_owned);
+    Ok(Record {
+        topic: rule.topic,
+        key,
+        value: out.as_slice().to_vec(),
+        ts_ms: f.ts,
+    })
+}
+
+/// Header `name` as text, bounded to [`capture::MAX_HEADER_VALUE_BYTES`].
+fn header<'a>(headers: &'a HeaderPairs, name: &str) -> Option<Cow<'a, str>> {
+    headers
+        .text(name)
+        .map(|v| capture::bounded_cow(v, capture::MAX_HEADER_VALUE_BYTES))
+}
+
+/// Every field of one event, resolved.
+struct Values<'a> {
+    cfg: &'a Config,
+    id: EventId,
+    event_type: &'a str,
+    ts: u64,
+    request_id: Option<Cow<'a, str>>,
+    method: &'a str,
+    host: &'a str,
+    path: &'a str,
+    query: &'a QueryScratch,
+    headers: &'a HeaderPairs,
+    user_agent: Option<Cow<'a, str>>,
+    referer: Option<Cow<'a, str>>,
+    client_ip: Option<&'a str>,
+    done: &'a Completion,
+    body: Option<BodyView<'a>>,
+    body_truncated: bool,
+}
+
+impl<'a> Values<'a> {
+    /// The allow-listed headers present, in allow-list order.
+    fn allowed_headers(&self) -> impl Iterator<Item = (&'a str, Cow<'a, str>)> + '_ {
+        let headers = self.headers;
+        self.cfg
+            .headers
+            .iter()
+            .filter_map(move |name| header(headers, name).map(|v| (name.as_str(), v)))
+    }
+
+    /// The key from `source`, if present: the value the event carries for that field.
+    fn key(&self, source: &KeySource) -> Option<Cow<'_, str>> {
+        match source {
+            KeySource::Query(name) => self
+                .query
+                .found(&self.cfg.query_params)
+                .find(|(k, _)| *k == name.as_str())
+                .map(|(_, v)| Cow::Borrowed(v)),
+            KeySource::Header(name) => self
+                .allowed_headers()
+                .find(|(k, _)| *k == name.as_str())
+                .map(|(_, v)| v),
+            KeySource::ClientIp => self.client_ip.map(Cow::Borrowed),
+            KeySource::RequestId => self.request_id.clone(),
+            KeySource::Host => Some(Cow::Borrowed(self.host)),
+            KeySource::Path => Some(Cow::Borrowed(self.path)),
+            KeySource::EventType => Some(Cow::Borrowed(self.event_type)),
+        }
+    }
+
+    /// Writes the event as one map, fields in the order of [`crate::Event`]'s declaration,
+    /// absent ones left out (as serde's `skip_serializing_if` does).
+    fn write<S: Sink>(&self, s: &mut S) {
+        let d = self.done;
+        let n_query = self.query.found(&self.cfg.query_params).count();
+        let n_headers = self.allowed_headers().count();
+        let present = [
+            self.request_id.is_some(),
+            n_query > 0,
+            n_headers > 0,
+            self.user_agent.is_some(),
+            self.referer.is_some(),
+            self.client_ip.is_some(),
+            d.status.is_some(),
+            d.duration_us.is_some(),
+            d.request_bytes.is_some(),
+            d.response_bytes.is_some(),
+            d.route.is_some(),
+            d.upstream.is_some(),
+            self.body.is_some(),
+            matches!(self.body, Some(BodyView::Binary(..))),
+            self.body_truncated,
+        ];
+        // v, id, type, ts, method, host, path are always there.
+        let fields = 7 + present.iter().filter(|p| **p).count();
+        s.map(fields);
+        s.key("v", true);
+        s.uint(u64::from(SCHEMA_VERSION));
+        s.key("id", false);
+        s.id(self.id);
+        s.key("type", false);
+        s.str(self.event_type);
+        s.key("ts", false);
+        s.uint(self.ts);
+        if let Some(v) = &self.request_id {
+            s.key("request_id", false);
+            s.str(v);
+        }
+        s.key("method", false);
+        s.str(self.method);
+        s.key("host", false);
+        s.str(self.host);
+        s.key("path", false);
+        s.str(self.path);
+        if n_query > 0 {
+            s.key("query", false);
+            s.map(n_query);
+            for (i, (k, v)) in self.query.found(&self.cfg.query_params).enumerate() {
+                s.key(k, i == 0);
+                s.str(v);
+            }
+            s.end_map();
+        }
+        if n_headers > 0 {
+            s.key("headers", false);
+            s.map(n_headers);
+            for (i, (k, v)) in self.allowed_headers().enumerate() {
+                s.key(k, i == 0);
+                s.str(&v);
+            }
+            s.end_map();
+        }
+        let opt_str = |s: &mut S, name: &str, v: Option<&str>| {
+            if let Some(v) = v {
+                s.key(name, false);
+                s.str(v);
+            }
+        };
+        let opt_uint = |s: &mut S, name: &str, v: Option<u64>| {
+            if let Some(v) = v {
+                s.key(name, false);
+                s.uint(v);
+            }
+        };
+        opt_str(s, "user_agent", self.user_agent.as_deref());
+        opt_str(s, "referer", self.referer.as_deref());
+        opt_str(s, "client_ip", self.client_ip);
+        opt_uint(s, "status", d.status.map(u64::from));
+        opt_uint(s, "duration_us", d.duration_us);
+        opt_uint(s, "request_bytes", d.request_bytes);
+        opt_uint(s, "response_bytes", d.response_bytes);
+        opt_str(s, "route", d.route.as_deref());
+        opt_str(s, "upstream", d.upstream.as_deref());
+        match self.body {
+            Some(BodyView::Text(text)) => {
+                s.key("body", false);
+                s.str(text);
+            }
+            Some(BodyView::Binary(bytes)) => {
+                s.key("body", false);
+                s.base64(bytes);
+                s.key("body_base64", false);
+                s.boolean(true);
+            }
+            None => {}
+        }
+        if self.body_truncated {
+            s.key("body_truncated", false);
+            s.boolean(true);
+        }
+        s.end_map();
+    }
+}
+
+/// One value format, written as a stream of map entries.
+trait Sink {
+    /// Starts a map of `len` entries.
+    fn map(&mut self, len: usize);
+    /// Ends the map started last.
+    fn end_map(&mut self);
+    /// A key; `first` for the first entry of a map.
+    fn key(&mut self, name: &str, first: bool);
+    /// A string value.
+    fn str(&mut self, s: &str);
+    /// An event id, as a string value.
+    fn id(&mut self, id: EventId);
+    /// `bytes` as a standard base64 string value.
+    fn base64(&mut self, bytes: &[u8]);
+    /// An unsigned integer value.
+    fn uint(&mut self, n: u64);
+    /// A boolean value.
+    fn boolean(&mut self, b: bool);
+}
+
+/// `serde_json`'s compact form.
+struct Json<'o>(&'o mut Vec<u8>);
+
+impl Sink for Json<'_> {
+    fn map(&mut self, _len: usize) {
+        self.0.push(b'{');
+    }
+    fn end_map(&mut self) {
+        self.0.push(b'}');
+    }
+    fn key(&mut self, name: &str, first: bool) {
+        if !first {
+            self.0.push(b',');
+        }
+        write_json_str(self.0, name);
+        self.0.push(b':');
+    }
+    fn str(&mut self, s: &str) {
+        write_json_str(self.0, s);
+    }
+    fn id(&mut self, id: EventId) {
+        self.0.push(b'"');
+        id.write_to(self.0);
+        self.0.push(b'"');
+    }
+    fn base64(&mut self, bytes: &[u8]) {
+        self.0.push(b'"');
+        write_base64(self.0, bytes);
+        self.0.push(b'"');
+    }
+    fn uint(&mut self, n: u64) {
+        let mut buf = [0u8; 20];
+        let mut at = buf.len();
+        let mut n = n;
+        loop {
+            at -= 1;
+            if let Some(d) = buf.get_mut(at) {
+                // `n % 10` is one digit.
+                *d = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+            if n == 0 || at == 0 {
+                break;
+            }
+        }
+        self.0.extend_from_slice(buf.get(at..).unwrap_or_default());
+    }
+    fn boolean(&mut self, b: bool) {
+        self.0
+            .extend_from_slice(if b { b"true" as &[u8] } else { b"false" });
+    }
+}
+
+/// Bytes JSON must escape: every control character, the quote and the backslash.
+fn json_escapes(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// Writes `s` as a JSON string literal, escaped as `serde_json` escapes: `\"`, `\\`, `\b`,
+/// `\f`, `\n`, `\r`, `\t`, other control characters as `\u00xx`; everything else (UTF-8
+/// included) as is. Runs without escapes are copied whole.
+pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !json_escapes(b) {
+            continue;
+        }
+        out.extend_from_slice(bytes.get(run..i).unwrap_or_default());
+        run = i + 1;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0'));
+                out.push(HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'));
+            }
+        }
+    }
+    out.extend_from_slice(bytes.get(run..).unwrap_or_default());
+    out.push(b'"');
+}
+
+/// Length of the standard padded base64 of `n` bytes.
+pub(crate) fn b64_len(n: usize) -> usize {
+    n.div_ceil(3).saturating_mul(4)
+}
+
+/// Writes the standard padded base64 of `input` at the end of `out`, encoded in place.
+pub(crate) fn write_base64(out: &mut Vec<u8>, input: &[u8]) {
+    let start = out.len();
+    out.resize(start + b64_len(input.len()), 0);
+    let written = out
+        .get_mut(start..)
+        .map(|tail| STANDARD.encode_slice(input, tail));
+    match written {
+        Some(Ok(n)) => out.truncate(start + n),
+        // Unreachable with the exact length above; fall back rather than emit garbage.
+        _ => {
+            out.truncate(start);
+            out.extend_from_slice(STANDARD.encode(input).as_bytes());
+        }
+    }
+}
+
+/// MessagePack with named fields, in the smallest encodings (as `rmp_serde` writes them).
+struct Msgpack<'o>(&'o mut Vec<u8>);
+
+impl Msgpack<'_> {
+    /// A string or map header: the fix form under `fix_max`, else the 8/16/32-bit forms.
+    fn header(&mut self, len: usize, fix: u8, fix_max: usize, wide: [Option<u8>; 3]) {
+        let out = &mut *self.0;
+        let [w8, w16, w32] = wide;
+        if len <= fix_max {
+            // `len` fits the fix form's low bits.
+            out.push(fix | len as u8);
+        } else if let (Some(m), Ok(n)) = (w8, u8::try_from(len)) {
+            out.push(m);
+            out.push(n);
+        } else if let (Some(m), Ok(n)) = (w16, u16::try_from(len)) {
+            out.push(m);
+            out.extend_from_slice(&n.to_be_bytes());
+        } else if let Some(m) = w32 {
+            out.push(m);
+            out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+        }
+    }
+    fn str_header(&mut self, len: usize) {
+        self.header(len, 0xa0, 31, [Some(0xd9), Some(0xda), Some(0xdb)]);
+    }
+}
+
+impl Sink for Msgpack<'_> {
+    fn map(&mut self, len: usize) {
+        self.header(len, 0x80, 15, [None, Some(0xde), Some(0xdf)]);
+    }
+    fn end_map(&mut self) {}
+    fn key(&mut self, name: &str, _first: bool) {
+        self.str(name);
+    }
+    fn str(&mut self, s: &str) {
+        self.str_header(s.len());
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    fn id(&mut self, id: EventId) {
+        self.str_header(id.len());
+        id.write_to(self.0);
+    }
+    fn base64(&mut self, bytes: &[u8]) {
+        self.str_header(b64_len(bytes.len()));
+        write_base64(self.0, bytes);
+    }
+    fn uint(&mut self, n: u64) {
+        let out = &mut *self.0;
+        if n < 0x80 {
+            out.push(n as u8);
+        } else if let Ok(n) = u8::try_from(n) {
+            out.push(0xcc);
+            out.push(n);
+        } else if let Ok(n) = u16::try_from(n) {
+            out.push(0xcd);
+            out.extend_from_slice(&n.to_be_bytes());
+        } else if let Ok(n) = u32::try_from(n) {
+            out.push(0xce);
+            out.extend_from_slice(&n.to_be_bytes());
+        } else {
+            out.push(0xcf);
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+    fn boolean(&mut self, b: bool) {
+        self.0.push(if b { 0xc3 } else { 0xc2 });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::capture::tests::config;
+    use crate::capture::MAX_HEADER_VALUE_BYTES;
+    use crate::encode::{decode_value, encode_value};
+    use crate::Event;
+    use base64::engine::general_purpose::STANDARD;
+    use serde_json::{json, Value};
+
+    const ID: EventId = EventId { vm: 0xab0, seq: 1 };
+
+    /// Request headers as a test writes them (lower-case names).
+    struct Headers(Vec<(&'static str, String)>);
+
+    fn head<'a>(method: &'a str, host: &'a str, path: &'a str) -> RequestHead<'a> {
+        RequestHead { method, host, path }
+    }
+
+    /// The event `write` makes of a request, in JSON and in MessagePack: both decode to the
+    /// same event, and serde re-encodes that event to exactly the bytes written.
+    fn event(
+        cfg: &Config,
+        rule: usize,
+        ts: u64,
+        head: RequestHead<'_>,
+        hdrs: &Headers,
+        done: &Completion,
+        body: Option<&BodyCapture>,
+    ) -> Event {
+        let headers = HeaderPairs::from_pairs(&hdrs.0);
+        let fields = Fields {
+            rule,
+            id: ID,
+            ts,
+            head,
+            headers: &headers,
+            done,
+            body,
+        };
+        let mut scratch = Scratch::new();
+        let mut decoded = Vec::new();
+        for format in [ValueFormat::Json, ValueFormat::Msgpack] {
+            let mut cfg = cfg.clone();
+            cfg.format = format;
+            let record = write(&cfg, &fields, &mut scratch).unwrap();
+            let ev = decode_value(format, &record.value).unwrap();
+            assert_eq!(
+                encode_value(format, &ev).unwrap(),
+                record.value,
+                "{format:?}"
+            );
+            assert_eq!(record.ts_ms, ts);
+            decoded.push(ev);
+        }
+        assert_eq!(decoded[0], decoded[1]);
+        decoded.remove(0)
+    }
+
+    /// The event of a request with nothing of the response read.
+    fn begin(cfg: &Config, rule: usize, ts: u64, head: RequestHead<'_>, hdrs: &Headers) -> Event {
+        event(cfg, rule, ts, head, hdrs, &Completion::default(), None)
+    }
+
+    /// An event with `body` (rule 3 captures bodies).
+    fn with_body(body: &BodyCapture) -> Event {
+        let cfg = config(json!({}));
+        let none = Headers(vec![]);
+        event(
+            &cfg,
+            3,
+            0,
+            head("POST", "h", "/bid"),
+            &none,
+            &Completion::default(),
+            Some(body),
+        )
+    }
+
+    #[test]
+    fn hex_matches_format() {
+        for (v, min) in [
+            (0u64, 1),
+            (0, 16),
+            (0xabc, 1),
+            (u64::MAX, 16),
+            (0x1_0000, 16),
+            (15, 1),
+        ] {
+            let mut s = Vec::new();
+            push_hex(&mut s, v, min);
+            let want = if min == 16 {
+                format!("{v:016x}")
+            } else {
+                format!("{v:x}")
+            };
+            assert_eq!(String::from_utf8(s).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn ids_are_hex_with_a_fixed_vm_part() {
+        let id = EventId {
+            vm: 0xab,
+            seq: 0x1f,
+        };
+        assert_eq!(id.to_string(), "00000000000000ab-1f");
+        assert_eq!(id.len(), id.to_string().len());
+        let id = EventId { vm: 0, seq: 0 };
+        assert_eq!(id.to_string(), "0000000000000000-0");
+        assert_eq!(id.len(), 18);
+    }
+
+    #[test]
+    fn json_strings_escape_as_serde_json_does() {
+        let all: String = (0u8..0x80).map(char::from).chain("é€😀".chars()).collect();
+        let mut out = Vec::new();
+        write_json_str(&mut out, &all);
+        assert_eq!(out, serde_json::to_vec(&all).unwrap());
+    }
+
+    #[test]
+    fn msgpack_scalars_match_rmp() {
+        for n in [
+            0u64,
+            1,
+            127,
+            128,
+            255,
+            256,
+            65_535,
+            65_536,
+            u64::from(u32::MAX),
+            u64::from(u32::MAX) + 1,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            Msgpack(&mut out).uint(n);
+            assert_eq!(out, rmp_serde::to_vec(&n).unwrap(), "{n}");
+        }
+        for len in [0usize, 31, 32, 255, 256, 65_535, 65_536] {
+            let s = "x".repeat(len);
+            let mut out = Vec::new();
+            Msgpack(&mut out).str(&s);
+            assert_eq!(out, rmp_serde::to_vec(&s).unwrap(), "{len}");
+        }
+    }
+
+    #[test]
+    fn begin_fills_every_request_field() {
+        let cfg = config(json!({
+            "query_params": ["campaign_id", {"name": "crid", "as": "creative"}, "absent", {"name": "cb"}],
+            "headers": ["X-Campaign", "accept-language", "x-missing"]
+        }));
+        let hdrs = Headers(vec![
+            ("x-request-id", "req-1".into()),
+            ("user-agent", "Mozilla/5.0".into()),
+            ("referer", "https://pub.example/page".into()),
+            ("cookie", "session=SECRET".into()),
+            ("authorization", "Bearer SECRET".into()),
+            ("accept-language", "fr".into()),
+            ("x-campaign", "c-9".into()),
+        ]);
+        let ev = begin(
+            &cfg,
+            1,
+            1_700_000_000_123,
+            head(
+                "GET",
+                "Ads.Example.com:8443",
+                "/c/x?crid=cr%2D7&campaign_id=42&cb&z=1",
+            ),
+            &hdrs,
+        );
+        assert_eq!(ev.v, SCHEMA_VERSION);
+        assert_eq!(ev.id, "0000000000000ab0-1");
+        assert_eq!(ev.event_type, "click");
+        assert_eq!(ev.ts, 1_700_000_000_123);
+        assert_eq!(ev.request_id.as_deref(), Some("req-1"));
+        assert_eq!(ev.method, "GET");
+        assert_eq!(ev.host, "Ads.Example.com:8443");
+        assert_eq!(ev.path, "/c/x");
+        // Allow-list order, renamed, absent skipped, bare name has an empty value.
+        let q = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            ev.query,
+            vec![q("campaign_id", "42"), q("creative", "cr-7"), q("cb", "")]
+        );
+        // Lower-case names in allow-list order; Cookie and Authorization not named, not taken.
+        assert_eq!(
+            ev.headers,
+            vec![q("x-campaign", "c-9"), q("accept-language", "fr")]
+        );
+        assert_eq!(ev.user_agent.as_deref(), Some("Mozilla/5.0"));
+        assert_eq!(ev.referer.as_deref(), Some("https://pub.example/page"));
+        let json = serde_json::to_string(&ev).unwrap();
+        assert!(!json.contains("SECRET"), "{json}");
+        // Nothing of the response was read.
+        assert_eq!(
+            (ev.status, ev.client_ip.clone(), ev.body.clone()),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn begin_without_optional_headers_or_query() {
+        let cfg = config(json!({"query_params": ["cid"], "headers": ["x-a"]}));
+        let ev = begin(&cfg, 0, 5, head("GET", "h", "/i"), &Headers(vec![]));
+        assert_eq!(ev.event_type, "impression");
+        assert_eq!(ev.path, "/i");
+        assert!(ev.query.is_empty() && ev.headers.is_empty());
+        assert_eq!(
+            (ev.request_id, ev.user_agent, ev.referer),
+            (None, None, None)
+        );
+        // An index past the rules (a glue bug) is an encoding error, not a panic.
+        let headers = HeaderPairs::from_pairs::<&str, &str>(&[]);
+        let done = Completion::default();
+        let fields = Fields {
+            rule: 99,
+            id: ID,
+            ts: 5,
+            head: head("GET", "h", "/i?"),
+            headers: &headers,
+            done: &done,
+            body: None,
+        };
+        assert!(write(&cfg, &fields, &mut Scratch::new()).is_err());
+    }
+
+    #[test]
+    fn cookie_and_authorization_captured_only_when_named() {
+        let cfg = config(json!({"headers": ["Cookie", "Authorization"]}));
+        let hdrs = Headers(vec![
+            ("cookie", "a=1".into()),
+            ("authorization", "Basic x".into()),
+        ]);
+        let ev = begin(&cfg, 0, 0, head("GET", "h", "/i"), &hdrs);
+        assert_eq!(
+            ev.headers,
+            vec![
+                ("cookie".to_string(), "a=1".to_string()),
+                ("authorization".to_string(), "Basic x".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn header_values_are_bounded() {
+        let cfg = config(json!({"headers": ["x-big"]}));
+        let big = "é".repeat(3000); // 6000 bytes, 2 per char
+        let hdrs = Headers(vec![("x-big", big.clone()), ("user-agent", big)]);
+        let ev = begin(&cfg, 0, 0, head("GET", "h", "/i"), &hdrs);
+        assert_eq!(ev.headers[0].1.len(), MAX_HEADER_VALUE_BYTES);
+        assert_eq!(ev.user_agent.unwrap().len(), MAX_HEADER_VALUE_BYTES);
+    }
+
+    fn done(peer: Option<&str>) -> Completion {
+        Completion {
+            status: Some(204),
+            duration_us: Some(1234),
+            request_bytes: Some(300),
+            response_bytes: Some(45),
+            route: Some("ads_route".into()),
+            upstream: Some("ad_server".into()),
+            peer_address: peer.map(str::to_string),
+        }
+    }
+
+    fn client_ip(client_ip: Value, xff: Option<&str>, peer: Option<&str>) -> Option<String> {
+        let cfg = config(json!({ "client_ip": client_ip }));
+        let hdrs = Headers(
+            xff.map(|x| ("x-forwarded-for", x.to_string()))
+                .into_iter()
+                .collect(),
+        );
+        event(&cfg, 0, 0, head("GET", "h", "/i"), &hdrs, &done(peer), None).client_ip
+    }
+
+    #[test]
+    fn finish_fills_response_fields() {
+        let cfg = config(json!({}));
+        let none = Headers(vec![]);
+        let ev = event(
+            &cfg,
+            0,
+            0,
+            head("GET", "h", "/i"),
+            &none,
+            &done(Some("203.0.113.9:5555")),
+            None,
+        );
+        assert_eq!(ev.status, Some(204));
+        assert_eq!(ev.duration_us, Some(1234));
+        assert_eq!(ev.request_bytes, Some(300));
+        assert_eq!(ev.response_bytes, Some(45));
+        assert_eq!(ev.route.as_deref(), Some("ads_route"));
+        assert_eq!(ev.upstream.as_deref(), Some("ad_server"));
+        // Default mode is truncate.
+        assert_eq!(ev.client_ip.as_deref(), Some("203.0.113.0"));
+        let ev = begin(&cfg, 0, 0, head("GET", "h", "/i"), &none);
+        assert_eq!(
+            (
+                ev.status,
+                ev.duration_us,
+                ev.request_bytes,
+                ev.response_bytes
+            ),
+            (None, None, None, None)
+        );
+        assert_eq!((ev.route, ev.upstream, ev.client_ip), (None, None, None));
+    }
+
+    #[test]
+    fn ip_modes_v4() {
+        let peer = Some("203.0.113.77:40000");
+        assert_eq!(
+            client_ip(json!({"mode": "full"}), None, peer).as_deref(),
+            Some("203.0.113.77")
+        );
+        assert_eq!(
+            client_ip(json!({"mode": "truncate"}), None, peer).as_deref(),
+            Some("203.0.113.0")
+        );
+        assert_eq!(client_ip(json!({"mode": "omit"}), None, peer), None);
+        let h = client_ip(json!({"mode": "hash", "salt": "s1"}), None, peer).unwrap();
+        assert_eq!(h, crate::ip::hash("s1", "203.0.113.77".parse().unwrap()));
+        assert_eq!(h.len(), 32);
+        assert!(!h.contains("203"));
+        // Same client, same hash, whatever its port; another salt, another hash.
+        assert_eq!(
+            client_ip(
+                json!({"mode": "hash", "salt": "s1"}),
+                None,
+                Some("203.0.113.77:1")
+            ),
+            Some(h.clone())
+        );
+        assert_ne!(
+            client_ip(json!({"mode": "hash", "salt": "s2"}), None, peer),
+            Some(h)
+        );
+    }
+
+    #[test]
+    fn ip_modes_v6() {
+        let peer = Some("[2001:db8:1:2:3:4:5:6]:443");
+        assert_eq!(
+            client_ip(json!({"mode": "full"}), None, peer).as_deref(),
+            Some("2001:db8:1:2:3:4:5:6")
+        );
+        assert_eq!(
+            client_ip(json!({"mode": "truncate"}), None, peer).as_deref(),
+            Some("2001:db8:1::")
+        );
+        assert_eq!(client_ip(json!({"mode": "omit"}), None, peer), None);
+        assert_eq!(
+            client_ip(
+                json!({"mode": "hash", "salt": "k"}),
+                None,
+                Some("2001:db8::1")
+            )
+            .as_deref(),
+            Some("b90dd17aeb02aa9754659599d92f0b2e")
+        );
+        // A v4 client on a dual-stack socket is truncated as v4.
+        assert_eq!(
+            client_ip(
+                json!({"mode": "truncate"}),
+                None,
+                Some("[::ffff:198.51.100.7]:80")
+            )
+            .as_deref(),
+            Some("198.51.100.0")
+        );
+    }
+
+    #[test]
+    fn ip_from_xff_with_trusted_hops() {
+        let xff = Some("192.0.2.1, 2001:db8:aa::1, 198.51.100.20");
+        let peer = Some("10.0.0.2:1000");
+        let full = |hops: u32| json!({"mode": "full", "trusted_hops": hops});
+        assert_eq!(client_ip(full(0), xff, peer).as_deref(), Some("10.0.0.2"));
+        assert_eq!(
+            client_ip(full(1), xff, peer).as_deref(),
+            Some("198.51.100.20")
+        );
+        assert_eq!(
+            client_ip(full(2), xff, peer).as_deref(),
+            Some("2001:db8:aa::1")
+        );
+        assert_eq!(client_ip(full(3), xff, peer).as_deref(), Some("192.0.2.1"));
+        assert_eq!(client_ip(full(16), xff, peer).as_deref(), Some("192.0.2.1"));
+        assert_eq!(client_ip(full(2), None, peer).as_deref(), Some("10.0.0.2"));
+        let trunc = json!({"mode": "truncate", "trusted_hops": 2});
+        assert_eq!(
+            client_ip(trunc, xff, peer).as_deref(),
+            Some("2001:db8:aa::")
+        );
+        assert_eq!(client_ip(full(1), Some("192.0.2.1, garbage"), peer), None);
+    }
+
+    #[test]
+    fn unparseable_or_missing_peer_gives_no_ip() {
+        for peer in [
+            None,
+            Some(""),
+            Some("unix:/tmp/sock"),
+            Some("not an ip"),
+            Some("300.1.1.1:80"),
+        ] {
+            assert_eq!(
+                client_ip(json!({"mode": "full"}), None, peer),
+                None,
+                "{peer:?}"
+            );
+        }
+        assert_eq!(
+            client_ip(json!({"mode": "full"}), None, Some("192.0.2.5")).as_deref(),
+            Some("192.0.2.5")
+        );
+    }
+
+    fn body_of(max: usize, chunks: &[(&[u8], usize)]) -> Event {
+        let mut b = BodyCapture::new(max);
+        for (chunk, total) in chunks {
+            b.push(chunk, *total);
+        }
+        with_body(&b)
+    }
+
+    #[test]
+    fn body_within_limit_is_text() {
+        let ev = body_of(100, &[(b"{\"imp\":", 7), (b"[1]}", 4)]);
+        assert_eq!(ev.body.as_deref(), Some("{\"imp\":[1]}"));
+        assert!(!ev.body_base64 && !ev.body_truncated);
+        // Exactly the limit is not truncated.
+        let ev = body_of(4, &[(b"ab", 2), (b"cd", 2), (b"", 0)]);
+        assert_eq!(ev.body.as_deref(), Some("abcd"));
+        assert!(!ev.body_truncated);
+        let ev = body_of(4, &[]);
+        assert_eq!(ev.body.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn body_truncated_across_chunks() {
+        let mut b = BodyCapture::new(10);
+        assert_eq!(b.wanted(), 10);
+        b.push(b"0123", 4);
+        assert_eq!(b.wanted(), 6);
+        b.push(b"4567", 4);
+        b.push(b"89ab", 4);
+        assert_eq!(b.wanted(), 0);
+        b.push(b"cdef", 4);
+        let ev = with_body(&b);
+        assert_eq!(ev.body.as_deref(), Some("0123456789"));
+        assert!(ev.body_truncated && !ev.body_base64);
+    }
+
+    #[test]
+    fn body_truncation_known_from_total_len_when_glue_read_less() {
+        // The glue reads only `wanted()` bytes of a 1 MB chunk.
+        let ev = body_of(8, &[(b"abcdefgh", 1_000_000)]);
+        assert_eq!(ev.body.as_deref(), Some("abcdefgh"));
+        assert!(ev.body_truncated);
+        // Full later chunk that is never read still marks truncation.
+        let ev = body_of(3, &[(b"abc", 3), (b"", 10)]);
+        assert!(ev.body_truncated);
+    }
+
+    #[test]
+    fn body_invalid_utf8_is_base64() {
+        let bytes: &[u8] = &[0x00, 0xff, 0xfe, b'a', 0x80];
+        let ev = body_of(100, &[(bytes, bytes.len())]);
+        assert!(ev.body_base64 && !ev.body_truncated);
+        assert_eq!(STANDARD.decode(ev.body.unwrap()).unwrap(), bytes);
+        // Binary that is cut keeps every byte it kept.
+        let ev = body_of(4, &[(&[0xff, 0xfe, 0xfd, 0xfc, 0xfb], 5)]);
+        assert!(ev.body_base64 && ev.body_truncated);
+        assert_eq!(
+            STANDARD.decode(ev.body.unwrap()).unwrap(),
+            [0xff, 0xfe, 0xfd, 0xfc]
+        );
+    }
+
+    #[test]
+    fn body_text_cut_inside_a_character_stays_text() {
+        // "a€b": the limit of 3 bytes cuts '€' (3 bytes) after its first 2.
+        let ev = body_of(3, &[("a€b".as_bytes(), 5)]);
+        assert_eq!(ev.body.as_deref(), Some("a"));
+        assert!(ev.body_truncated && !ev.body_base64);
+        // Without truncation, a partial character at the end is not text.
+        let ev = body_of(10, &[(&"a€".as_bytes()[..3], 3)]);
+        assert!(ev.body_base64);
+    }
+}
