@@ -64,10 +64,13 @@ fn flush_by_count() {
 
 #[test]
 fn flush_by_bytes() {
-    // A batch this small has no room for a captured body (the bid rule's), which
-    // validation checks against it: bodies are off here.
-    let cfg =
-        config(json!({"batch": {"max_events": 1000, "max_bytes": 1024}, "body": {"max_bytes": 0}}));
+    // A batch this small has no room for a captured body, which validation checks against
+    // it: the bid rule captures none here.
+    let cfg = config(json!({
+        "batch": {"max_events": 1000, "max_bytes": 1024},
+        "rules": [{"event_type": "impression", "topic": "imps", "method": "GET",
+                   "path": {"prefix": "/imp"}}]
+    }));
     let mut h = start(&cfg);
     let pad = "c".repeat(100);
     let send = |h: &mut Host, i: i64| request(h, &format!("/imp?n={i}&campaign_id={pad}"));
