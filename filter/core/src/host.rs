@@ -179,6 +179,8 @@ pub struct FakeHost {
     /// Refuse every dispatch (an unknown cluster).
     pub refuse_dispatch: bool,
     next_token: u32,
+    /// Kinds of `metrics`, by id: `record_metric` sets a gauge, adds to a counter.
+    metric_kinds: Vec<MetricKind>,
 }
 
 /// A call a [`FakeHost`] dispatched.
@@ -257,11 +259,12 @@ impl Host for FakeHost {
     fn log(&mut self, level: LogLevel, message: &str) {
         self.logs.push((level, message.to_string()));
     }
-    fn define_metric(&mut self, _: MetricKind, name: &str) -> Result<u32, HostError> {
+    fn define_metric(&mut self, kind: MetricKind, name: &str) -> Result<u32, HostError> {
         if let Some(i) = self.metrics.iter().position(|(n, _)| n == name) {
             return u32::try_from(i).map_err(|_| HostError::InternalFailure);
         }
         self.metrics.push((name.to_string(), 0));
+        self.metric_kinds.push(kind);
         u32::try_from(self.metrics.len() - 1).map_err(|_| HostError::InternalFailure)
     }
     fn increment_metric(&mut self, id: u32, delta: i64) -> Result<(), HostError> {
@@ -272,7 +275,19 @@ impl Host for FakeHost {
         m.1 = m.1.saturating_add(delta);
         Ok(())
     }
-    fn record_metric(&mut self, _: u32, _: u64) -> Result<(), HostError> {
+    /// As Envoy: sets a gauge, adds to a counter; histogram values are not kept.
+    fn record_metric(&mut self, id: u32, value: u64) -> Result<(), HostError> {
+        let kind = self.metric_kinds.get(id as usize).copied();
+        let m = self
+            .metrics
+            .get_mut(id as usize)
+            .ok_or(HostError::NotFound)?;
+        let value = i64::try_from(value).unwrap_or(i64::MAX);
+        match kind {
+            Some(MetricKind::Gauge) => m.1 = value,
+            Some(MetricKind::Counter) => m.1 = m.1.saturating_add(value),
+            _ => {}
+        }
         Ok(())
     }
 }

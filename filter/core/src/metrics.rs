@@ -5,6 +5,16 @@
 //! counter's and gauge's change since the last publish. Deltas, not absolute values, because
 //! every worker's VM feeds the same Envoy stat: Envoy sums the workers' increments, so the
 //! stats hold the totals across workers and the invariant holds on them too.
+//!
+//! # Per-VM series: liveness and the dead share
+//! A VM that traps never runs again and never calls `on_done` (FACTS §7): what it added to the
+//! totals stays there, gauges included, and nothing in the totals says so. So each VM also
+//! publishes series of its own, named with an id it draws at start ([`VmSeries`]):
+//! `adtap_vm.<id>.ticks`, a counter every live VM advances on each tick (a dead VM's stops:
+//! its rate is 0), and its share of the accounting (`captured`, `delivered`, `dropped`
+//! counters; `in_flight`, `buffered`, `buffered_bytes` gauges set absolutely with
+//! `record_metric`, so the last value a VM wrote is exactly what it held). Envoy's stats tag
+//! extraction (README, Metrics reference) turns the id into a label: `adtap_vm_ticks{vm="…"}`.
 
 use crate::classify::DropReason;
 use crate::host::{Host, LogLevel, MetricKind};
@@ -78,6 +88,80 @@ pub const NAMES: [(&str, MetricKind); COUNT] = [
 /// Name of the batch round-trip histogram (milliseconds).
 pub const RTT_HISTOGRAM: &str = "adtap_batch_rtt_ms";
 
+/// The per-VM series, in [`VmSeries`] order: the suffix after `adtap_vm.<id>.`, the kind, and
+/// the index in [`NAMES`] of the value it shows (`None`: the tick count).
+pub const VM_SERIES: [(&str, MetricKind, Option<usize>); 7] = [
+    ("ticks", MetricKind::Counter, None),
+    ("captured", MetricKind::Counter, Some(0)),
+    ("delivered", MetricKind::Counter, Some(1)),
+    ("dropped", MetricKind::Counter, Some(2)),
+    ("in_flight", MetricKind::Gauge, Some(9)),
+    ("buffered", MetricKind::Gauge, Some(10)),
+    ("buffered_bytes", MetricKind::Gauge, Some(11)),
+];
+
+/// The prefix of every per-VM series name.
+pub const VM_PREFIX: &str = "adtap_vm.";
+
+/// The full name of one per-VM series: `adtap_vm.<id>.<suffix>`.
+pub fn vm_series_name(vm: &str, suffix: &str) -> String {
+    format!("{VM_PREFIX}{vm}.{suffix}")
+}
+
+/// One VM's own series ([`VM_SERIES`]): ids, and what was last published to each.
+#[derive(Debug)]
+pub struct VmSeries {
+    ids: [Option<u32>; VM_SERIES.len()],
+    published: [u64; VM_SERIES.len()],
+    ticks: u64,
+}
+
+impl VmSeries {
+    /// Defines the series of the VM `vm` (its id, from [`crate::vm::Vm::id`]).
+    fn define(host: &mut dyn Host, vm: &str) -> VmSeries {
+        let mut ids = [None; VM_SERIES.len()];
+        for (slot, (suffix, kind, _)) in ids.iter_mut().zip(VM_SERIES) {
+            *slot = host.define_metric(kind, &vm_series_name(vm, suffix)).ok();
+        }
+        VmSeries {
+            ids,
+            published: [0; VM_SERIES.len()],
+            ticks: 0,
+        }
+    }
+
+    /// Publishes this VM's values (`totals` in [`NAMES`] order, retired workers included):
+    /// counters by their change (each VM's series is its own, so the stat is this VM's total),
+    /// gauges set to the value itself, so a dead VM's last write is exactly what it held.
+    fn publish(&mut self, host: &mut dyn Host, totals: &[u64; COUNT]) {
+        for ((id, last), (_, kind, index)) in self
+            .ids
+            .iter()
+            .zip(self.published.iter_mut())
+            .zip(VM_SERIES)
+        {
+            let value = match index {
+                Some(i) => totals.get(i).copied().unwrap_or(0),
+                None => self.ticks,
+            };
+            if value == *last {
+                continue;
+            }
+            let Some(id) = *id else { continue };
+            let sent = match kind {
+                MetricKind::Gauge => host.record_metric(id, value),
+                _ => {
+                    let delta = i64::try_from(value.saturating_sub(*last)).unwrap_or(i64::MAX);
+                    host.increment_metric(id, delta)
+                }
+            };
+            if sent.is_ok() {
+                *last = value;
+            }
+        }
+    }
+}
+
 /// One VM's published stats: metric ids, the values last published, and the final values of
 /// the workers this VM no longer has.
 #[derive(Debug)]
@@ -87,12 +171,19 @@ pub struct Ledger {
     published: [u64; COUNT],
     /// Final values of retired workers (see [`Ledger::retire`]).
     base: [u64; COUNT],
+    /// This VM's id, naming its own series.
+    vm_id: String,
+    /// This VM's own series, defined on its first tick: Envoy also configures VMs that never
+    /// tick nor see traffic (seen in 1.40: one such VM besides the main thread's and the
+    /// workers'), and series that never advance would look like a dead VM to every alert.
+    vm: Option<VmSeries>,
 }
 
 impl Ledger {
     /// Defines every metric. A metric the host refuses is skipped (logged once), never fatal:
     /// capture must go on even if stats cannot be exported.
-    pub fn define(host: &mut dyn Host) -> Ledger {
+    /// `vm` is the VM's id, which names its own series.
+    pub fn define(host: &mut dyn Host, vm: &str) -> Ledger {
         let mut ids = [None; COUNT];
         for (slot, (name, kind)) in ids.iter_mut().zip(NAMES) {
             *slot = host.define_metric(kind, name).ok();
@@ -111,11 +202,33 @@ impl Ledger {
             rtt,
             published: [0; COUNT],
             base: [0; COUNT],
+            vm_id: vm.to_string(),
+            vm: None,
         }
+    }
+
+    /// Counts one tick of this VM (published with the next [`Ledger::publish`]); the first
+    /// defines the VM's own series.
+    pub fn tick(&mut self, host: &mut dyn Host) {
+        let vm_id = &self.vm_id;
+        let series = self.vm.get_or_insert_with(|| {
+            let series = VmSeries::define(host, vm_id);
+            if series.ids.iter().any(Option::is_none) {
+                host.log(
+                    LogLevel::Warn,
+                    "the host refused to define some per-VM metrics; they will not be exported",
+                );
+            }
+            series
+        });
+        series.ticks = series.ticks.saturating_add(1);
     }
 
     /// Sends every change since the last call; `live` is the sum of the live workers' values.
     pub fn publish(&mut self, host: &mut dyn Host, live: [u64; COUNT]) {
+        if let Some(series) = self.vm.as_mut() {
+            series.publish(host, &add(live, self.base));
+        }
         for (((id, last), value), base) in self
             .ids
             .iter()

@@ -103,12 +103,21 @@ pub struct Vm {
     streams: Vec<Stream>,
     ledger: Option<Ledger>,
     next_key: u64,
+    /// This VM's id, naming its own metric series (`metrics::VmSeries`).
+    id: String,
 }
 
 impl Vm {
     /// An empty VM; `seed` (from the host's randomness) feeds every worker's ids and sampling.
     pub fn new(seed: u64) -> Vm {
+        // Drawn from a generator of its own so that the workers' seeds stay what they were.
+        // 32 bits: ids only need to differ between the few VMs of one Envoy and its reloads.
+        let id = format!(
+            "{:08x}",
+            Rng::new(seed ^ 0x7A6D_5F69_64AD_7A9E).next_u64() >> 32
+        );
         Vm {
+            id,
             clock: Clock::default(),
             rng: Rng::new(seed),
             roots: Vec::new(),
@@ -145,7 +154,7 @@ impl Vm {
             return false;
         }
         if self.ledger.is_none() {
-            self.ledger = Some(Ledger::define(host));
+            self.ledger = Some(Ledger::define(host, &self.id));
         }
         let at = match self.roots.iter().position(|r| r.id == root_id) {
             Some(at) => at,
@@ -189,6 +198,9 @@ impl Vm {
         self.streams
             .retain(|s| now.saturating_sub(s.since_ms) < STREAM_MAX_AGE_MS);
         self.finish_drained(host);
+        if let Some(ledger) = self.ledger.as_mut() {
+            ledger.tick(host);
+        }
         self.publish(host);
     }
 
@@ -329,6 +341,11 @@ impl Vm {
         }
         self.publish(host);
         finished
+    }
+
+    /// This VM's id: 8 hex digits drawn at start, naming its own series (`adtap_vm.<id>.*`).
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Whether `context_id` is a configured root (the glue asks before reading the clock for

@@ -8,15 +8,18 @@
 //!    down; `skip_exit` keeps Envoy from exiting on its own at the end of `--drain-time-s`, so
 //!    the stop stays ours.
 //! 2. Poll `/stats?filter=adtap_` until every live VM holds nothing ([`assess`]: the gauges
-//!    `adtap_buffered` and `adtap_in_flight` at 0), bounded by a timeout; batches leave on their
-//!    own triggers, `batch.max_age_ms` at the latest.
+//!    `adtap_buffered` and `adtap_in_flight` at 0, over the live VMs' own series), bounded by a
+//!    timeout; batches leave on their own triggers, `batch.max_age_ms` at the latest. A VM whose
+//!    `adtap_vm.<id>.ticks` has not advanced for [`Wait::dead_after`] is dead (it trapped: its
+//!    gauges never come back down, FACTS §7); what it holds is lost already and is reported,
+//!    not waited for ([`Liveness`]).
 //! 3. Optionally stop Envoy: SIGTERM to a pid, or `POST /quitquitquit`.
 //!
 //! Only std and `libc` (signals): the binary is built static (x86_64-unknown-linux-musl) so it
 //! runs in an Envoy image without a shell or curl, as a Kubernetes `preStop` `exec` hook or as
 //! the container's entry point wrapping Envoy (`--exec`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -59,16 +62,31 @@ impl fmt::Display for Holding {
     }
 }
 
-/// The "idle?" decision: what every live VM holds, from adtap's stats.
+/// The "idle?" decision: what every live VM holds, from adtap's stats; `dead` are the ids of
+/// VMs known dead ([`Liveness::dead`]).
 ///
-/// Envoy sums each VM's published changes into one gauge, so today every VM counts. The one
-/// place to exclude dead VMs (their last gauges never come back down, FACTS §7) once the
-/// filter publishes per-VM liveness.
-pub fn assess(stats: &Stats) -> Holding {
-    let (Some(&buffered), Some(&in_flight)) =
+/// With per-VM series (`adtap_vm.<id>.buffered`, `.in_flight`: each VM sets its own), the sum
+/// over the VMs not in `dead`: a dead VM's last gauges stay in Envoy's totals for ever, and
+/// waiting for them would wait out the whole timeout. Without them (an older filter), the
+/// totals `adtap_buffered` and `adtap_in_flight`, which count every VM.
+pub fn assess(stats: &Stats, dead: &BTreeSet<String>) -> Holding {
+    let (Some(&total_buffered), Some(&total_in_flight)) =
         (stats.get("adtap_buffered"), stats.get("adtap_in_flight"))
     else {
         return Holding::NotVisible;
+    };
+    let vms = vm_series(stats);
+    let (buffered, in_flight) = if vms.is_empty() {
+        (total_buffered, total_in_flight)
+    } else {
+        vms.iter()
+            .filter(|(id, _)| !dead.contains(*id))
+            .fold((0u64, 0u64), |(b, f), (_, s)| {
+                (
+                    b.saturating_add(s.get("buffered").copied().unwrap_or(0)),
+                    f.saturating_add(s.get("in_flight").copied().unwrap_or(0)),
+                )
+            })
     };
     if buffered == 0 && in_flight == 0 {
         Holding::Idle
@@ -77,6 +95,67 @@ pub fn assess(stats: &Stats) -> Holding {
             buffered,
             in_flight,
         }
+    }
+}
+
+/// The per-VM series (`adtap_vm.<id>.<name>`) by VM id, then by name (`ticks`, `buffered`, …).
+pub fn vm_series(stats: &Stats) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for (k, v) in stats {
+        if let Some((id, name)) = k.strip_prefix("adtap_vm.").and_then(|r| r.split_once('.')) {
+            out.entry(id.to_string())
+                .or_default()
+                .insert(name.to_string(), *v);
+        }
+    }
+    out
+}
+
+/// Which VMs are alive, from successive polls: a VM is dead once its `ticks` counter has not
+/// moved for `dead_after`.
+///
+/// Not "between two polls": a live VM ticks every `tick_ms` (100 ms by default), and polls
+/// closer than that would find a live VM unchanged and call it dead, and a stop that skips a
+/// live VM's events loses them. The window must span several tick periods.
+#[derive(Debug, Clone)]
+pub struct Liveness {
+    dead_after: Duration,
+    /// Per VM id: the ticks last seen, and when they last changed (or were first seen).
+    seen: BTreeMap<String, (u64, Duration)>,
+}
+
+impl Liveness {
+    /// No VM seen yet; `dead_after` as in [`Wait::dead_after`].
+    pub fn new(dead_after: Duration) -> Liveness {
+        Liveness {
+            dead_after,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// Takes in one poll of the stats, read at `at` (any monotonic origin).
+    pub fn observe(&mut self, stats: &Stats, at: Duration) {
+        for (id, series) in vm_series(stats) {
+            let Some(&ticks) = series.get("ticks") else {
+                continue;
+            };
+            match self.seen.get_mut(&id) {
+                Some(entry) if entry.0 == ticks => {}
+                Some(entry) => *entry = (ticks, at),
+                None => {
+                    self.seen.insert(id, (ticks, at));
+                }
+            }
+        }
+    }
+
+    /// The VMs whose ticks have not moved for `dead_after` up to `at`.
+    pub fn dead(&self, at: Duration) -> BTreeSet<String> {
+        self.seen
+            .iter()
+            .filter(|(_, (_, since))| at.saturating_sub(*since) >= self.dead_after)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 }
 
@@ -195,6 +274,9 @@ pub struct Wait {
     /// Do not call the VMs idle before this much time has passed since the drain: requests
     /// still in progress on draining connections are captured when they end.
     pub at_least: Duration,
+    /// A VM whose ticks have not advanced for this long is dead and not waited for
+    /// ([`Liveness`]); several tick periods (adtap's `tick_ms`, 100 ms by default).
+    pub dead_after: Duration,
 }
 
 /// What [`drain_and_wait`] found.
@@ -206,6 +288,21 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// The last stats read (empty if none could be read).
     pub stats: Stats,
+    /// The VMs found dead, with what they held when they died (`buffered`, `in_flight`):
+    /// events lost with them, excluded from the wait.
+    pub dead: BTreeMap<String, (u64, u64)>,
+}
+
+/// What the dead VMs among `stats` hold: their frozen `buffered` and `in_flight`.
+fn dead_holdings(stats: &Stats, dead: &BTreeSet<String>) -> BTreeMap<String, (u64, u64)> {
+    vm_series(stats)
+        .into_iter()
+        .filter(|(id, _)| dead.contains(id))
+        .map(|(id, s)| {
+            let get = |k: &str| s.get(k).copied().unwrap_or(0);
+            (id, (get("buffered"), get("in_flight")))
+        })
+        .collect()
 }
 
 /// Steps 1 and 2: drains the listeners (unless `drain` is false), then polls the stats until
@@ -222,15 +319,19 @@ pub fn drain_and_wait(
         admin.drain_listeners(inbound_only)?;
     }
     let mut last = Stats::new();
+    let mut liveness = Liveness::new(wait.dead_after);
     loop {
         let last_err = match admin.stats() {
             Ok(stats) => {
-                let holding = assess(&stats);
+                liveness.observe(&stats, t0.elapsed());
+                let dead = liveness.dead(t0.elapsed());
+                let holding = assess(&stats, &dead);
                 let settled = holding == Holding::Idle && t0.elapsed() >= wait.at_least;
                 if settled || holding == Holding::NotVisible {
                     return Ok(Outcome {
                         holding,
                         elapsed: t0.elapsed(),
+                        dead: dead_holdings(&stats, &dead),
                         stats,
                     });
                 }
@@ -243,9 +344,11 @@ pub fn drain_and_wait(
             if let Some(e) = last_err {
                 return Err(e);
             }
+            let dead = liveness.dead(t0.elapsed());
             return Ok(Outcome {
-                holding: assess(&last),
+                holding: assess(&last, &dead),
                 elapsed: t0.elapsed(),
+                dead: dead_holdings(&last, &dead),
                 stats: last,
             });
         }
@@ -321,19 +424,75 @@ mod tests {
         let stats = |b: u64, f: u64| {
             Stats::from([("adtap_buffered".into(), b), ("adtap_in_flight".into(), f)])
         };
-        assert_eq!(assess(&stats(0, 0)), Holding::Idle);
+        let none = BTreeSet::new();
+        assert_eq!(assess(&stats(0, 0), &none), Holding::Idle);
         assert_eq!(
-            assess(&stats(3, 1)),
+            assess(&stats(3, 1), &none),
             Holding::Events {
                 buffered: 3,
                 in_flight: 1
             }
         );
         assert_eq!(
-            assess(&stats(0, 2)).to_string(),
+            assess(&stats(0, 2), &none).to_string(),
             "0 events buffered, 2 in flight"
         );
-        assert_eq!(assess(&Stats::new()), Holding::NotVisible);
+        assert_eq!(assess(&Stats::new(), &none), Holding::NotVisible);
+    }
+
+    /// Two VMs, `aaaa0001` live, `bbbb0002` trapped holding 7 buffered and 2 in flight (its
+    /// share stays in the totals); `ticks` of each as given.
+    fn two_vms(live_ticks: u64, live_buffered: u64, dead_ticks: u64) -> Stats {
+        Stats::from([
+            ("adtap_buffered".into(), 7 + live_buffered),
+            ("adtap_in_flight".into(), 2),
+            ("adtap_vm.aaaa0001.ticks".into(), live_ticks),
+            ("adtap_vm.aaaa0001.buffered".into(), live_buffered),
+            ("adtap_vm.aaaa0001.in_flight".into(), 0),
+            ("adtap_vm.bbbb0002.ticks".into(), dead_ticks),
+            ("adtap_vm.bbbb0002.buffered".into(), 7),
+            ("adtap_vm.bbbb0002.in_flight".into(), 2),
+        ])
+    }
+
+    #[test]
+    fn a_vm_whose_ticks_stop_for_the_window_is_dead_and_not_waited_for() {
+        let ms = Duration::from_millis;
+        let mut l = Liveness::new(ms(1000));
+        l.observe(&two_vms(10, 3, 40), ms(0));
+        // Not yet known dead: every VM counts, the dead one's share included.
+        assert_eq!(
+            assess(&two_vms(10, 3, 40), &l.dead(ms(0))),
+            Holding::Events {
+                buffered: 10,
+                in_flight: 2
+            }
+        );
+        // Polls closer than a tick: neither moved, neither is dead yet.
+        l.observe(&two_vms(10, 3, 40), ms(50));
+        assert!(l.dead(ms(50)).is_empty());
+        // The live one ticks on; the dead one's ticks stay at 40.
+        l.observe(&two_vms(15, 1, 40), ms(600));
+        l.observe(&two_vms(20, 0, 40), ms(1100));
+        let dead = l.dead(ms(1100));
+        assert_eq!(dead, BTreeSet::from(["bbbb0002".to_string()]));
+        // Idle although the totals still say 7 buffered and 2 in flight.
+        assert_eq!(assess(&two_vms(20, 0, 40), &dead), Holding::Idle);
+        assert_eq!(
+            dead_holdings(&two_vms(20, 0, 40), &dead),
+            BTreeMap::from([("bbbb0002".to_string(), (7, 2))])
+        );
+        // A live VM that still holds events is waited for, dead one or not.
+        assert_eq!(
+            assess(&two_vms(25, 4, 40), &dead),
+            Holding::Events {
+                buffered: 4,
+                in_flight: 0
+            }
+        );
+        // A VM that ticks again (it was only slow) is live again.
+        l.observe(&two_vms(30, 0, 41), ms(1200));
+        assert!(l.dead(ms(1200)).is_empty());
     }
 
     #[test]

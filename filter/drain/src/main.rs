@@ -15,6 +15,8 @@ nothing (wasmcustom.adtap_buffered and wasmcustom.adtap_in_flight at 0), and opt
   --timeout SECS      stop waiting after this long (default 30; fractions allowed)
   --min-wait SECS     never call the VMs idle sooner than this after the drain (default 0)
   --poll-ms MS        between two reads of /stats (default 100)
+  --dead-after SECS   a VM whose adtap_vm.<id>.ticks has not advanced for this long is dead
+                      (trapped): reported, not waited for (default 2)
   --inbound-only      drain only inbound listeners (&inboundonly; sidecars)
   --no-drain          do not drain, only wait
   --then-kill PID     then send SIGTERM to PID (also after the timeout)
@@ -53,6 +55,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Opts, String> {
             timeout: Duration::from_secs(30),
             every: Duration::from_millis(100),
             at_least: Duration::ZERO,
+            dead_after: Duration::from_secs(2),
         },
         inbound_only: false,
         drain: true,
@@ -65,6 +68,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Opts, String> {
             "--admin" => o.admin = args.next().ok_or("--admin needs HOST:PORT")?,
             "--timeout" => o.wait.timeout = parse_secs("--timeout", args.next())?,
             "--min-wait" => o.wait.at_least = parse_secs("--min-wait", args.next())?,
+            "--dead-after" => o.wait.dead_after = parse_secs("--dead-after", args.next())?,
             "--poll-ms" => {
                 let v = args.next().ok_or("--poll-ms needs a value")?;
                 let ms: u64 = v.parse().map_err(|_| format!("--poll-ms: {v:?}"))?;
@@ -105,6 +109,12 @@ fn drain(o: &Opts) -> u8 {
     match drain_and_wait(&admin, o.drain, o.inbound_only, o.wait) {
         Ok(out) => {
             let ms = out.elapsed.as_millis();
+            for (id, (buffered, in_flight)) in &out.dead {
+                println!(
+                    "adtap-drain: VM {id} is dead (its ticks stopped): {buffered} buffered and \
+                     {in_flight} in flight were lost with it, not waited for"
+                );
+            }
             match out.holding {
                 Holding::Idle => {
                     println!("adtap-drain: idle after {ms} ms (admin {})", admin.addr());

@@ -218,3 +218,20 @@ impl Host for Abi {
         status(unsafe { proxy_record_metric(id, value) })
     }
 }
+
+/// The request header that makes a `trap-on-demand` build trap (test-only; absent from the
+/// shipped module, which a test checks by looking for this very string).
+#[cfg(feature = "trap-on-demand")]
+pub const TEST_TRAP_HEADER: &str = "x-adtap-test-trap";
+
+/// `trap-on-demand` builds only: traps the VM (a Wasm `unreachable`, as a panic in a callback
+/// would) when the request being logged carries [`TEST_TRAP_HEADER`].
+#[cfg(feature = "trap-on-demand")]
+pub fn trap_if_requested() {
+    if header_value(REQUEST_HEADERS, TEST_TRAP_HEADER).is_some() {
+        #[cfg(target_arch = "wasm32")]
+        core::arch::wasm32::unreachable();
+        #[cfg(not(target_arch = "wasm32"))]
+        std::process::abort();
+    }
+}

@@ -75,6 +75,8 @@ pub extern "C" fn proxy_on_http_call_response(
 /// A request logged: the access logger's root, or an HTTP filter stream.
 #[no_mangle]
 pub extern "C" fn proxy_on_log(context_id: u32) {
+    #[cfg(feature = "trap-on-demand")]
+    crate::abi::trap_if_requested();
     with_vm(|vm, host| vm.on_log(host, context_id, abi::wall_ms()));
 }
 

@@ -97,6 +97,10 @@ pub struct StackOptions {
     pub envoy_log_level: String,
     /// Print a line per step on stdout (the demo).
     pub progress: bool,
+    /// The module to load instead of [`envoy::wasm_path`] (a test-only build).
+    pub wasm: Option<PathBuf>,
+    /// adtap's `failure_policy` instead of `FAIL_OPEN` (e.g. `FAIL_RELOAD`).
+    pub failure_policy: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -111,6 +115,8 @@ impl Default for StackOptions {
             concurrency: 2,
             envoy_log_level: "warn".to_string(),
             progress: false,
+            wasm: None,
+            failure_policy: None,
         }
     }
 }
@@ -161,7 +167,10 @@ impl Stack {
                     list.join("; ")
                 )
             })?;
-        let wasm = envoy::wasm_path()?;
+        let wasm = match &opts.wasm {
+            Some(p) => p.clone(),
+            None => envoy::wasm_path()?,
+        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -235,6 +244,14 @@ impl Stack {
             deployment: opts.deployment,
         }
         .render()?;
+        let yaml = match &opts.failure_policy {
+            // The generated entries carry `"failure_policy":"FAIL_OPEN"` (one line of JSON).
+            Some(policy) => yaml.replace(
+                r#""failure_policy":"FAIL_OPEN""#,
+                &format!(r#""failure_policy":"{policy}""#),
+            ),
+            None => yaml,
+        };
         let mut e =
             envoy::Envoy::start_in(&yaml, stack.dir(), opts.concurrency, &opts.envoy_log_level)?;
         let ready = e.wait_ready(Duration::from_secs(30));

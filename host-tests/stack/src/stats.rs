@@ -96,6 +96,85 @@ impl AdtapStats {
     }
 }
 
+/// One VM's own series (`adtap_vm.<id>.<name>`), by name without the prefix (`ticks`,
+/// `captured`, `delivered`, `dropped`, `in_flight`, `buffered`, `buffered_bytes`).
+pub type VmSeries = BTreeMap<String, u64>;
+
+impl AdtapStats {
+    /// The per-VM series, by VM id.
+    pub fn vms(&self) -> BTreeMap<String, VmSeries> {
+        let mut out: BTreeMap<String, VmSeries> = BTreeMap::new();
+        for (k, v) in &self.values {
+            let Some(rest) = k.strip_prefix("adtap_vm.") else {
+                continue;
+            };
+            if let Some((id, name)) = rest.split_once('.') {
+                out.entry(id.to_string())
+                    .or_default()
+                    .insert(name.to_string(), *v);
+            }
+        }
+        out
+    }
+}
+
+/// `captured = delivered + dropped + in_flight + buffered` over the given VMs' own series.
+pub fn vms_balance<'a>(vms: impl IntoIterator<Item = &'a VmSeries>) -> (u64, u64) {
+    let get = |s: &VmSeries, k: &str| s.get(k).copied().unwrap_or(0);
+    vms.into_iter().fold((0, 0), |(c, rest), s| {
+        (
+            c + get(s, "captured"),
+            rest + get(s, "delivered")
+                + get(s, "dropped")
+                + get(s, "in_flight")
+                + get(s, "buffered"),
+        )
+    })
+}
+
+/// One sample of Envoy's `/stats/prometheus` text: metric name, labels, value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromSample {
+    /// The metric name (`adtap_dropped`).
+    pub name: String,
+    /// Its labels, by name.
+    pub labels: BTreeMap<String, String>,
+    /// Its value.
+    pub value: f64,
+}
+
+/// Parses the samples of a Prometheus text exposition (comments and histogram buckets kept as
+/// they are; label values without escapes, as Envoy writes adtap's).
+pub fn parse_prometheus(text: &str) -> Vec<PromSample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let value: f64 = value.trim().parse().ok()?;
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => {
+                    let body = rest.strip_suffix('}')?;
+                    let labels = body
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .filter_map(|p| {
+                            let (k, v) = p.split_once('=')?;
+                            Some((k.to_string(), v.trim_matches('"').to_string()))
+                        })
+                        .collect();
+                    (name, labels)
+                }
+                None => (series, BTreeMap::new()),
+            };
+            Some(PromSample {
+                name: name.to_string(),
+                labels,
+                value,
+            })
+        })
+        .collect()
+}
+
 impl fmt::Display for AdtapStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let width = self.values.keys().map(String::len).max().unwrap_or(0);
