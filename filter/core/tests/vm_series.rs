@@ -1,0 +1,114 @@
+//! Each VM's own metric series (`adtap_vm.<id>.*`), natively: what a live VM publishes on
+//! each tick, and what a dead one leaves behind (its series simply stop: the same numbers an
+//! Envoy shows for a trapped VM, whose callbacks never run again).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use adtap_core::headers::HeaderPairs;
+use adtap_core::host::FakeHost;
+use adtap_core::metrics::vm_series_name;
+use adtap_core::vm::Vm;
+use serde_json::json;
+
+const T0: u64 = 1_700_000_000_000;
+
+fn config() -> Vec<u8> {
+    json!({
+        "cluster": "kafka_rest",
+        "rules": [{"event_type": "impression", "topic": "imps", "path": {"prefix": "/imp"}}],
+        "batch": {"max_events": 2, "max_age_ms": 60_000}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn log_impression(vm: &mut Vm, host: &mut FakeHost, now: u64) {
+    host.request = Some(HeaderPairs::from_pairs(&[
+        (":method", "GET"),
+        (":path", "/imp?n=1"),
+        (":authority", "ads.example"),
+    ]));
+    host.status = Some(200);
+    vm.on_log(host, 1, now);
+}
+
+fn series(host: &FakeHost, vm: &Vm, name: &str) -> i64 {
+    host.metric(&vm_series_name(vm.id(), name))
+}
+
+#[test]
+fn the_id_is_eight_hex_digits_drawn_from_the_seed() {
+    let (a, b) = (Vm::new(1), Vm::new(2));
+    assert_eq!(a.id().len(), 8);
+    assert!(a.id().chars().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(a.id(), b.id());
+    assert_eq!(a.id(), Vm::new(1).id());
+}
+
+#[test]
+fn series_appear_on_the_first_tick_and_follow_the_vm() {
+    let (mut vm, mut host) = (Vm::new(9), FakeHost::default());
+    assert!(vm.on_configure(&mut host, 1, T0, &config()));
+    // Configured but never ticked (Envoy has such VMs): no series that would look dead.
+    assert!(!host.metrics.iter().any(|(n, _)| n.starts_with("adtap_vm.")));
+
+    log_impression(&mut vm, &mut host, T0);
+    vm.on_tick(&mut host, 1, T0 + 100);
+    assert_eq!(series(&host, &vm, "ticks"), 1);
+    assert_eq!(series(&host, &vm, "captured"), 1);
+    assert_eq!(series(&host, &vm, "buffered"), 1);
+    assert!(series(&host, &vm, "buffered_bytes") > 0);
+
+    // The second event fills the batch: it leaves on the next tick (in flight).
+    log_impression(&mut vm, &mut host, T0 + 150);
+    vm.on_tick(&mut host, 1, T0 + 200);
+    assert_eq!(series(&host, &vm, "ticks"), 2);
+    assert_eq!(series(&host, &vm, "captured"), 2);
+    assert_eq!(series(&host, &vm, "buffered"), 0, "a gauge set, not summed");
+    assert_eq!(series(&host, &vm, "in_flight"), 2);
+    assert_eq!(
+        series(&host, &vm, "buffered_bytes"),
+        host.metric("adtap_buffered_bytes")
+    );
+    // The VM's own series and the totals agree for a lone VM.
+    for n in ["captured", "delivered", "dropped", "in_flight", "buffered"] {
+        assert_eq!(
+            series(&host, &vm, n),
+            host.metric(&format!("adtap_{n}")),
+            "{n}"
+        );
+    }
+}
+
+#[test]
+fn two_vms_on_one_host_keep_separate_series_and_a_dead_ones_stop() {
+    // One FakeHost plays Envoy's stat store for two VMs (two workers).
+    let mut host = FakeHost::default();
+    let (mut live, mut dead) = (Vm::new(1), Vm::new(2));
+    assert!(live.on_configure(&mut host, 1, T0, &config()));
+    assert!(dead.on_configure(&mut host, 1, T0, &config()));
+    log_impression(&mut live, &mut host, T0);
+    log_impression(&mut dead, &mut host, T0);
+    live.on_tick(&mut host, 1, T0 + 100);
+    dead.on_tick(&mut host, 1, T0 + 100);
+    // `dead` traps here: it is never called again. `live` ticks on and ships its batch.
+    log_impression(&mut live, &mut host, T0 + 150);
+    for i in 2..10 {
+        live.on_tick(&mut host, 1, T0 + 100 * i);
+    }
+    assert_eq!(series(&host, &live, "ticks"), 9);
+    assert_eq!(series(&host, &dead, "ticks"), 1, "frozen");
+    assert_eq!(
+        series(&host, &dead, "buffered"),
+        1,
+        "what it held when it died"
+    );
+    assert_eq!(series(&host, &live, "buffered"), 0);
+    assert_eq!(series(&host, &live, "in_flight"), 2);
+    // The totals hold both: the dead VM's share is exactly its frozen series.
+    assert_eq!(host.metric("adtap_captured"), 3);
+    assert_eq!(
+        host.metric("adtap_buffered"),
+        series(&host, &dead, "buffered") + series(&host, &live, "buffered")
+    );
+}
