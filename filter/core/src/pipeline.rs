@@ -46,6 +46,19 @@ use crate::rng::Rng;
 #[cfg(test)]
 mod tests;
 
+/// Memory a held record takes beyond its encoded bytes, counted against `buffer.max_bytes`:
+/// its slot in a queue (about 56 bytes in wasm32, more while a queue's capacity doubles), the
+/// allocator's headers and rounding of its value and key, and the key's own allocation.
+/// Measured: at 16 MiB of records the VM's linear memory was 4 MiB over the bound without it
+/// (about 100 bytes per ~420-byte record).
+pub const RECORD_OVERHEAD_BYTES: usize = 96;
+
+/// The memory `n` held records of `bytes` encoded bytes in all take, as the buffer bound
+/// counts it.
+fn held_memory(bytes: usize, n: usize) -> usize {
+    bytes.saturating_add(n.saturating_mul(RECORD_OVERHEAD_BYTES))
+}
+
 /// Identifies a batch between [`Pipeline::poll`] and [`Pipeline::on_response`].
 pub type BatchId = u64;
 
@@ -222,13 +235,15 @@ impl Pipeline {
             self.count_drop(DropReason::Encode, 1);
             return;
         }
-        if size > self.cfg.batch.max_bytes || size > self.cfg.buffer.max_bytes {
+        if size > self.cfg.batch.max_bytes || held_memory(size, 1) > self.cfg.buffer.max_bytes {
             self.count_drop(DropReason::TooLarge, 1);
             return;
         }
         if !self.fits(size) {
             let room_possible = self.in_flight_events < self.cfg.buffer.max_events
-                && self.in_flight_bytes.saturating_add(size) <= self.cfg.buffer.max_bytes;
+                && held_memory(self.in_flight_bytes, self.in_flight_events)
+                    .saturating_add(held_memory(size, 1))
+                    <= self.cfg.buffer.max_bytes;
             if self.cfg.buffer.overflow == Overflow::DropNewest || !room_possible {
                 self.count_drop(DropReason::BufferFull, 1);
                 return;
@@ -650,10 +665,14 @@ impl Pipeline {
         self.queued_events + self.retry_events + self.in_flight_events
     }
 
-    /// Whether one more record of `size` bytes stays within the buffer bounds.
+    /// Whether one more record of `size` bytes stays within the buffer bounds. The byte bound
+    /// counts each held record's bookkeeping ([`RECORD_OVERHEAD_BYTES`]) with its bytes, so
+    /// that it bounds the memory the buffer takes, not only its payload.
     fn fits(&self, size: usize) -> bool {
-        self.held_events() < self.cfg.buffer.max_events
-            && self.held_bytes.saturating_add(size) <= self.cfg.buffer.max_bytes
+        let held = self.held_events();
+        held < self.cfg.buffer.max_events
+            && held_memory(self.held_bytes, held).saturating_add(held_memory(size, 1))
+                <= self.cfg.buffer.max_bytes
     }
 
     /// Evicts one record (drop_oldest): awaiting retry first, then the oldest buffered.

@@ -28,7 +28,7 @@ use adtap_core::config::{
     BatchConfig, BodyConfig, BufferConfig, ClientIpConfig, Dialect, Overflow, RetryConfig,
     ValueFormat,
 };
-use adtap_core::pipeline::{BatchId, Pipeline, ResponseReport, Stats};
+use adtap_core::pipeline::{BatchId, Pipeline, ResponseReport, Stats, RECORD_OVERHEAD_BYTES};
 use adtap_core::rng::Rng;
 use adtap_core::{retry, Config, Record};
 use proptest::prelude::*;
@@ -38,7 +38,11 @@ const BATCH_EVENTS: usize = 4;
 const BATCH_BYTES: usize = 120;
 const MAX_AGE: u64 = 100;
 const BUF_EVENTS: usize = 12;
-const BUF_BYTES: usize = 300;
+/// Bookkeeping the byte bound counts per held record.
+const O: usize = RECORD_OVERHEAD_BYTES;
+/// Room for a few records of the sizes generated, so the byte bound binds as often as the
+/// event bound.
+const BUF_BYTES: usize = 300 + 6 * O;
 const MAX_IN_FLIGHT: usize = 2;
 
 fn config(overflow: Overflow) -> Config {
@@ -235,7 +239,7 @@ impl Model {
         if topic >= TOPICS {
             return drop_new(self, DropReason::Encode);
         }
-        if size > BATCH_BYTES || size > BUF_BYTES {
+        if size > BATCH_BYTES || size + O > BUF_BYTES {
             return drop_new(self, DropReason::TooLarge);
         }
         // Held bytes and events, excluding the new record.
@@ -244,7 +248,7 @@ impl Model {
                 .held()
                 .fold((0usize, 0usize), |(n, b), r| (n + 1, b + r.size));
             // The new record is itself Buffered and counted in `held`.
-            n <= BUF_EVENTS && b <= BUF_BYTES
+            n <= BUF_EVENTS && b + n * O <= BUF_BYTES
         };
         if fits(self) {
             return;
@@ -254,8 +258,8 @@ impl Model {
             .filter(|r| matches!(r.state, State::InFlight(_)))
             .map(|r| r.size)
             .collect();
-        let room_possible =
-            in_flight.len() < BUF_EVENTS && in_flight.iter().sum::<usize>() + size <= BUF_BYTES;
+        let room_possible = in_flight.len() < BUF_EVENTS
+            && in_flight.iter().sum::<usize>() + size + (in_flight.len() + 1) * O <= BUF_BYTES;
         if self.cfg.buffer.overflow == Overflow::DropNewest || !room_possible {
             return drop_new(self, DropReason::BufferFull);
         }
@@ -506,7 +510,10 @@ impl Model {
         assert_eq!(s, &self.stats(), "pipeline stats vs model");
         assert!(s.balanced(), "accounting invariant");
         assert!(s.in_flight + s.buffered <= BUF_EVENTS as u64, "event bound");
-        assert!(s.buffered_bytes <= BUF_BYTES as u64, "byte bound");
+        assert!(
+            s.buffered_bytes + (s.in_flight + s.buffered) * O as u64 <= BUF_BYTES as u64,
+            "byte bound"
+        );
         assert!(p.in_flight_calls() <= MAX_IN_FLIGHT, "in-flight bound");
         assert_eq!(p.in_flight_calls(), self.in_flight.len());
         for b in &self.in_flight {

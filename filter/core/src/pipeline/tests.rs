@@ -55,6 +55,9 @@ fn config() -> Config {
 }
 
 /// A record of `size` bytes (at least 8) whose value starts with `id`.
+/// Bookkeeping bytes the buffer bound counts per record.
+const O: usize = super::RECORD_OVERHEAD_BYTES;
+
 fn rec(topic: usize, id: u64, size: usize) -> Record {
     let mut value = id.to_le_bytes().to_vec();
     value.resize(size.max(8), b'x');
@@ -487,13 +490,14 @@ fn drop_newest_rejects_the_new_record_by_events_and_by_bytes() {
     kept.sort_unstable();
     assert_eq!(kept, vec![0, 1, 2]);
 
+    // The byte bound counts each record's bookkeeping too.
     let mut cfg = config();
-    cfg.buffer.max_bytes = 100;
+    cfg.buffer.max_bytes = 100 + 3 * O;
     let mut p = Pipeline::new(&cfg, 1);
     p.push(0, rec(0, 0, 40));
     p.push(0, rec(0, 1, 40));
-    p.push(0, rec(0, 2, 40)); // 120 > 100
-    p.push(0, rec(0, 3, 20)); // exactly 100
+    p.push(0, rec(0, 2, 40)); // 120 + 3 O > 100 + 3 O
+    p.push(0, rec(0, 3, 20)); // exactly 100 + 3 O
     assert_eq!(dropped(&p, DropReason::BufferFull), 1);
     assert_eq!(p.stats().buffered_bytes, 100);
     assert_eq!(drain_all(&mut p, 0), vec![vec![0, 1, 3]]);
@@ -546,17 +550,19 @@ fn drop_oldest_evicts_in_global_arrival_order() {
 
 #[test]
 fn drop_oldest_evicts_exactly_enough_bytes() {
+    // Five 10-byte records fill the buffer, bookkeeping included; a record that takes three
+    // slots' worth (its bytes and its own bookkeeping) makes exactly three go.
     let mut cfg = config();
-    cfg.buffer.max_bytes = 50;
+    cfg.buffer.max_bytes = 5 * (10 + O);
     cfg.buffer.overflow = Overflow::DropOldest;
     cfg.batch.max_events = 100;
     let mut p = Pipeline::new(&cfg, 1);
     for i in 0..5 {
         p.push(0, rec(0, i, 10));
     }
-    p.push(0, rec(0, 5, 30)); // needs 30 bytes: three 10-byte records go
+    p.push(0, rec(0, 5, 30 + 2 * O));
     assert_eq!(dropped(&p, DropReason::BufferFull), 3);
-    assert_eq!(p.stats().buffered_bytes, 50);
+    assert_eq!(p.stats().buffered_bytes as usize, 20 + 30 + 2 * O);
     assert_eq!(drain_all(&mut p, 0), vec![vec![3, 4, 5]]);
 }
 
@@ -603,7 +609,7 @@ fn drop_oldest_evicts_retry_waiting_records_first_and_never_in_flight_ones() {
 #[test]
 fn drop_oldest_does_not_evict_when_in_flight_bytes_leave_no_room() {
     let mut cfg = config();
-    cfg.buffer.max_bytes = 100;
+    cfg.buffer.max_bytes = 100 + 2 * O;
     cfg.buffer.overflow = Overflow::DropOldest;
     cfg.batch.max_events = 1;
     let mut p = Pipeline::new(&cfg, 1);
