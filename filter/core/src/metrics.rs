@@ -162,6 +162,46 @@ impl VmSeries {
     }
 }
 
+/// The per-topic series: the suffix after `adtap_topic.<topic>.`, in
+/// [`crate::worker::Worker::topic_values`] order. Counters; Envoy's stats tag extraction
+/// (README, Metrics reference) turns the topic into a label: `adtap_topic_delivered{topic="…"}`.
+pub const TOPIC_SERIES: [&str; 3] = ["captured", "delivered", "dropped"];
+
+/// The prefix of every per-topic series name.
+pub const TOPIC_PREFIX: &str = "adtap_topic.";
+
+/// One topic's series in one VM: ids, the values last published, the final values of retired
+/// workers, and this publish's sum over the live ones.
+#[derive(Debug)]
+struct TopicSeries {
+    name: String,
+    ids: [Option<u32>; 3],
+    published: [u64; 3],
+    base: [u64; 3],
+    live: [u64; 3],
+}
+
+impl TopicSeries {
+    fn define(host: &mut dyn Host, name: &str) -> TopicSeries {
+        let mut ids = [None; 3];
+        for (slot, suffix) in ids.iter_mut().zip(TOPIC_SERIES) {
+            *slot = host
+                .define_metric(
+                    MetricKind::Counter,
+                    &format!("{TOPIC_PREFIX}{name}.{suffix}"),
+                )
+                .ok();
+        }
+        TopicSeries {
+            name: name.to_string(),
+            ids,
+            published: [0; 3],
+            base: [0; 3],
+            live: [0; 3],
+        }
+    }
+}
+
 /// One VM's published stats: metric ids, the values last published, and the final values of
 /// the workers this VM no longer has.
 #[derive(Debug)]
@@ -177,6 +217,9 @@ pub struct Ledger {
     /// tick nor see traffic (seen in 1.40: one such VM besides the main thread's and the
     /// workers'), and series that never advance would look like a dead VM to every alert.
     vm: Option<VmSeries>,
+    /// Per-topic series, defined when a topic is first seen; workers with the same topic add
+    /// up into one series.
+    topics: Vec<TopicSeries>,
 }
 
 impl Ledger {
@@ -204,6 +247,7 @@ impl Ledger {
             base: [0; COUNT],
             vm_id: vm.to_string(),
             vm: None,
+            topics: Vec::new(),
         }
     }
 
@@ -247,6 +291,72 @@ impl Ledger {
                 _ => *last = value,
             }
         }
+    }
+
+    /// Sends each topic's change since the last call; `live` gives every live worker's topic
+    /// values ([`crate::worker::Worker::topic_values`]). Allocates only for a topic seen for
+    /// the first time.
+    pub fn publish_topics<'a>(
+        &mut self,
+        host: &mut dyn Host,
+        live: impl Iterator<Item = (&'a str, [u64; 3])>,
+    ) {
+        for t in &mut self.topics {
+            t.live = [0; 3];
+        }
+        for (name, values) in live {
+            if let Some(series) = self.topic_series(host, name) {
+                for (l, v) in series.live.iter_mut().zip(values) {
+                    *l = l.saturating_add(v);
+                }
+            }
+        }
+        for t in &mut self.topics {
+            for (((id, last), live), base) in t
+                .ids
+                .iter()
+                .zip(t.published.iter_mut())
+                .zip(t.live)
+                .zip(t.base)
+            {
+                let value = live.saturating_add(base);
+                if value <= *last {
+                    continue;
+                }
+                let delta = i64::try_from(value - *last).unwrap_or(i64::MAX);
+                match id {
+                    Some(id) if host.increment_metric(*id, delta).is_err() => {}
+                    _ => *last = value,
+                }
+            }
+        }
+    }
+
+    /// Keeps the final topic numbers of a worker that is going away (see [`Ledger::retire`]).
+    pub fn retire_topics<'a>(
+        &mut self,
+        host: &mut dyn Host,
+        values: impl Iterator<Item = (&'a str, [u64; 3])>,
+    ) {
+        for (name, v) in values {
+            if let Some(series) = self.topic_series(host, name) {
+                for (b, x) in series.base.iter_mut().zip(v) {
+                    *b = b.saturating_add(x);
+                }
+            }
+        }
+    }
+
+    /// The series of topic `name`, defined on first sight.
+    fn topic_series(&mut self, host: &mut dyn Host, name: &str) -> Option<&mut TopicSeries> {
+        let at = match self.topics.iter().position(|t| t.name == name) {
+            Some(at) => at,
+            None => {
+                self.topics.push(TopicSeries::define(host, name));
+                self.topics.len().saturating_sub(1)
+            }
+        };
+        self.topics.get_mut(at)
     }
 
     /// Keeps the final numbers of a worker that is going away, so that the published counters

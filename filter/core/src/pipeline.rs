@@ -137,6 +137,21 @@ struct Queued {
 struct TopicQueue {
     records: VecDeque<Queued>,
     bytes: usize,
+    /// This topic's share of the accounting.
+    counts: TopicCounts,
+}
+
+/// One topic's share of the accounting ([`Pipeline::topic_counts`]): events pushed for it,
+/// delivered, and dropped for any reason. Events whose topic is not configured (an encoding
+/// failure) count in the totals only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicCounts {
+    /// Events accepted for this topic.
+    pub captured: u64,
+    /// Of them, acknowledged by the REST proxy.
+    pub delivered: u64,
+    /// Of them, dropped (any reason).
+    pub dropped: u64,
 }
 
 /// Records of one answered batch waiting for another attempt.
@@ -226,17 +241,21 @@ impl Pipeline {
     /// record is dropped as [`DropReason::Shutdown`].
     pub fn push(&mut self, now_ms: u64, record: Record) {
         self.stats.captured += 1;
+        let topic = record.topic;
+        if let Some(q) = self.topics.get_mut(topic) {
+            q.counts.captured += 1;
+        }
         let size = record.size();
         if self.abandoned {
-            self.count_drop(DropReason::Shutdown, 1);
+            self.drop_in(topic, DropReason::Shutdown, 1);
             return;
         }
-        if record.topic >= self.topics.len() {
+        if topic >= self.topics.len() {
             self.count_drop(DropReason::Encode, 1);
             return;
         }
         if size > self.cfg.batch.max_bytes || held_memory(size, 1) > self.cfg.buffer.max_bytes {
-            self.count_drop(DropReason::TooLarge, 1);
+            self.drop_in(topic, DropReason::TooLarge, 1);
             return;
         }
         if !self.fits(size) {
@@ -245,14 +264,14 @@ impl Pipeline {
                     .saturating_add(held_memory(size, 1))
                     <= self.cfg.buffer.max_bytes;
             if self.cfg.buffer.overflow == Overflow::DropNewest || !room_possible {
-                self.count_drop(DropReason::BufferFull, 1);
+                self.drop_in(topic, DropReason::BufferFull, 1);
                 return;
             }
             while !self.fits(size) {
                 if !self.evict_oldest() {
                     // Unreachable given `room_possible`; keep the accounting right regardless.
                     self.sync_gauges();
-                    self.count_drop(DropReason::BufferFull, 1);
+                    self.drop_in(topic, DropReason::BufferFull, 1);
                     return;
                 }
             }
@@ -414,7 +433,10 @@ impl Pipeline {
             }
         }
         self.stats.delivered += report.delivered;
-        self.count_drop(DropReason::Rejected, rejected);
+        if let Some(q) = self.topics.get_mut(batch.topic) {
+            q.counts.delivered += report.delivered;
+        }
+        self.drop_in(batch.topic, DropReason::Rejected, rejected);
         report.dropped = rejected;
         if !too_large.is_empty() {
             let origin = (batch.topic, batch.attempt, batch.first_failure_ms);
@@ -439,7 +461,7 @@ impl Pipeline {
             match give_up {
                 Some(reason) => {
                     self.held_bytes = self.held_bytes.saturating_sub(retry_bytes);
-                    self.count_drop(reason, k);
+                    self.drop_in(batch.topic, reason, k);
                     report.dropped += k;
                 }
                 None => self.schedule_retry(
@@ -487,7 +509,7 @@ impl Pipeline {
         if let Some(reason) = give_up {
             let bytes: usize = records.iter().map(Record::size).sum();
             self.held_bytes = self.held_bytes.saturating_sub(bytes);
-            self.count_drop(reason, records.len() as u64);
+            self.drop_in(topic, reason, records.len() as u64);
             report.dropped += records.len() as u64;
             return;
         }
@@ -537,12 +559,18 @@ impl Pipeline {
         self.shutting_down = true;
         let mut dropped = 0u64;
         for q in &mut self.topics {
-            dropped += q.records.len() as u64;
+            let n = q.records.len() as u64;
+            dropped += n;
+            q.counts.dropped += n;
             q.records.clear();
             q.bytes = 0;
         }
         for e in self.retries.drain(..) {
-            dropped += e.records.len() as u64;
+            let n = e.records.len() as u64;
+            dropped += n;
+            if let Some(q) = self.topics.get_mut(e.topic) {
+                q.counts.dropped += n;
+            }
         }
         self.queued_events = 0;
         self.retry_events = 0;
@@ -559,6 +587,11 @@ impl Pipeline {
     pub fn abandon_in_flight(&mut self) {
         self.abandon();
         let dropped = self.in_flight_events as u64;
+        for b in &self.in_flight {
+            if let Some(q) = self.topics.get_mut(b.topic) {
+                q.counts.dropped += b.records.len() as u64;
+            }
+        }
         self.in_flight.clear();
         self.in_flight_events = 0;
         self.in_flight_bytes = 0;
@@ -575,6 +608,11 @@ impl Pipeline {
     /// Current counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Each configured topic's share of the accounting, in [`Config::topics`] order.
+    pub fn topic_counts(&self) -> impl Iterator<Item = TopicCounts> + '_ {
+        self.topics.iter().map(|q| q.counts)
     }
 
     /// The earliest time at which something becomes due: the oldest buffered record's age
@@ -679,6 +717,7 @@ impl Pipeline {
     /// Returns false when nothing but in-flight records is held.
     fn evict_oldest(&mut self) -> bool {
         while let Some(entry) = self.retries.front_mut() {
+            let topic = entry.topic;
             let Some(record) = entry.records.pop_front() else {
                 // Entries are never left empty; tolerate one anyway.
                 self.retries.pop_front();
@@ -691,7 +730,7 @@ impl Pipeline {
             }
             self.retry_events = self.retry_events.saturating_sub(1);
             self.held_bytes = self.held_bytes.saturating_sub(size);
-            self.count_drop(DropReason::BufferFull, 1);
+            self.drop_in(topic, DropReason::BufferFull, 1);
             return true;
         }
         let oldest = self
@@ -708,10 +747,19 @@ impl Pipeline {
         };
         let size = item.record.size();
         q.bytes = q.bytes.saturating_sub(size);
+        q.counts.dropped += 1;
         self.queued_events = self.queued_events.saturating_sub(1);
         self.held_bytes = self.held_bytes.saturating_sub(size);
         self.count_drop(DropReason::BufferFull, 1);
         true
+    }
+
+    /// Counts `n` drops of records of `topic`, in the totals and in the topic's share.
+    fn drop_in(&mut self, topic: usize, reason: DropReason, n: u64) {
+        if let Some(q) = self.topics.get_mut(topic) {
+            q.counts.dropped += n;
+        }
+        self.count_drop(reason, n);
     }
 
     fn count_drop(&mut self, reason: DropReason, n: u64) {

@@ -335,7 +335,7 @@ impl Vm {
         let finished = slot.worker.settle(now);
         if finished {
             self.roots.remove(at);
-            self.retire_finished();
+            self.retire_finished(host);
         } else if let Some(root) = self.roots.get_mut(at) {
             root.draining = true;
         }
@@ -421,7 +421,7 @@ impl Vm {
             }
         }
         self.publish(host);
-        self.retire_finished();
+        self.retire_finished(host);
     }
 
     /// Roots waiting on a finished worker call `done()`; finished workers are retired.
@@ -450,11 +450,11 @@ impl Vm {
                 let _ = host.done();
             }
         }
-        self.retire_finished();
+        self.retire_finished(host);
     }
 
     /// Moves the numbers of finished workers no root uses into the ledger's base.
-    fn retire_finished(&mut self) {
+    fn retire_finished(&mut self, host: &mut dyn Host) {
         let roots = &self.roots;
         let ledger = &mut self.ledger;
         self.slots.retain(|s| {
@@ -463,6 +463,7 @@ impl Vm {
             if gone {
                 if let Some(l) = ledger.as_mut() {
                     l.retire(s.worker.values());
+                    l.retire_topics(host, s.worker.topic_values());
                 }
             }
             !gone
@@ -498,6 +499,10 @@ impl Vm {
             .fold([0u64; COUNT], |acc, s| metrics::add(acc, s.worker.values()));
         if let Some(ledger) = self.ledger.as_mut() {
             ledger.publish(host, live);
+            ledger.publish_topics(
+                host,
+                self.slots.iter().flat_map(|s| s.worker.topic_values()),
+            );
         }
     }
 }

@@ -115,6 +115,16 @@ impl Worker {
         &mut self.rng
     }
 
+    /// Each configured topic's share of the accounting: its name and its captured, delivered
+    /// and dropped counts ([`metrics::TOPIC_SERIES`] order).
+    pub fn topic_values(&self) -> impl Iterator<Item = (&str, [u64; 3])> + '_ {
+        self.cfg
+            .topics
+            .iter()
+            .zip(self.pipeline.topic_counts())
+            .map(|(name, c)| (name.as_str(), [c.captured, c.delivered, c.dropped]))
+    }
+
     /// Every published value of this worker.
     pub fn values(&self) -> [u64; COUNT] {
         metrics::values(self.pipeline.stats(), &self.local)

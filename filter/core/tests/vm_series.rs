@@ -112,3 +112,65 @@ fn two_vms_on_one_host_keep_separate_series_and_a_dead_ones_stop() {
         series(&host, &dead, "buffered") + series(&host, &live, "buffered")
     );
 }
+
+/// Each topic's share of the accounting as its own series, `adtap_topic.<topic>.*`: counted
+/// where the event's fate is decided, published on ticks, balancing per topic once settled,
+/// and adding up to the totals.
+#[test]
+fn topic_series_count_each_topics_events() {
+    let (mut vm, mut host) = (Vm::new(5), FakeHost::default());
+    let cfg = json!({
+        "cluster": "kafka_rest",
+        "rules": [
+            {"event_type": "impression", "topic": "imps", "path": {"prefix": "/imp"}},
+            {"event_type": "click", "topic": "clicks", "path": {"prefix": "/click"}}
+        ],
+        "batch": {"max_events": 2, "max_age_ms": 60_000},
+        "buffer": {"max_events": 3, "max_bytes": 8_388_608}
+    });
+    assert!(vm.on_configure(&mut host, 1, T0, cfg.to_string().as_bytes()));
+    let log = |vm: &mut Vm, host: &mut FakeHost, path: &str| {
+        host.request = Some(HeaderPairs::from_pairs(&[
+            (":method", "GET"),
+            (":path", path),
+            (":authority", "ads.example"),
+        ]));
+        host.status = Some(200);
+        vm.on_log(host, 1, T0);
+    };
+    log(&mut vm, &mut host, "/imp?n=1");
+    log(&mut vm, &mut host, "/imp?n=2");
+    log(&mut vm, &mut host, "/click?n=3");
+    log(&mut vm, &mut host, "/click?n=4"); // the buffer holds 3: dropped, counted under clicks
+    vm.on_tick(&mut host, 1, T0 + 100); // the full imps batch leaves
+    let call = host.calls.remove(0);
+    let body = br#"{"offsets":[{"partition":0,"offset":1},{"partition":0,"offset":2}]}"#;
+    host.answer = (Some(200), body.to_vec());
+    vm.on_http_call_response(&mut host, T0 + 110, call.token, 1, body.len());
+    vm.on_tick(&mut host, 1, T0 + 200);
+    let t = |topic: &str, n: &str| host.metric(&format!("adtap_topic.{topic}.{n}"));
+    assert_eq!(
+        (
+            t("imps", "captured"),
+            t("imps", "delivered"),
+            t("imps", "dropped")
+        ),
+        (2, 2, 0)
+    );
+    assert_eq!(
+        (
+            t("clicks", "captured"),
+            t("clicks", "delivered"),
+            t("clicks", "dropped")
+        ),
+        (2, 0, 1),
+        "one click still buffered"
+    );
+    for n in ["captured", "delivered", "dropped"] {
+        assert_eq!(
+            t("imps", n) + t("clicks", n),
+            host.metric(&format!("adtap_{n}")),
+            "{n}"
+        );
+    }
+}

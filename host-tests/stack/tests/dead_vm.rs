@@ -5,7 +5,8 @@
 //! `x-adtap-test-trap`. Envoy runs 2 workers; the trap kills the VM of whichever worker took
 //! that request. What is shown and checked, under `FAIL_OPEN` and under `FAIL_RELOAD`:
 //! - before the trap, `/stats/prometheus` against the events sent: the totals, the drop
-//!   reasons as `adtap_dropped{reason="…"}`, and one `adtap_vm_*{vm="…"}` set per VM whose
+//!   reasons as `adtap_dropped{reason="…"}`, each topic's share as
+//!   `adtap_topic_*{topic="…"}`, and one `adtap_vm_*{vm="…"}` set per VM whose
 //!   captures add up to `adtap_captured`;
 //! - after it, the dead VM's series frozen (its ticks stop, its gauges keep what it held),
 //!   the live VMs' accounting balancing on their own series, the totals still the sum of every
@@ -288,6 +289,25 @@ fn dead_vm(policy: &str) {
         !text.contains("wasmcustom"),
         "Prometheus names have no wasmcustom prefix"
     );
+    // Each topic's share, labelled by topic, adds up to the totals.
+    let topic_sum = |name: &str| -> (usize, f64) {
+        let of: Vec<&PromSample> = prom
+            .iter()
+            .filter(|p| p.name == name && p.labels.contains_key("topic"))
+            .collect();
+        (of.len(), of.iter().map(|p| p.value).sum())
+    };
+    let (topics, captured) = topic_sum("adtap_topic_captured");
+    assert!(
+        topics >= 2,
+        "one adtap_topic_captured{{topic=…}} per topic: {topics}"
+    );
+    assert_eq!(
+        captured, want as f64,
+        "the topics' captures add up to the total"
+    );
+    assert_eq!(topic_sum("adtap_topic_delivered").1, s.delivered() as f64);
+    assert_eq!(topic_sum("adtap_topic_dropped").1, by_reason);
 
     // 3. Another outage, so that both workers hold events; then the trap.
     stack.stop_rest_proxy().unwrap();

@@ -752,3 +752,42 @@ fn abandon_in_flight_counts_unanswered_calls_once() {
     assert_eq!(p.stats().delivered, 0);
     assert!(p.stats().balanced());
 }
+
+#[test]
+fn each_topic_accounts_for_its_own_events() {
+    let mut cfg = config();
+    cfg.buffer.max_events = 4;
+    cfg.batch.max_events = 2;
+    let mut p = Pipeline::new(&cfg, 1);
+    // Topic 0: three events, one dropped for a full buffer later; topic 1: two; topic 2: none.
+    p.push(0, rec(0, 0, 10));
+    p.push(0, rec(0, 1, 10));
+    p.push(0, rec(1, 2, 10));
+    p.push(0, rec(1, 3, 10));
+    p.push(0, rec(0, 4, 10)); // buffer full: dropped, counted under topic 0
+    p.push(0, rec(9, 5, 10)); // no such topic: counted in the totals only
+    let a = p.poll(0).unwrap(); // topic 0: 0, 1
+    let b = p.poll(0).unwrap(); // topic 1: 2, 3
+    p.on_outcomes(1, a.id, &[D, X]);
+    p.on_outcomes(1, b.id, &[D, D]);
+    let counts: Vec<TopicCounts> = p.topic_counts().collect();
+    let c = |captured, delivered, dropped| TopicCounts {
+        captured,
+        delivered,
+        dropped,
+    };
+    assert_eq!(counts, vec![c(3, 1, 2), c(2, 2, 0), c(0, 0, 0)]);
+    // Settled, so each topic balances, and the topics add up to the totals but for the one
+    // event of no configured topic.
+    let s = p.stats();
+    assert!(p.is_idle());
+    assert_eq!(
+        counts.iter().map(|t| t.captured).sum::<u64>() + 1,
+        s.captured
+    );
+    assert_eq!(counts.iter().map(|t| t.delivered).sum::<u64>(), s.delivered);
+    assert_eq!(
+        counts.iter().map(|t| t.dropped).sum::<u64>() + 1,
+        s.dropped_total()
+    );
+}
