@@ -1,0 +1,60 @@
+//! Where things are: the workspace, the tool cache and the module under test, each resolved one
+//! way for every host test and bench.
+//!
+//! Environment overrides (the only ones): `ADTAP_CACHE` for the cache `./build.sh setup` fills,
+//! `ADTAP_WASM` for the module `./build.sh build` writes.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+/// The workspace root (two levels above this crate's manifest).
+pub fn repo_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .nth(2)
+        .map_or_else(|| here.to_path_buf(), Path::to_path_buf)
+}
+
+/// `$ADTAP_CACHE`, else `~/.cache/adtap` (where `./build.sh setup` installs Envoy and tansu).
+pub fn cache_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("ADTAP_CACHE") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    PathBuf::from(home).join(".cache/adtap")
+}
+
+/// adtap's release module: `$ADTAP_WASM`, else `<repo>/dist/adtap.wasm` (`./build.sh build`).
+pub fn wasm() -> PathBuf {
+    std::env::var_os("ADTAP_WASM")
+        .map_or_else(|| repo_root().join("dist/adtap.wasm"), PathBuf::from)
+}
+
+/// A 127.0.0.1 port that was free a moment ago (the OS picks it; the listener is closed again).
+///
+/// Panics when the loopback interface cannot be bound at all: no local test can run then.
+#[allow(clippy::panic)]
+pub fn free_port() -> u16 {
+    match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(addr) => addr.port(),
+        Err(e) => panic!("cannot bind a free port on 127.0.0.1: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_is_the_workspace() {
+        assert!(repo_root().join("Cargo.toml").is_file());
+        assert!(repo_root().join("host-tests/harness").is_dir());
+    }
+
+    #[test]
+    fn free_ports_are_bindable() {
+        let port = free_port();
+        assert_ne!(port, 0);
+        assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
+    }
+}
