@@ -3,7 +3,8 @@
 #   dist/js/node/   --target nodejs  (require it from Node)
 #   dist/js/web/    --target web     (ES module, used by the page)
 #   dist/js/page/   the static page (serve dist/js/ over http: node filter/js/serve.mjs)
-#   dist/js/package.json
+#   dist/js/bin/, cli/ the `adtap` command (the package's npm bin)
+#   dist/js/package.json, package-lock.json, node_modules/ (the CLI's `yaml`)
 # Idempotent; installs wasm-bindgen-cli at the crate's pinned version when missing.
 # Respects CARGO_TARGET_DIR and ADTAP_CACHE.
 set -euo pipefail
@@ -59,23 +60,23 @@ quiet wasm-bindgen-web "$WB" --target web --out-dir "$OUT/web" --out-name adtap 
 cp -r "$ROOT/filter/js/page" "$OUT/page"
 cp "$ROOT/filter/js/serve.mjs" "$OUT/serve.mjs"
 
-# `cargo pkgid` prints e.g. path+file:///…/filter/js#adtap-js@0.1.0
+# The package's manifest and lockfile (its one dependency, `yaml`, for the CLI) are
+# filter/js/npm/; the version must be the crate's. `cargo pkgid` prints e.g.
+# path+file:///…/filter/js#adtap-js@0.1.0
 PKGID="$(cd "$ROOT" && cargo pkgid -p adtap-js)"
 VERSION="${PKGID##*[#@]}"
-cat >"$OUT/package.json" <<JSON
-{
-  "name": "adtap",
-  "version": "$VERSION",
-  "description": "adtap's core for JavaScript: config validation, event preview and record decoding (the filter's own code, via wasm-bindgen).",
-  "license": "Apache-2.0",
-  "main": "node/adtap.js",
-  "types": "node/adtap.d.ts",
-  "exports": {
-    ".": { "types": "./node/adtap.d.ts", "default": "./node/adtap.js" },
-    "./web": { "types": "./web/adtap.d.ts", "default": "./web/adtap.js" }
-  },
-  "files": ["node", "web", "page", "serve.mjs"]
-}
-JSON
+NPM_VERSION="$(node -p "require('$ROOT/filter/js/npm/package.json').version")"
+if [[ "$NPM_VERSION" != "$VERSION" ]]; then
+    log "filter/js/npm/package.json has version $NPM_VERSION, the crate $VERSION: make them equal"
+    exit 1
+fi
+rm -rf "$OUT/bin" "$OUT/cli"
+cp -r "$ROOT/filter/js/bin" "$OUT/bin"
+cp -r "$ROOT/filter/js/cli" "$OUT/cli"
+chmod +x "$OUT/bin/adtap.mjs"
+cp "$ROOT/filter/js/npm/package.json" "$ROOT/filter/js/npm/package-lock.json" "$OUT/"
+# The dependencies as locked, so that `node dist/js/bin/adtap.mjs` runs from the build (npm's
+# cache serves them after the first time).
+( cd "$OUT" && quiet npm-ci npm ci --omit=dev --ignore-scripts --no-audit --no-fund )
 
 echo "adtap JS package $VERSION: $OUT (require('$OUT'); page: node $OUT/serve.mjs $OUT, then open /page/)"

@@ -3,16 +3,18 @@
 //! filter runs instead of a re-implementation that drifts.
 //!
 //! Layout:
-//! - `lib.rs` (this file): the three exports and their TypeScript types; it only converts
+//! - `lib.rs` (this file): the four exports and their TypeScript types; it only converts
 //!   between JavaScript values and JSON text (`JSON.parse`/`JSON.stringify`), so every number and
 //!   field name is exactly what serde writes.
 //! - [`preview`] holds `validateConfig` and `previewEvent` as pure functions over JSON.
 //! - [`request`] reads the sample request a caller describes.
 //! - [`decode`] implements `decodeRecord`.
+//! - [`native`] implements `nativeFilter` (the core's native Envoy pre-filter, without secrets).
 //!
 //! Errors cross to JavaScript as `Error` objects with a message that names what is wrong.
 
 pub mod decode;
+pub mod native;
 pub mod preview;
 pub mod request;
 
@@ -89,6 +91,25 @@ export interface PreviewResult {
 }
 
 export type RecordFormat = "json" | "msgpack";
+
+/** Where the module runs in Envoy. */
+export type Deployment = "access-logger" | "http-filter";
+
+/** Result of `nativeFilter`. */
+export interface NativeFilterResult {
+  ok: boolean;
+  /** With `ok: false`: every configuration error. */
+  errors?: ConfigError[];
+  deployment?: Deployment;
+  /** Indices of the rules the deployment captures. */
+  rules?: number[];
+  /** The native part alone: the access log `filter`, or the composite matcher's predicate. */
+  filter?: unknown;
+  /** The whole `access_log` / `http_filters` entry; adtap's configuration is `@ADTAP_CONFIG@`. */
+  entry?: unknown;
+  /** Set when the deployment captures no rule. */
+  warning?: string;
+}
 "#;
 
 /// The configuration as JSON text: a string is taken as is, anything else is stringified.
@@ -159,4 +180,30 @@ pub fn decode_record(
         ));
     };
     to_js(&decode::decode(&bytes, format).map_err(|e| JsError::new(&e))?)
+}
+
+/// The native Envoy pre-filter for `config`'s rules (`deployment`: `"access-logger"` or
+/// `"http-filter"`), the module loaded from `wasmPath` (default `/etc/envoy/adtap.wasm`). The
+/// entry holds the placeholder `@ADTAP_CONFIG@` instead of the configuration, which may hold
+/// secrets. An invalid configuration is a normal answer (`ok: false` and its errors).
+#[wasm_bindgen(js_name = nativeFilter, unchecked_return_type = "NativeFilterResult")]
+pub fn native_filter(
+    #[wasm_bindgen(unchecked_param_type = "string | object")] config: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Deployment")] deployment: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string | undefined")] wasm_path: JsValue,
+) -> Result<JsValue, JsError> {
+    let config = json_text(&config, "config")?;
+    let deployment = deployment
+        .as_string()
+        .ok_or_else(|| JsError::new("deployment must be \"access-logger\" or \"http-filter\""))?;
+    let deployment = native::parse_deployment(&deployment).map_err(|e| JsError::new(&e))?;
+    let wasm = if wasm_path.is_undefined() || wasm_path.is_null() {
+        native::DEFAULT_WASM.to_string()
+    } else {
+        wasm_path
+            .as_string()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| JsError::new("wasmPath must be a non-empty string"))?
+    };
+    to_js(&native::native_filter(config.as_bytes(), deployment, &wasm))
 }
