@@ -229,3 +229,41 @@ export function describe(f) {
   const name = f.name === undefined ? '' : ` ${JSON.stringify(f.name)}`;
   return `document ${f.document}, ${f.kind}${name} at ${f.path}`;
 }
+
+// The kinds of `auth`: anything else in that position may be a pasted credential.
+const AUTH_KINDS = new Set(['basic', 'bearer', 'header']);
+
+/**
+ * The strings of a configuration's JSON `text` that may be secrets: every string value under
+ * `auth`, a key of `auth` that is not one of its kinds, and `client_ip.salt`. The core's
+ * messages are redacted already; this second guard keeps the command's output clean where one
+ * is not (the core quotes an unknown `auth` kind, a map key, in its message today).
+ */
+export function secretsOf(text) {
+  let doc;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  if (!isObject(doc)) return [];
+  const out = new Set();
+  const values = (v) => {
+    if (typeof v === 'string') out.add(v);
+    else if (Array.isArray(v)) v.forEach(values);
+    else if (isObject(v)) Object.values(v).forEach(values);
+  };
+  values(doc.auth);
+  if (isObject(doc.auth)) Object.keys(doc.auth).filter((k) => !AUTH_KINDS.has(k)).forEach((k) => out.add(k));
+  if (isObject(doc.client_ip)) values(doc.client_ip.salt);
+  // Very short strings would blank out ordinary words of messages; longest first, so that a
+  // secret containing another is replaced whole.
+  return [...out].filter((s) => s.length >= 3).sort((a, b) => b.length - a.length);
+}
+
+/** `message` with every one of `secrets` replaced by `<redacted>`. */
+export function redact(message, secrets) {
+  let out = message;
+  for (const s of secrets) out = out.split(s).join('<redacted>');
+  return out;
+}

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { UsageError, InputError, parseArgs } from './args.mjs';
-import { findConfigs, describe } from './find.mjs';
+import { findConfigs, describe, secretsOf, redact } from './find.mjs';
 
 const require = createRequire(import.meta.url);
 const core = require('../node/adtap.js');
@@ -189,7 +189,9 @@ async function validate(argv, io) {
         continue;
       }
       const result = core.validateConfig(f.text);
-      report.push({ ...entry, ok: result.ok, errors: result.errors });
+      const secrets = secretsOf(f.text);
+      const errors = result.errors.map((e) => ({ path: e.path, message: redact(e.message, secrets) }));
+      report.push({ ...entry, ok: result.ok, errors });
     }
   }
   // A file without adtap (a ServiceEntry next to the WasmPlugin) is a note; a run that finds
@@ -253,7 +255,8 @@ async function oneConfig(file, io) {
 /** Exit 1 with every configuration error, each with its field's path. */
 function configErrors(file, f, errors) {
   const where = f.kind === 'adtap configuration' ? label(file) : `${label(file)}: ${describe(f)}`;
-  const lines = errors.map((e) => `  ${e.path}: ${e.message}`).join('\n');
+  const secrets = secretsOf(f.text);
+  const lines = errors.map((e) => `  ${e.path}: ${redact(e.message, secrets)}`).join('\n');
   return new InputError(`${where} is not a valid adtap configuration:\n${lines}`);
 }
 
