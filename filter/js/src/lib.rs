@@ -183,27 +183,26 @@ pub fn decode_record(
 }
 
 /// The native Envoy pre-filter for `config`'s rules (`deployment`: `"access-logger"` or
-/// `"http-filter"`), the module loaded from `wasmPath` (default `/etc/envoy/adtap.wasm`). The
+/// `"http-filter"`), the module loaded from `wasm_path` (default `/etc/envoy/adtap.wasm`). The
 /// entry holds the placeholder `@ADTAP_CONFIG@` instead of the configuration, which may hold
 /// secrets. An invalid configuration is a normal answer (`ok: false` and its errors).
 #[wasm_bindgen(js_name = nativeFilter, unchecked_return_type = "NativeFilterResult")]
 pub fn native_filter(
     #[wasm_bindgen(unchecked_param_type = "string | object")] config: JsValue,
     #[wasm_bindgen(unchecked_param_type = "Deployment")] deployment: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "string | undefined")] wasm_path: JsValue,
+    wasm_path: Option<String>,
 ) -> Result<JsValue, JsError> {
     let config = json_text(&config, "config")?;
     let deployment = deployment
         .as_string()
         .ok_or_else(|| JsError::new("deployment must be \"access-logger\" or \"http-filter\""))?;
     let deployment = native::parse_deployment(&deployment).map_err(|e| JsError::new(&e))?;
-    let wasm = if wasm_path.is_undefined() || wasm_path.is_null() {
-        native::DEFAULT_WASM.to_string()
-    } else {
-        wasm_path
-            .as_string()
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| JsError::new("wasmPath must be a non-empty string"))?
+    let wasm = match wasm_path {
+        None => native::DEFAULT_WASM.to_string(),
+        Some(p) if p.is_empty() => {
+            return Err(JsError::new("wasm_path must be a non-empty string"))
+        }
+        Some(p) => p,
     };
     to_js(&native::native_filter(config.as_bytes(), deployment, &wasm))
 }

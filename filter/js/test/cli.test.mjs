@@ -516,5 +516,5 @@ test('native-filter: a deployment without rules warns; an invalid configuration 
   for (const s of SECRETS) assert.ok(!inv.stderr.includes(s));
 
   assert.throws(() => adtap.nativeFilter(BODY_RULES, 'logger'), { message: 'unknown deployment `logger` (expected "access-logger" or "http-filter")' });
-  assert.throws(() => adtap.nativeFilter(BODY_RULES, 'http-filter', ''), { message: 'wasmPath must be a non-empty string' });
+  assert.throws(() => adtap.nativeFilter(BODY_RULES, 'http-filter', ''), { message: 'wasm_path must be a non-empty string' });
 });

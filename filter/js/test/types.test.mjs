@@ -34,4 +34,5 @@ test('misuse is rejected by the generated .d.ts', () => {
   assert.ok(lines.includes('bad.ts:4'), `bad format rejected: ${errors.join('\n')}`);
   assert.ok(lines.includes('bad.ts:5'), `missing path rejected: ${errors.join('\n')}`);
   assert.ok(lines.includes('bad.ts:6'), `wrong field type rejected: ${errors.join('\n')}`);
+  assert.ok(lines.includes('bad.ts:8'), `unknown deployment rejected: ${errors.join('\n')}`);
 });

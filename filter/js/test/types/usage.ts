@@ -1,6 +1,6 @@
 // Compiled (not run) by types.test.mjs: the generated .d.ts must describe the API usefully.
-import { validateConfig, previewEvent, decodeRecord } from 'adtap';
-import type { ValidationResult, PreviewResult, AdtapEvent, ConfigError } from 'adtap';
+import { validateConfig, previewEvent, decodeRecord, nativeFilter } from 'adtap';
+import type { ValidationResult, PreviewResult, AdtapEvent, ConfigError, NativeFilterResult } from 'adtap';
 
 const v: ValidationResult = validateConfig('{"cluster":"c","rules":[]}');
 const firstPath: string | undefined = v.errors.map((e: ConfigError) => e.path)[0];
@@ -24,3 +24,7 @@ if (p.matched && p.event && p.record && p.requests) {
 const e: AdtapEvent = decodeRecord(new Uint8Array([1]), 'msgpack');
 const ts: number = e.ts;
 void [firstPath, ts];
+
+const n: NativeFilterResult = nativeFilter({ cluster: 'c' }, 'access-logger', '/etc/envoy/adtap.wasm');
+const rules: number[] | undefined = n.ok ? n.rules : undefined;
+void [rules, nativeFilter('{}', 'http-filter')];
