@@ -275,6 +275,42 @@ test('validate finds adtap in an Envoy listener: StringValue, Struct, wrong wrap
   ]);
 });
 
+test('validate finds adtap in any other manifest carrying Envoy config (an Istio EnvoyFilter)', () => {
+  const cfg = { cluster: 'kafka_rest', rules: [{ event_type: 'i', topic: 't', path: { prefix: '/imp' } }] };
+  const f = file('envoyfilter.yaml', `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: adtap-logger}
+spec:
+  configPatches:
+    - applyTo: NETWORK_FILTER
+      patch:
+        operation: MERGE
+        value:
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+            access_log:
+              - name: envoy.access_loggers.wasm
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.access_loggers.wasm.v3.WasmAccessLog
+                  config:
+                    root_id: adtap
+                    vm_config: {runtime: envoy.wasm.runtime.v8, code: {local: {filename: /etc/istio/adtap.wasm}}}
+                    configuration:
+                      "@type": type.googleapis.com/google.protobuf.StringValue
+                      value: '${JSON.stringify(cfg)}'
+`);
+  const r = run(['validate', f]);
+  assert.deepEqual(r, {
+    status: 0,
+    stdout: `${f}: document 1, Envoy Wasm access logger "envoy.access_loggers.wasm" at $.spec.configPatches[0].patch.value.typed_config.access_log[0].typed_config.config.configuration.value: ok\n1 configuration checked: all valid\n`,
+    stderr: '',
+  });
+  // The deployment follows where the configuration was found.
+  const n = run(['native-filter', '--config', f, '--filter-only']);
+  assert.equal(n.status, 0, n.stderr);
+  assert.deepEqual(JSON.parse(n.stdout), adtap.nativeFilter(cfg, 'access-logger').filter);
+});
+
 test('validate never shows a secret: valid, invalid, structural and YAML errors, every output', () => {
   const [token, salt, password, header] = SECRETS;
   const docs = [
@@ -517,4 +553,26 @@ test('native-filter: a deployment without rules warns; an invalid configuration 
 
   assert.throws(() => adtap.nativeFilter(BODY_RULES, 'logger'), { message: 'unknown deployment `logger` (expected "access-logger" or "http-filter")' });
   assert.throws(() => adtap.nativeFilter(BODY_RULES, 'http-filter', ''), { message: 'wasm_path must be a non-empty string' });
+});
+
+// ---- the package -------------------------------------------------------------------------
+
+test('the packed package installs and puts `adtap` on the path (npm bin)', () => {
+  const npm = (args, cwd) => {
+    const r = spawnSync('npm', args, { cwd, encoding: 'utf8' });
+    assert.equal(r.status, 0, `npm ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const where = fs.mkdtempSync(path.join(TMP, 'pack-'));
+  const tgz = npm(['pack', '--silent', '--pack-destination', where], DIST).trim().split('\n').at(-1);
+  const app = path.join(where, 'app');
+  fs.mkdirSync(app);
+  fs.writeFileSync(path.join(app, 'package.json'), '{"name": "app", "private": true}');
+  // The one dependency (yaml) comes from npm's cache, filled by build-js.sh's `npm ci`.
+  npm(['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', path.join(where, tgz)], app);
+  const bin = path.join(app, 'node_modules', '.bin', 'adtap');
+  const r = spawnSync(bin, ['validate', path.join(ROOT, 'envoy', 'kubernetes', 'istio', 'wasmplugin.yaml')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /Istio WasmPlugin "adtap" at \$\.spec\.pluginConfig: ok\n1 configuration checked: all valid\n$/);
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(app, 'node_modules', 'adtap', 'package.json'), 'utf8')).dependencies, { yaml: '2.9.1' });
 });
