@@ -1,7 +1,8 @@
 //! Finding what the bench runs (Envoy, wrk, the adtap module, cargo), building the no-op
 //! filter, pinning CPUs, and describing the machine.
 
-use anyhow::{bail, Context, Result};
+use adtap_harness::paths;
+use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -22,28 +23,13 @@ pub struct Tools {
 impl Tools {
     /// Locates everything; fails with the command that would provide what is missing.
     pub fn locate() -> Result<Tools> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .canonicalize()?;
-        let cache = std::env::var_os("ADTAP_CACHE").map_or_else(
-            || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/adtap"),
-            PathBuf::from,
-        );
+        let root = paths::repo_root();
         let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| cache.join("target"), PathBuf::from);
-        let envoy = std::env::var_os("ADTAP_ENVOY")
-            .map_or_else(|| cache.join("venv/bin/envoy"), PathBuf::from);
-        let adtap_wasm = std::env::var_os("ADTAP_WASM")
-            .map_or_else(|| root.join("dist/adtap.wasm"), PathBuf::from);
-        if !envoy.exists() {
-            bail!("no Envoy at {} (run ./build.sh setup)", envoy.display());
-        }
-        if !adtap_wasm.exists() {
-            bail!(
-                "no adtap module at {} (run ./build.sh build)",
-                adtap_wasm.display()
-            );
-        }
+            .map_or_else(|| paths::cache_dir().join("target"), PathBuf::from);
+        let envoy = paths::existing(paths::envoy(), "./build.sh setup or set ADTAP_ENVOY")
+            .map_err(|e| anyhow!(e))?;
+        let adtap_wasm = paths::existing(paths::wasm(), "./build.sh build or set ADTAP_WASM")
+            .map_err(|e| anyhow!(e))?;
         Ok(Tools {
             root,
             target_dir,

@@ -2,7 +2,9 @@
 //! way for every host test and bench.
 //!
 //! Environment overrides (the only ones): `ADTAP_CACHE` for the cache `./build.sh setup` fills,
-//! `ADTAP_WASM` for the module `./build.sh build` writes.
+//! `ADTAP_WASM` for the module `./build.sh build` writes, and `ADTAP_ENVOY`, `ADTAP_TANSU`,
+//! `ADTAP_DRAIN` for single tools. The resolvers only say where a thing should be; [`existing`]
+//! turns a missing one into an error naming the command that provides it.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,36 @@ pub fn wasm() -> PathBuf {
         .map_or_else(|| repo_root().join("dist/adtap.wasm"), PathBuf::from)
 }
 
+/// The Envoy binary: `$ADTAP_ENVOY`, else the cache's virtualenv (`./build.sh setup`).
+pub fn envoy() -> PathBuf {
+    env_or("ADTAP_ENVOY", || cache_dir().join("venv/bin/envoy"))
+}
+
+/// The tansu broker: `$ADTAP_TANSU`, else the cache's `tansu/bin/tansu` (`./build.sh setup`).
+pub fn tansu() -> PathBuf {
+    env_or("ADTAP_TANSU", || cache_dir().join("tansu/bin/tansu"))
+}
+
+/// The lossless stop tool (`filter/drain`): `$ADTAP_DRAIN`, else `<repo>/dist/adtap-drain`
+/// (`./build.sh build`).
+pub fn drain_tool() -> PathBuf {
+    env_or("ADTAP_DRAIN", || repo_root().join("dist/adtap-drain"))
+}
+
+/// `path` if it exists, else an error saying what provides it (`provide`, e.g.
+/// `"./build.sh setup or set ADTAP_ENVOY"`).
+pub fn existing(path: PathBuf, provide: &str) -> Result<PathBuf, String> {
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!("{} not found (run {provide})", path.display()))
+    }
+}
+
+fn env_or(var: &str, default: impl FnOnce() -> PathBuf) -> PathBuf {
+    std::env::var_os(var).map_or_else(default, PathBuf::from)
+}
+
 /// A 127.0.0.1 port that was free a moment ago (the OS picks it; the listener is closed again).
 ///
 /// Panics when the loopback interface cannot be bound at all: no local test can run then.
@@ -49,6 +81,17 @@ mod tests {
     fn the_root_is_the_workspace() {
         assert!(repo_root().join("Cargo.toml").is_file());
         assert!(repo_root().join("host-tests/harness").is_dir());
+    }
+
+    #[test]
+    fn a_missing_tool_names_what_provides_it() {
+        let missing = repo_root().join("no-such-tool");
+        let err = existing(missing, "./build.sh setup");
+        assert!(
+            matches!(&err, Err(e) if e.contains("no-such-tool not found (run ./build.sh setup)")),
+            "{err:?}"
+        );
+        assert_eq!(existing(repo_root(), "x"), Ok(repo_root()));
     }
 
     #[test]

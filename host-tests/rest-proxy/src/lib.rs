@@ -14,8 +14,6 @@
 //! - [`kafka`]: the producer (enqueue all, then await all delivery reports) and the topic
 //!   metadata cache that keeps produce from auto-creating topics.
 //! - [`error`]: request-level error bodies and the Confluent error codes.
-//! - [`testkit`]: start a real tansu broker on a free port, create topics, read records back with
-//!   an assigned (group-less) consumer. Used by this crate's tests and by the end-to-end suite.
 //!
 //! # Endpoints
 //! | method | path | notes |
@@ -64,7 +62,6 @@ pub mod config;
 pub mod error;
 pub mod kafka;
 pub mod server;
-pub mod testkit;
 pub mod v2;
 pub mod v3;
 

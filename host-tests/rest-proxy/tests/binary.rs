@@ -25,7 +25,7 @@ impl Drop for Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prints_its_address_serves_and_stops_on_sigterm() {
-    let unused = adtap_rest_proxy::testkit::free_port().unwrap();
+    let unused = adtap_harness::paths::free_port();
     let mut proxy = Proxy(
         Command::new(env!("CARGO_BIN_EXE_adtap-rest-proxy"))
             .args(["--listen", "127.0.0.1:0", "--cluster-id", "c-test"])

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use adtap_rest_proxy::testkit::{java_partition, Consumed};
+use adtap_harness::broker::{java_partition, Consumed};
 use base64::Engine;
 use common::*;
 use hyper::{StatusCode, Version};

@@ -7,11 +7,12 @@
 //! `--disable-hot-restart` keeps parallel Envoys from fighting over the shared-memory base id.
 
 use crate::http;
-use crate::process::{poll, Child};
 use crate::stats::AdtapStats;
 use adtap_core::config::Rule;
 use adtap_core::native;
 use adtap_core::Config;
+use adtap_harness::paths;
+use adtap_harness::process::{poll, Child};
 use anyhow::{anyhow, bail, Context as _, Result};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -213,55 +214,20 @@ fn leftover_placeholder(text: &str) -> Option<String> {
     None
 }
 
-/// The Envoy binary: `$ADTAP_ENVOY`, else the project cache's virtualenv
-/// (`${ADTAP_CACHE:-~/.cache/adtap}/venv/bin/envoy`, where `./build.sh setup` installs it).
+/// The Envoy binary ([`adtap_harness::paths::envoy`]), which must exist.
 pub fn binary() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("ADTAP_ENVOY") {
-        return Ok(PathBuf::from(p));
-    }
-    let cache = crate::cache_dir();
-    let p = cache.join("venv/bin/envoy");
-    if p.exists() {
-        Ok(p)
-    } else {
-        Err(anyhow!(
-            "Envoy not found at {} (run ./build.sh setup or set ADTAP_ENVOY)",
-            p.display()
-        ))
-    }
+    paths::existing(paths::envoy(), "./build.sh setup or set ADTAP_ENVOY").map_err(|e| anyhow!(e))
 }
 
-/// The filter: `$ADTAP_WASM`, else the repository's `dist/adtap.wasm` (`./build.sh build`).
+/// The filter ([`adtap_harness::paths::wasm`]), which must exist.
 pub fn wasm_path() -> Result<PathBuf> {
-    let p = match std::env::var_os("ADTAP_WASM") {
-        Some(p) => PathBuf::from(p),
-        None => crate::repo_root().join("dist/adtap.wasm"),
-    };
-    if p.exists() {
-        Ok(p)
-    } else {
-        Err(anyhow!(
-            "{} not found (run ./build.sh build or set ADTAP_WASM)",
-            p.display()
-        ))
-    }
+    paths::existing(paths::wasm(), "./build.sh build or set ADTAP_WASM").map_err(|e| anyhow!(e))
 }
 
-/// The lossless stop tool: `$ADTAP_DRAIN`, else the repository's `dist/adtap-drain` (the
-/// static binary `./build.sh build` writes; `filter/drain`).
+/// The lossless stop tool ([`adtap_harness::paths::drain_tool`]), which must exist.
 pub fn drain_tool() -> Result<PathBuf> {
-    let p = match std::env::var_os("ADTAP_DRAIN") {
-        Some(p) => PathBuf::from(p),
-        None => crate::repo_root().join("dist/adtap-drain"),
-    };
-    if p.exists() {
-        Ok(p)
-    } else {
-        Err(anyhow!(
-            "{} not found (run ./build.sh build or set ADTAP_DRAIN)",
-            p.display()
-        ))
-    }
+    paths::existing(paths::drain_tool(), "./build.sh build or set ADTAP_DRAIN")
+        .map_err(|e| anyhow!(e))
 }
 
 /// What [`Envoy::stop_with_drain_tool`] saw.

@@ -1,14 +1,15 @@
 //! Reading the topics back and decoding adtap's records into [`Event`]s.
 //!
-//! The read uses the REST proxy crate's `testkit` (partitions assigned directly, read up to the
+//! The read uses the harness's [`adtap_harness::broker::read_all`] (partitions assigned directly, read up to the
 //! high watermarks taken at the start). Decoding depends on the dialect and format the filter
 //! used: values are JSON text or MessagePack bytes; keys are the key's JSON text for the v2
 //! json embedded format (Confluent's JSON serializer) and the raw string otherwise (v2 binary
 //! is base64 of the bytes, v3 sends `STRING` keys).
 
-use crate::adtap_config::{Dialect, Format, TOPICS};
+use adtap_core::config::{Dialect, ValueFormat};
+use adtap_core::encode::decode_value;
 use adtap_core::Event;
-use adtap_rest_proxy::testkit;
+use adtap_harness::config::TOPICS;
 use anyhow::{anyhow, Result};
 use std::time::Duration;
 
@@ -46,27 +47,23 @@ impl KafkaRecord {
     }
 }
 
-/// Decodes a record value written in `format`.
-pub fn decode_value(format: Format, value: &[u8]) -> Result<Event, String> {
-    match format {
-        Format::Json => serde_json::from_slice(value).map_err(|e| format!("json: {e}")),
-        Format::Msgpack => rmp_serde::from_slice(value).map_err(|e| format!("msgpack: {e}")),
-    }
-}
-
 /// The key string from the record key bytes.
-pub fn decode_key(dialect: Dialect, format: Format, raw: &[u8]) -> Option<String> {
+pub fn decode_key(dialect: Dialect, format: ValueFormat, raw: &[u8]) -> Option<String> {
     match (dialect, format) {
-        (Dialect::ConfluentV2, Format::Json) => serde_json::from_slice::<String>(raw).ok(),
+        (Dialect::ConfluentV2, ValueFormat::Json) => serde_json::from_slice::<String>(raw).ok(),
         _ => String::from_utf8(raw.to_vec()).ok(),
     }
 }
 
 /// Every record of the harness topics, decoded.
-pub fn read_all(bootstrap: &str, dialect: Dialect, format: Format) -> Result<Vec<KafkaRecord>> {
+pub fn read_all(
+    bootstrap: &str,
+    dialect: Dialect,
+    format: ValueFormat,
+) -> Result<Vec<KafkaRecord>> {
     let mut out = Vec::new();
     for (_, topic) in TOPICS {
-        let records = testkit::read_all(bootstrap, topic, Duration::from_secs(60))
+        let records = adtap_harness::broker::read_all(bootstrap, topic, Duration::from_secs(60))
             .map_err(|e| anyhow!("reading {topic}: {e}"))?;
         for r in records {
             let value = r.value.unwrap_or_default();
@@ -81,7 +78,7 @@ pub fn read_all(bootstrap: &str, dialect: Dialect, format: Format) -> Result<Vec
                 raw_key: r.key,
                 headers: r.headers,
                 timestamp_ms: r.timestamp_ms,
-                event: decode_value(format, &value),
+                event: decode_value(format, &value).map_err(|e| e.to_string()),
                 value,
             });
         }

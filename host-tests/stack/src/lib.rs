@@ -20,7 +20,7 @@
 //! its path printed.
 //!
 //! Modules:
-//! - [`adtap_config`]: the filter's configuration for the harness, and overrides.
+//! - [`adtap_config`]: the harness's base adtap configuration set up for a deployment.
 //! - [`adserver`]: the sample ad server.
 //! - [`envoy`]: rendering, starting, admin, stats and shutdown of Envoy; bad-config verdicts.
 //! - [`rest_proxy`]: the REST proxy child (stop / restart on the same port).
@@ -28,46 +28,33 @@
 //! - [`stats`]: adtap's Envoy stats and the accounting invariant.
 //! - [`kafka`]: reading topics back and decoding events.
 //! - [`verify`]: matching records to requests (loss, duplicates, field by field).
-//! - [`process`], [`http`]: child processes and a tiny blocking HTTP client.
+//! - [`http`]: a tiny blocking HTTP client. Child processes and the broker come from
+//!   [`adtap_harness`].
 
 pub mod adserver;
 pub mod adtap_config;
 pub mod envoy;
 pub mod http;
 pub mod kafka;
-pub mod process;
+use adtap_harness::process;
 pub mod rest_proxy;
 pub mod stats;
 pub mod traffic;
 pub mod verify;
 
-pub use adtap_config::{Dialect, Format};
 pub use envoy::Deployment;
 pub use stats::AdtapStats;
 
-use adtap_rest_proxy::testkit::Tansu;
+use adtap_core::config::{Dialect, ValueFormat};
+use adtap_harness::broker::Tansu;
+use adtap_harness::config::{self as harness_config, CLUSTER_ID, TOPICS};
 use anyhow::{anyhow, Context as _, Result};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The repository root (two levels above this crate).
-pub fn repo_root() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .nth(2)
-        .map_or_else(|| here.to_path_buf(), Path::to_path_buf)
-}
-
-/// `$ADTAP_CACHE`, else `~/.cache/adtap` (where `./build.sh setup` installs Envoy and tansu).
-pub fn cache_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("ADTAP_CACHE") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    PathBuf::from(home).join(".cache/adtap")
-}
+pub use adtap_harness::paths::{cache_dir, repo_root};
 
 /// Unix time in ms.
 pub fn now_ms() -> u64 {
@@ -82,10 +69,11 @@ pub struct StackOptions {
     /// REST dialect adtap speaks.
     pub dialect: Dialect,
     /// Record value format.
-    pub format: Format,
+    pub format: ValueFormat,
     /// Where adtap runs in Envoy (sets `http_filter_rules`, before the overrides).
     pub deployment: Deployment,
-    /// Deep-merged into the harness's adtap config (see [`adtap_config::merge`]).
+    /// An RFC 7396 merge patch over the harness's adtap config ([`adtap_harness::config::merge`]:
+    /// `null` removes a key).
     pub overrides: serde_json::Value,
     /// Partitions per topic.
     pub partitions: u32,
@@ -107,9 +95,9 @@ impl Default for StackOptions {
     fn default() -> Self {
         StackOptions {
             dialect: Dialect::ConfluentV2,
-            format: Format::Json,
+            format: ValueFormat::Json,
             deployment: Deployment::default(),
-            overrides: serde_json::Value::Null,
+            overrides: serde_json::json!({}),
             partitions: 3,
             rest_http2: true,
             concurrency: 2,
@@ -156,9 +144,8 @@ impl Stack {
             }
         };
         let dir = tempfile::Builder::new().prefix("adtap-stack-").tempdir()?;
-        let mut adtap_config = adtap_config::base(opts.dialect, opts.format);
-        adtap_config::for_deployment(&mut adtap_config, opts.deployment);
-        adtap_config::merge(&mut adtap_config, &opts.overrides);
+        let mut adtap_config = adtap_config::for_stack(opts.dialect, opts.format, opts.deployment);
+        harness_config::merge(&mut adtap_config, &opts.overrides);
         let parsed_config = adtap_core::Config::parse(adtap_config.to_string().as_bytes())
             .map_err(|errors| {
                 let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -190,7 +177,7 @@ impl Stack {
 
         progress("starting the tansu broker (memory storage)");
         let broker = Tansu::start().map_err(|e| anyhow!("tansu: {e}"))?;
-        for (_, topic) in adtap_config::TOPICS {
+        for (_, topic) in TOPICS {
             broker
                 .create_topic(topic, opts.partitions)
                 .map_err(|e| anyhow!("creating {topic}: {e}"))?;
@@ -198,7 +185,7 @@ impl Stack {
         progress(&format!(
             "broker on {}; topics {} with {} partitions each",
             broker.bootstrap(),
-            adtap_config::TOPICS.map(|t| t.1).join(", "),
+            TOPICS.map(|t| t.1).join(", "),
             opts.partitions
         ));
         let bootstrap = broker.bootstrap();
@@ -207,7 +194,7 @@ impl Stack {
         let rest = rest_proxy::RestProxy::start(
             rest_proxy::RestProxyConfig {
                 bootstrap,
-                cluster_id: adtap_config::CLUSTER_ID.to_string(),
+                cluster_id: CLUSTER_ID.to_string(),
                 delivery_timeout_ms: 10_000,
             },
             stack.dir(),
@@ -217,10 +204,10 @@ impl Stack {
         if opts.dialect == Dialect::ConfluentV3 {
             // The v3 path carries the cluster id: make sure the proxy serves the one configured.
             let r = http::get(rest_addr, "/v3/clusters")?;
-            if !r.text().contains(adtap_config::CLUSTER_ID) {
+            if !r.text().contains(CLUSTER_ID) {
                 return Err(anyhow!(
                     "GET /v3/clusters does not list {}: {}",
-                    adtap_config::CLUSTER_ID,
+                    CLUSTER_ID,
                     r.text()
                 ));
             }

@@ -6,7 +6,7 @@
 //! `$CARGO_TARGET_DIR/<profile>`; the repository's `target/<profile>`. If none exists it is
 //! built with `cargo build -p adtap-rest-proxy` (outside `cargo test`, e.g. for the demo).
 
-use crate::process::Child;
+use adtap_harness::process::Child;
 use anyhow::{anyhow, bail, Context as _, Result};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -5,10 +5,11 @@
 //! duplicates (by event id), strays and per-field mismatches are all reported, never just
 //! counted, so a failing test says which field of which event was wrong.
 
-use crate::adtap_config::{topic_for, Dialect, Format};
 use crate::kafka::KafkaRecord;
 use crate::traffic::AdRequest;
+use adtap_core::config::{Dialect, ValueFormat};
 use adtap_core::event::SCHEMA_VERSION;
+use adtap_harness::config::topic_for;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The outcome of [`reconcile`].
@@ -81,7 +82,7 @@ pub fn reconcile(
     requests: &[AdRequest],
     records: &[KafkaRecord],
     dialect: Dialect,
-    format: Format,
+    format: ValueFormat,
     window_ms: (u64, u64),
 ) -> Reconciliation {
     let by_id: HashMap<&str, &AdRequest> = requests
@@ -150,7 +151,7 @@ fn check_fields(
     req: &AdRequest,
     r: &KafkaRecord,
     dialect: Dialect,
-    format: Format,
+    format: ValueFormat,
     window_ms: (u64, u64),
 ) {
     let Ok(ev) = &r.event else { return };
@@ -254,8 +255,8 @@ fn check_fields(
         );
         let ct = r.header("content-type").unwrap_or_default();
         let ok = match format {
-            Format::Json => ct.contains("json"),
-            Format::Msgpack => ct.contains("msgpack"),
+            ValueFormat::Json => ct.contains("json"),
+            ValueFormat::Msgpack => ct.contains("msgpack"),
         };
         field(
             "content-type header",

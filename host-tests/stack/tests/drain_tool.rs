@@ -13,9 +13,12 @@
 
 mod support;
 
-use adtap_stack::adtap_config::{self, Dialect, Format};
+use adtap_core::config::{Dialect, ValueFormat};
+use adtap_harness::config::merge;
+use adtap_harness::paths::free_port;
+use adtap_harness::process::{poll, Child};
+use adtap_stack::adtap_config;
 use adtap_stack::envoy::{self, Render};
-use adtap_stack::process::{free_port, poll, Child};
 use adtap_stack::traffic;
 use adtap_stack::verify::reconcile;
 use adtap_stack::{http, now_ms, AdtapStats, Deployment};
@@ -45,16 +48,15 @@ fn as_a_sigterm_wrapper_it_delivers_what_the_workers_hold_before_envoy_exits() {
     let _guard = serial();
     let mut parts = Parts::start();
     let deployment = Deployment::Both;
-    let mut cfg = adtap_config::base(Dialect::ConfluentV2, Format::Json);
-    adtap_config::for_deployment(&mut cfg, deployment);
+    let mut cfg = adtap_config::for_stack(Dialect::ConfluentV2, ValueFormat::Json, deployment);
     let max_age_ms = 2000;
-    adtap_config::merge(
+    merge(
         &mut cfg,
         &json!({"batch": {"max_age_ms": max_age_ms, "max_events": 10000}}),
     );
     let parsed = adtap_core::Config::parse(cfg.to_string().as_bytes()).unwrap();
     // The wrapper is told the admin address up front: fixed free ports instead of port 0.
-    let (admin_port, ad_port) = (free_port().unwrap(), free_port().unwrap());
+    let (admin_port, ad_port) = (free_port(), free_port());
     let yaml = Render {
         admin_port,
         ad_port,
@@ -156,7 +158,7 @@ fn as_a_sigterm_wrapper_it_delivers_what_the_workers_hold_before_envoy_exits() {
         &expected,
         &records,
         Dialect::ConfluentV2,
-        Format::Json,
+        ValueFormat::Json,
         (t0, t1),
     );
     assert!(rec.is_perfect(), "{}", rec.problems());

@@ -20,7 +20,9 @@
     clippy::indexing_slicing
 )]
 
-use adtap_stack::adtap_config::{self, topic_for, Dialect, Format};
+use adtap_core::config::{Dialect, ValueFormat};
+use adtap_harness::config::{merge, topic_for};
+use adtap_stack::adtap_config;
 use adtap_stack::envoy;
 use adtap_stack::kafka::KafkaRecord;
 use adtap_stack::traffic::{self, AdRequest, Kind, Outcome};
@@ -68,7 +70,7 @@ in_every_deployment!(
 fn start(
     deployment: Deployment,
     dialect: Dialect,
-    format: Format,
+    format: ValueFormat,
     overrides: serde_json::Value,
 ) -> Stack {
     Stack::start(StackOptions {
@@ -163,7 +165,7 @@ fn check_where_rules_go(stack: &Stack, reqs: &[AdRequest], records: Option<&[Kaf
 fn exactly_once_per_request(
     deployment: Deployment,
     dialect: Dialect,
-    format: Format,
+    format: ValueFormat,
     n: usize,
     seed: u64,
 ) {
@@ -216,7 +218,7 @@ fn exactly_once_per_request(
 }
 
 fn v2_json_exactly_one_correct_record_per_request(deployment: Deployment) {
-    exactly_once_per_request(deployment, Dialect::ConfluentV2, Format::Json, 600, 1);
+    exactly_once_per_request(deployment, Dialect::ConfluentV2, ValueFormat::Json, 600, 1);
 }
 
 /// The other dialects and formats in the recommended deployment (v2 JSON runs in every one).
@@ -225,7 +227,7 @@ fn v2_binary_msgpack_exactly_one_correct_record_per_request() {
     exactly_once_per_request(
         Deployment::Both,
         Dialect::ConfluentV2,
-        Format::Msgpack,
+        ValueFormat::Msgpack,
         600,
         2,
     );
@@ -233,7 +235,13 @@ fn v2_binary_msgpack_exactly_one_correct_record_per_request() {
 
 #[test]
 fn v3_json_exactly_one_correct_record_per_request() {
-    exactly_once_per_request(Deployment::Both, Dialect::ConfluentV3, Format::Json, 600, 3);
+    exactly_once_per_request(
+        Deployment::Both,
+        Dialect::ConfluentV3,
+        ValueFormat::Json,
+        600,
+        3,
+    );
 }
 
 #[test]
@@ -241,7 +249,7 @@ fn v3_msgpack_exactly_one_correct_record_per_request() {
     exactly_once_per_request(
         Deployment::Both,
         Dialect::ConfluentV3,
-        Format::Msgpack,
+        ValueFormat::Msgpack,
         300,
         4,
     );
@@ -252,7 +260,12 @@ fn v3_msgpack_exactly_one_correct_record_per_request() {
 /// holds on Envoy's stats throughout the outage and after.
 fn rest_proxy_outage_loses_nothing_within_the_buffer(deployment: Deployment) {
     let _guard = serial();
-    let mut stack = start(deployment, Dialect::ConfluentV2, Format::Json, json!({}));
+    let mut stack = start(
+        deployment,
+        Dialect::ConfluentV2,
+        ValueFormat::Json,
+        json!({}),
+    );
     let before = traffic::generate(200, 31);
     let t0 = now_ms();
     assert_answered(&before, &stack.send(&before, 8).unwrap());
@@ -310,7 +323,7 @@ fn rest_proxy_outage_loses_nothing_within_the_buffer(deployment: Deployment) {
         &stack.expected(&all),
         &records,
         Dialect::ConfluentV2,
-        Format::Json,
+        ValueFormat::Json,
         (t0, t1),
     );
     assert!(rec.is_perfect(), "{}", rec.problems());
@@ -327,7 +340,7 @@ fn overload_beyond_the_buffer_drops_exactly_and_never_slows_ads(deployment: Depl
     let mut stack = start(
         deployment,
         Dialect::ConfluentV2,
-        Format::Json,
+        ValueFormat::Json,
         json!({"buffer": {"max_events": per_worker}, "batch": {"max_events": 10}}),
     );
     stack.stop_rest_proxy().unwrap();
@@ -373,7 +386,7 @@ fn overload_beyond_the_buffer_drops_exactly_and_never_slows_ads(deployment: Depl
         &expected,
         &records,
         Dialect::ConfluentV2,
-        Format::Json,
+        ValueFormat::Json,
         (t0, t1),
     );
     // Drops are expected here; everything that did arrive must be right and unique.
@@ -398,7 +411,7 @@ fn drain_then_stop_delivers_buffered_events_before_exit(deployment: Deployment) 
     let mut stack = start(
         deployment,
         Dialect::ConfluentV2,
-        Format::Json,
+        ValueFormat::Json,
         json!({"batch": {"max_age_ms": max_age_ms, "max_events": 10000}}),
     );
     let reqs = traffic::generate(200, 41);
@@ -440,7 +453,7 @@ fn drain_then_stop_delivers_buffered_events_before_exit(deployment: Deployment) 
         &expected,
         &records,
         Dialect::ConfluentV2,
-        Format::Json,
+        ValueFormat::Json,
         (t0, t1),
     );
     assert!(rec.is_perfect(), "{}", rec.problems());
@@ -458,7 +471,7 @@ fn plain_sigterm_loses_what_is_buffered_in_envoy_1_40() {
     let mut stack = start(
         Deployment::Both,
         Dialect::ConfluentV2,
-        Format::Json,
+        ValueFormat::Json,
         json!({"batch": {"max_age_ms": 60000, "max_events": 10000}, "shutdown_deadline_ms": 10000}),
     );
     let reqs = traffic::generate(100, 42);
@@ -501,13 +514,6 @@ fn render_with(deployment: Deployment, cfg: &serde_json::Value) -> String {
     .unwrap()
 }
 
-/// The harness's configuration for `deployment`.
-fn base_for(deployment: Deployment, dialect: Dialect, format: Format) -> serde_json::Value {
-    let mut cfg = adtap_config::base(dialect, format);
-    adtap_config::for_deployment(&mut cfg, deployment);
-    cfg
-}
-
 /// The rendered harness config has adtap's entries where the deployment needs them, from the
 /// core's generators, and the router last.
 #[test]
@@ -520,7 +526,8 @@ fn the_rendered_config_has_each_deployments_entries_and_the_router_last() {
             .collect()
     };
     for deployment in Deployment::ALL {
-        let text = base_for(deployment, Dialect::ConfluentV2, Format::Json).to_string();
+        let text = adtap_config::for_stack(Dialect::ConfluentV2, ValueFormat::Json, deployment)
+            .to_string();
         let cfg = adtap_core::Config::parse(text.as_bytes()).unwrap();
         let (log, filters) = deployment.hcm_lists(&cfg, &text, "/x/adtap.wasm");
         let (want_log, want_filters): (&[&str], &[&str]) = match deployment {
@@ -607,13 +614,13 @@ fn harness_configs_are_accepted() {
     let deployment = Deployment::Both;
     let mut cases = Vec::new();
     for d in [Dialect::ConfluentV2, Dialect::ConfluentV3] {
-        for f in [Format::Json, Format::Msgpack] {
+        for f in [ValueFormat::Json, ValueFormat::Msgpack] {
             cases.push((d, f));
         }
     }
     let yamls: Vec<String> = cases
         .iter()
-        .map(|(d, f)| render_with(deployment, &base_for(deployment, *d, *f)))
+        .map(|(d, f)| render_with(deployment, &adtap_config::for_stack(*d, *f, deployment)))
         .collect();
     for ((d, f), v) in cases.iter().zip(validate_each(&yamls)) {
         assert!(
@@ -631,10 +638,11 @@ fn harness_configs_are_accepted() {
 #[test]
 fn bad_filter_configs_are_refused_naming_the_field() {
     let _guard = serial();
-    let base = |deployment| base_for(deployment, Dialect::ConfluentV2, Format::Json);
+    let base =
+        |deployment| adtap_config::for_stack(Dialect::ConfluentV2, ValueFormat::Json, deployment);
     let with = |deployment, overrides: serde_json::Value| {
         let mut c = base(deployment);
-        adtap_config::merge(&mut c, &overrides);
+        merge(&mut c, &overrides);
         c
     };
     let both = |overrides| with(Deployment::Both, overrides);

@@ -28,8 +28,8 @@
 
 use adtap_core::native::{self, Deployment};
 use adtap_core::Config;
+use adtap_harness::process::poll;
 use adtap_stack::envoy::{self, Envoy};
-use adtap_stack::process::poll;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};

@@ -78,7 +78,7 @@ fn the_module_loads_over_http_with_its_sha256_and_delivers() {
     }
     let mut last = None;
     let settled =
-        adtap_stack::process::poll(Duration::from_secs(15), Duration::from_millis(50), || {
+        adtap_harness::process::poll(Duration::from_secs(15), Duration::from_millis(50), || {
             let s = e.stats().ok()?;
             let done = s.captured() == n && s.delivered() == n && s.settled();
             last = Some(s);

@@ -29,8 +29,8 @@ mod secret_table;
 mod struct_encoder;
 
 use adtap_core::{native, Config};
+use adtap_harness::process::poll;
 use adtap_stack::envoy::{self, Deployment, Envoy, Render};
-use adtap_stack::process::poll;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Mutex;

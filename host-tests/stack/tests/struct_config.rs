@@ -22,8 +22,8 @@
 #[path = "../../../filter/core/tests/struct_encoder/mod.rs"]
 mod struct_encoder;
 
+use adtap_harness::process::poll;
 use adtap_stack::envoy::{self, Deployment, Envoy, Render};
-use adtap_stack::process::poll;
 use adtap_stack::{http, Stack, StackOptions};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use adtap_rest_proxy::testkit::{Consumed, Tansu};
+use adtap_harness::broker::{Consumed, Tansu};
 use adtap_rest_proxy::{serve, Config, ServerHandle};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -50,7 +50,7 @@ impl Stack {
         let bootstrap = self.broker.bootstrap();
         let topic = topic.to_string();
         tokio::task::spawn_blocking(move || {
-            adtap_rest_proxy::testkit::read_all(&bootstrap, &topic, Duration::from_secs(30))
+            adtap_harness::broker::read_all(&bootstrap, &topic, Duration::from_secs(30))
         })
         .await
         .unwrap()

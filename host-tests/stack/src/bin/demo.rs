@@ -20,9 +20,10 @@
 //! which cannot capture bodies, so bids make no event there; `http-filter` captures everything in
 //! the HTTP filter.
 
+use adtap_core::config::{Dialect, ValueFormat};
+use adtap_core::encode::decode_value;
 use adtap_core::native;
-use adtap_stack::adtap_config::{Dialect, Format};
-use adtap_stack::kafka::{decode_value, KafkaRecord};
+use adtap_stack::kafka::KafkaRecord;
 use adtap_stack::traffic::{self, Kind};
 use adtap_stack::verify::reconcile;
 use adtap_stack::{now_ms, Deployment, Stack, StackOptions};
@@ -35,7 +36,7 @@ use std::time::{Duration, Instant};
 struct Args {
     requests: usize,
     dialect: Dialect,
-    format: Format,
+    format: ValueFormat,
     seed: u64,
     deployment: Deployment,
     keep: bool,
@@ -45,7 +46,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
     let mut a = Args {
         requests: 3000,
         dialect: Dialect::ConfluentV2,
-        format: Format::Json,
+        format: ValueFormat::Json,
         seed: now_ms(),
         deployment: Deployment::Both,
         keep: false,
@@ -76,8 +77,8 @@ fn parse_args(args: &[String]) -> Result<Args> {
             }
             "--format" => {
                 a.format = match value()?.as_str() {
-                    "json" => Format::Json,
-                    "msgpack" => Format::Msgpack,
+                    "json" => ValueFormat::Json,
+                    "msgpack" => ValueFormat::Msgpack,
                     other => bail!("unknown format {other} (json or msgpack)"),
                 }
             }
@@ -116,10 +117,10 @@ fn consume(args: &[String]) -> Result<bool> {
         bail!("usage: adtap-demo consume BOOTSTRAP TOPIC [json|msgpack]");
     };
     let format = match args.get(2).map(String::as_str) {
-        Some("msgpack") => Format::Msgpack,
-        _ => Format::Json,
+        Some("msgpack") => ValueFormat::Msgpack,
+        _ => ValueFormat::Json,
     };
-    let records = adtap_rest_proxy::testkit::read_all(bootstrap, topic, Duration::from_secs(30))
+    let records = adtap_harness::broker::read_all(bootstrap, topic, Duration::from_secs(30))
         .map_err(|e| anyhow!(e))?;
     for r in &records {
         let value = r.value.as_deref().unwrap_or_default();
@@ -145,8 +146,8 @@ fn demo(a: &Args) -> Result<bool> {
     println!(
         "adtap demo: Envoy 1.40 (2 workers) + adtap.wasm (deployment: {}) → Kafka REST proxy ({}, {}) → tansu",
         a.deployment,
-        a.dialect.as_str(),
-        a.format.as_str()
+        adtap_harness::config::dialect_name(a.dialect),
+        adtap_harness::config::format_name(a.format)
     );
     step("starting the stack");
     let stack = Stack::start(StackOptions {
@@ -391,7 +392,7 @@ fn keep_running(stack: &Stack, a: &Args) -> Result<()> {
     println!(
         "  consume a topic: {} consume {bootstrap} ad-impressions {}",
         me.display(),
-        a.format.as_str()
+        adtap_harness::config::format_name(a.format)
     );
     println!("  logs and config: {}", stack.dir().display());
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -5,9 +5,10 @@
 //! need Envoy configurations it does not render (the shipped examples, Envoy under a wrapper).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use adtap_rest_proxy::testkit::Tansu;
+use adtap_core::config::{Dialect, ValueFormat};
+use adtap_harness::broker::Tansu;
+use adtap_harness::config::{CLUSTER_ID, TOPICS};
 use adtap_stack::adserver::AdServer;
-use adtap_stack::adtap_config::{self, Dialect, Format};
 use adtap_stack::kafka::{self, KafkaRecord};
 use adtap_stack::rest_proxy::{RestProxy, RestProxyConfig};
 use sha2::Digest as _;
@@ -47,13 +48,13 @@ impl Parts {
             .tempdir()
             .unwrap();
         let broker = Tansu::start().unwrap();
-        for (_, topic) in adtap_config::TOPICS {
+        for (_, topic) in TOPICS {
             broker.create_topic(topic, 1).unwrap();
         }
         let rest = RestProxy::start(
             RestProxyConfig {
                 bootstrap: broker.bootstrap(),
-                cluster_id: adtap_config::CLUSTER_ID.to_string(),
+                cluster_id: CLUSTER_ID.to_string(),
                 delivery_timeout_ms: 10_000,
             },
             dir.path(),
@@ -83,9 +84,12 @@ impl Parts {
     pub fn records(&self, n: usize, timeout: Duration) -> Vec<KafkaRecord> {
         let deadline = Instant::now() + timeout;
         loop {
-            let records =
-                kafka::read_all(&self.broker.bootstrap(), Dialect::ConfluentV2, Format::Json)
-                    .unwrap();
+            let records = kafka::read_all(
+                &self.broker.bootstrap(),
+                Dialect::ConfluentV2,
+                ValueFormat::Json,
+            )
+            .unwrap();
             if records.len() >= n || Instant::now() >= deadline {
                 return records;
             }

@@ -3,22 +3,23 @@
 //! **assigns** partitions directly (consumer groups are slow to join on tansu).
 //!
 //! ```no_run
-//! use adtap_rest_proxy::testkit::Tansu;
+//! use adtap_harness::broker::Tansu;
 //! let broker = Tansu::start().unwrap();           // killed when dropped
 //! broker.create_topic("events", 3).unwrap();
 //! // … produce through the proxy at broker.bootstrap() …
 //! let records = broker.read_all("events").unwrap(); // everything up to the high watermarks
 //! ```
 //!
-//! The tansu binary is `$ADTAP_TANSU`, else `${ADTAP_CACHE:-$HOME/.cache/adtap}/tansu/bin/tansu`.
+//! The tansu binary is [`crate::paths::tansu`]. The broker is a [`crate::process::Child`]: it
+//! dies with the test process even when that is killed.
 //! Everything here is blocking (no runtime needed); call it from `spawn_blocking` inside async
 //! tests if the runtime has a single thread.
 
-use std::fs::File;
-use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use crate::paths;
+use crate::process::Child;
+use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -27,25 +28,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
-
-/// Where the tansu binary is expected (it may not exist).
-pub fn tansu_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("ADTAP_TANSU") {
-        return PathBuf::from(p);
-    }
-    let cache = std::env::var_os("ADTAP_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-            PathBuf::from(home).join(".cache/adtap")
-        });
-    cache.join("tansu/bin/tansu")
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
 
 /// Wait until something accepts TCP connections on `127.0.0.1:port`.
 pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
@@ -69,13 +51,12 @@ pub struct Tansu {
     child: Option<Child>,
     port: u16,
     bin: PathBuf,
-    log: PathBuf,
 }
 
 impl Tansu {
-    /// Start tansu from [`tansu_binary`] on a free port and wait until it accepts connections.
+    /// Start tansu from [`paths::tansu`] on a free port and wait until it accepts connections.
     pub fn start() -> Result<Tansu, String> {
-        Self::start_on(tansu_binary(), free_port().map_err(|e| e.to_string())?)
+        Self::start_on(paths::tansu(), paths::free_port())
     }
 
     /// Start the given tansu binary on the given port.
@@ -84,28 +65,22 @@ impl Tansu {
             return Err(format!("tansu binary not found at {}", bin.display()));
         }
         let log = std::env::temp_dir().join(format!("adtap-tansu-{port}.log"));
-        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(&bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let mut cmd = Command::new(&bin);
+        cmd.args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "memory://tansu/"]);
+        let _ = std::fs::remove_file(&log);
+        let child = Child::spawn("tansu", cmd, &log).map_err(|e| format!("{e:#}"))?;
         let mut t = Tansu {
             child: Some(child),
             port,
             bin,
-            log,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -134,15 +109,12 @@ impl Tansu {
 
     /// The last 2 KB of the broker's log (for failure messages).
     pub fn log_tail(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = File::open(&self.log) {
-            let _ = f.read_to_string(&mut s);
-        }
+        let s = self.child.as_ref().map(Child::log).unwrap_or_default();
         let start = s.len().saturating_sub(2048);
         let start = (start..s.len())
             .find(|i| s.is_char_boundary(*i))
             .unwrap_or(s.len());
-        s[start..].to_string()
+        s.get(start..).unwrap_or_default().to_string()
     }
 
     /// Create a topic with `tansu topic create` and wait until the broker's metadata lists it.
@@ -203,8 +175,8 @@ impl Tansu {
     /// Kill the broker now (memory storage: its data is gone).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            c.kill();
+            let _ = std::fs::remove_file(c.log_path());
         }
     }
 }
@@ -212,7 +184,6 @@ impl Tansu {
 impl Drop for Tansu {
     fn drop(&mut self) {
         self.stop();
-        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -340,22 +311,25 @@ pub fn murmur2(data: &[u8]) -> u32 {
     let mut h: u32 = 0x9747_b28c ^ (data.len() as u32);
     let mut chunks = data.chunks_exact(4);
     for c in &mut chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        let mut k = match c {
+            [a, b, c, d] => u32::from_le_bytes([*a, *b, *c, *d]),
+            _ => 0,
+        };
         k = k.wrapping_mul(M);
         k ^= k >> R;
         k = k.wrapping_mul(M);
         h = h.wrapping_mul(M);
         h ^= k;
     }
-    let rest = chunks.remainder();
-    if rest.len() >= 3 {
-        h ^= u32::from(rest[2]) << 16;
-    }
-    if rest.len() >= 2 {
-        h ^= u32::from(rest[1]) << 8;
-    }
-    if !rest.is_empty() {
-        h ^= u32::from(rest[0]);
+    // The 1-3 trailing bytes, as Kafka's switch on `length % 4` falls through.
+    let tail = match *chunks.remainder() {
+        [a, b, c] => Some(u32::from(c) << 16 | u32::from(b) << 8 | u32::from(a)),
+        [a, b] => Some(u32::from(b) << 8 | u32::from(a)),
+        [a] => Some(u32::from(a)),
+        _ => None,
+    };
+    if let Some(t) = tail {
+        h ^= t;
         h = h.wrapping_mul(M);
     }
     h ^= h >> 13;

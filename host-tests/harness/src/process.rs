@@ -205,10 +205,3 @@ pub fn poll<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Option
         std::thread::sleep(every);
     }
 }
-
-/// A free TCP port on 127.0.0.1 (bound and released; for processes that cannot bind port 0
-/// and report back).
-pub fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
