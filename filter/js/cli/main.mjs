@@ -281,7 +281,9 @@ async function preview(argv, io) {
   try {
     p = core.previewEvent(f.text, request);
   } catch (e) {
-    throw new InputError(`${options.request ? '--request' : label(options['request-file'])}: ${e.message}`);
+    // The core says `invalid request: …` for the request; anything else is about the event.
+    const from = options.request ? '--request' : label(options['request-file']);
+    throw new InputError(e.message.startsWith('invalid request') ? `${from}: ${e.message}` : e.message);
   }
   if (p.reason === 'invalid_config') throw configErrors(options.config, f, p.errors);
   if (!p.matched) {
