@@ -2,32 +2,23 @@
 //!
 //! Kept in one place so the host functions read like the spec (`Status::NotFound`, not `1`).
 
-/// Status codes returned by host functions (`WasmResult` in Envoy).
+/// Status codes the host functions return (`WasmResult` in Envoy): the ones the emulated
+/// functions can answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Status {
     /// Success.
     Ok = 0,
-    /// The key, metric, token or context does not exist.
+    /// The key, metric, property or response does not exist.
     NotFound = 1,
     /// Bad argument, or the requested map/buffer is not available in this callback.
     BadArgument = 2,
-    /// The value could not be serialized.
-    SerializationFailure = 3,
     /// The input could not be parsed.
     ParseFailure = 4,
     /// A pointer or length outside linear memory.
     InvalidMemoryAccess = 6,
-    /// A queue is empty.
-    Empty = 7,
-    /// Shared data compare-and-swap mismatch.
-    CasMismatch = 8,
     /// Internal error.
     InternalFailure = 10,
-    /// The HTTP call failed (set for `proxy_get_status` after a reset).
-    BrokenConnection = 11,
-    /// The host does not implement the function.
-    Unimplemented = 12,
 }
 
 /// Log levels of `proxy_log` (Envoy's spdlog levels).
@@ -110,63 +101,29 @@ impl MetricKind {
     }
 
     pub(crate) fn to_abi(self) -> u32 {
-        match self {
-            MetricKind::Counter => 0,
-            MetricKind::Gauge => 1,
-            MetricKind::Histogram => 2,
-        }
+        self as u32
     }
 }
 
-/// `MapType` values.
+/// `MapType` values: the three maps the filter reads, and the last valid value.
 pub(crate) mod map {
     pub const REQUEST_HEADERS: u32 = 0;
     pub const REQUEST_TRAILERS: u32 = 1;
     pub const RESPONSE_HEADERS: u32 = 2;
-    pub const RESPONSE_TRAILERS: u32 = 3;
     pub const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
     pub const HTTP_CALL_RESPONSE_TRAILERS: u32 = 7;
 }
 
-/// `BufferType` values.
+/// `BufferType` values the filter reads.
 pub(crate) mod buffer {
     pub const HTTP_REQUEST_BODY: u32 = 0;
-    pub const HTTP_RESPONSE_BODY: u32 = 1;
     pub const HTTP_CALL_RESPONSE_BODY: u32 = 4;
-    pub const VM_CONFIGURATION: u32 = 6;
     pub const PLUGIN_CONFIGURATION: u32 = 7;
 }
 
-/// `StreamType` values of `proxy_continue_stream` / `proxy_close_stream`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamKind {
-    /// HTTP request direction.
-    Request,
-    /// HTTP response direction.
-    Response,
-    /// Downstream connection (TCP).
-    Downstream,
-    /// Upstream connection (TCP).
-    Upstream,
-}
-
-impl StreamKind {
-    pub(crate) fn from_abi(v: u32) -> Option<StreamKind> {
-        match v {
-            0 => Some(StreamKind::Request),
-            1 => Some(StreamKind::Response),
-            2 => Some(StreamKind::Downstream),
-            3 => Some(StreamKind::Upstream),
-            _ => None,
-        }
-    }
-}
-
-/// WASI preview 1 errno values used by the stubs.
+/// WASI preview 1 errno values the emulated functions answer.
 pub(crate) mod errno {
     pub const SUCCESS: i32 = 0;
     pub const BADF: i32 = 8;
     pub const FAULT: i32 = 21;
-    pub const INVAL: i32 = 28;
-    pub const NOSYS: i32 = 52;
 }

@@ -6,20 +6,18 @@
 //! and turns a trap into an `Err` naming the callback (the host then refuses further calls, as
 //! Envoy does with a failed VM).
 
-use crate::abi::{Action, LogLevel, MetricKind, StreamKind};
+use crate::abi::{Action, LogLevel, MetricKind};
 use crate::guest::lossy_pairs;
-use crate::imports::{check_module, envoy_provides};
+use crate::imports::check_module;
 use crate::state::{
-    CallResponse, HttpCall, LocalResponse, LogEntry, LogSource, Metric, Pairs, Rng, State, Stream,
+    CallResponse, HttpCall, LogEntry, LogSource, Metric, Pairs, Rng, State, Stream,
 };
-use crate::{hostcalls, wasi};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use wasmtime::error::Context as _;
 use wasmtime::{bail, format_err, Result};
 use wasmtime::{
-    Config, Engine, ExternType, Instance, Linker, Module, Store, StoreLimitsBuilder, WasmParams,
-    WasmResults,
+    Config, Engine, Instance, Module, Store, StoreLimitsBuilder, WasmParams, WasmResults,
 };
 
 /// Everything a test can choose about the simulated Envoy.
@@ -27,8 +25,6 @@ use wasmtime::{
 pub struct HostOptions {
     /// Plugin configuration (`configuration` in Envoy's Wasm filter config).
     pub plugin_config: Vec<u8>,
-    /// VM configuration (`vm_config.configuration`).
-    pub vm_config: Vec<u8>,
     /// Wall-clock time at the start, in ns since the Unix epoch.
     pub start_time_ns: u64,
     /// Seed of WASI `random_get`.
@@ -40,7 +36,8 @@ pub struct HostOptions {
     pub fuel_per_callback: u64,
     /// Clusters `proxy_http_call` accepts; `None` accepts every name.
     pub known_clusters: Option<Vec<String>>,
-    /// Answer of `proxy_get_log_level`.
+    /// Envoy's log level for the module: `proxy_log` lines below it are dropped, as Envoy
+    /// drops them (the filter never asks for the level).
     pub log_level: LogLevel,
     /// Print each log line to stderr as it happens (debug aid).
     pub echo_logs: bool,
@@ -56,7 +53,6 @@ impl Default for HostOptions {
     fn default() -> Self {
         HostOptions {
             plugin_config: Vec::new(),
-            vm_config: Vec::new(),
             // 2023-11-14T22:13:20Z: a fixed, recognisable instant.
             start_time_ns: 1_700_000_000_000_000_000,
             random_seed: 0x5EED,
@@ -101,8 +97,6 @@ pub struct CallReply {
     pub headers: Vec<(Vec<u8>, Vec<u8>)>,
     /// Body.
     pub body: Vec<u8>,
-    /// Trailers.
-    pub trailers: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Converts test-supplied pairs (`&str` or bytes) into a header map with lowercased keys.
@@ -135,7 +129,8 @@ impl Host {
     }
 
     /// Instantiates `module` in a new `Store` and runs its `_initialize`/`_start`.
-    /// Fails if the module imports anything Envoy does not provide.
+    /// Fails if the module imports anything Envoy does not provide; an import Envoy provides
+    /// but this host does not emulate traps, naming itself, when called.
     pub fn new(module: &Module, opts: HostOptions) -> Result<Host> {
         check_module(module)?;
         let limits = StoreLimitsBuilder::new()
@@ -154,7 +149,6 @@ impl Host {
             memory: None,
             allocate: None,
             plugin_config: opts.plugin_config,
-            vm_config: opts.vm_config,
             known_clusters: opts.known_clusters,
             log_level: opts.log_level,
             echo_logs: opts.echo_logs,
@@ -162,8 +156,7 @@ impl Host {
             elapsed_ns: 0,
             rng: Rng::new(opts.random_seed),
             root_id: 1,
-            current_context: 0,
-            effective_context: 0,
+            context: 0,
             configuring: false,
             in_log: false,
             call_response: None,
@@ -183,30 +176,13 @@ impl Host {
             next_metric: 0,
             streams: HashMap::new(),
             root_properties,
-            status: (0, String::new()),
-            shared_data: HashMap::new(),
-            queues: Vec::new(),
             stdout_partial: Vec::new(),
             stderr_partial: Vec::new(),
         };
         let mut store = Store::new(module.engine(), state);
         store.limiter(|s| &mut s.limits);
 
-        let mut linker: Linker<State> = Linker::new(module.engine());
-        hostcalls::link(&mut linker)?;
-        wasi::link(&mut linker)?;
-        // Allowed by Envoy but not implemented here: trap with a clear message if ever called.
-        for import in module.imports() {
-            if let ExternType::Func(ty) = import.ty() {
-                let (m, n) = (import.module(), import.name());
-                if envoy_provides(m, n) && linker.get(&mut store, m, n).is_err() {
-                    let what = format!("{m}::{n}");
-                    linker.func_new(m, n, ty, move |_, _, _| {
-                        Err(format_err!("{what} is not implemented by adtap-wasm-host"))
-                    })?;
-                }
-            }
-        }
+        let linker = crate::imports::linker(module)?;
         let instance = linker
             .instantiate(&mut store, module)
             .context("instantiating the module")?;
@@ -261,14 +237,12 @@ impl Host {
         // Fuel is off when the module came from another engine: nothing to refill then.
         let _ = self.store.set_fuel(self.fuel);
         let st = self.store.data_mut();
-        let saved = (st.current_context, st.effective_context);
-        st.current_context = ctx;
-        st.effective_context = ctx;
+        let saved = st.context;
+        st.context = ctx;
         let logs_before = self.store.data().logs.len();
         let result = func.call(&mut self.store, args);
         let st = self.store.data_mut();
-        st.current_context = saved.0;
-        st.effective_context = saved.1;
+        st.context = saved;
         match result {
             Ok(r) => Ok(Some(r)),
             Err(e) => {
@@ -314,12 +288,12 @@ impl Host {
 
     // ---- lifecycle ------------------------------------------------------------------------
 
-    /// `proxy_on_context_create(root, 0)` then `proxy_on_vm_start`; returns its answer.
+    /// `proxy_on_context_create(root, 0)` then `proxy_on_vm_start` (with no VM configuration:
+    /// the filter reads none); returns its answer.
     pub fn start_vm(&mut self) -> Result<bool> {
         let root = self.root();
         self.call::<(i32, i32), ()>("proxy_on_context_create", root, (root as i32, 0))?;
-        let size = self.store.data().vm_config.len() as i32;
-        self.call_bool("proxy_on_vm_start", root, (root as i32, size))
+        self.call_bool("proxy_on_vm_start", root, (root as i32, 0))
     }
 
     /// `proxy_on_configure` with the current plugin configuration; returns its answer
@@ -541,37 +515,38 @@ impl Host {
         self.store.data().streams.get(&id)
     }
 
-    fn headers_step(
-        &mut self,
-        id: u32,
-        slot: usize,
-        pairs: Pairs,
-        eos: bool,
-        export: &str,
-    ) -> Result<Action> {
+    /// Gives Envoy's map to the module for one headers callback; the map stays readable while
+    /// the callback pauses (Envoy keeps its pointer) and in `on_log`.
+    fn headers_step(&mut self, id: u32, request: bool, pairs: Pairs, eos: bool) -> Result<Action> {
         let n = pairs.len() as i32;
-        let s = self.stream_mut(id)?;
-        match slot {
-            0 => s.request_headers = Some(pairs),
-            1 => s.request_trailers = Some(pairs),
-            2 => s.response_headers = Some(pairs),
-            _ => s.response_trailers = Some(pairs),
-        }
-        if let Some(l) = s.live.get_mut(slot) {
-            *l = true;
-        }
-        let action = if slot.is_multiple_of(2) {
-            self.call_action(export, id, (id as i32, n, i32::from(eos)))?
+        let export = if request {
+            "proxy_on_request_headers"
         } else {
-            self.call_action(export, id, (id as i32, n))?
+            "proxy_on_response_headers"
         };
+        self.set_live(id, request, Some(pairs))?;
+        let action = self.call_action(export, id, (id as i32, n, i32::from(eos)))?;
         if action == Action::Continue {
             // Envoy drops its pointer to the map once the filter continues.
-            if let Some(l) = self.stream_mut(id)?.live.get_mut(slot) {
-                *l = false;
-            }
+            self.set_live(id, request, None)?;
         }
         Ok(action)
+    }
+
+    /// Hands the module a request (or response) header map (`Some`), or takes Envoy's pointer
+    /// away (`None`, the map itself stays for `on_log`).
+    fn set_live(&mut self, id: u32, request: bool, pairs: Option<Pairs>) -> Result<()> {
+        let s = self.stream_mut(id)?;
+        let (map, live) = if request {
+            (&mut s.request_headers, &mut s.request_live)
+        } else {
+            (&mut s.response_headers, &mut s.response_live)
+        };
+        *live = pairs.is_some();
+        if pairs.is_some() {
+            *map = pairs;
+        }
+        Ok(())
     }
 
     /// `proxy_on_request_headers`. Keys are lowercased (as Envoy's codecs do); values are raw
@@ -582,17 +557,7 @@ impl Host {
         headers: &[(K, V)],
         end_of_stream: bool,
     ) -> Result<Action> {
-        let pairs = to_pairs(headers);
-        self.headers_step(id, 0, pairs, end_of_stream, "proxy_on_request_headers")
-    }
-
-    /// `proxy_on_request_trailers`.
-    pub fn request_trailers<K: AsRef<[u8]>, V: AsRef<[u8]>>(
-        &mut self,
-        id: u32,
-        trailers: &[(K, V)],
-    ) -> Result<Action> {
-        self.headers_step(id, 1, to_pairs(trailers), true, "proxy_on_request_trailers")
+        self.headers_step(id, true, to_pairs(headers), end_of_stream)
     }
 
     /// `proxy_on_response_headers`.
@@ -602,74 +567,27 @@ impl Host {
         headers: &[(K, V)],
         end_of_stream: bool,
     ) -> Result<Action> {
-        let pairs = to_pairs(headers);
-        self.headers_step(id, 2, pairs, end_of_stream, "proxy_on_response_headers")
+        self.headers_step(id, false, to_pairs(headers), end_of_stream)
     }
 
-    /// `proxy_on_response_trailers`.
-    pub fn response_trailers<K: AsRef<[u8]>, V: AsRef<[u8]>>(
-        &mut self,
-        id: u32,
-        trailers: &[(K, V)],
-    ) -> Result<Action> {
-        self.headers_step(
-            id,
-            3,
-            to_pairs(trailers),
-            true,
-            "proxy_on_response_trailers",
-        )
-    }
-
-    fn body_step(&mut self, id: u32, chunk: &[u8], eos: bool, request: bool) -> Result<Action> {
+    /// `proxy_on_request_body` with one chunk. After a Pause Envoy buffers: the module then
+    /// sees everything received so far.
+    pub fn request_body(&mut self, id: u32, chunk: &[u8], end_of_stream: bool) -> Result<Action> {
         let s = self.stream_mut(id)?;
-        let (buf, live, buffering) = if request {
-            (
-                &mut s.request_body,
-                &mut s.request_body_live,
-                &mut s.buffering_request,
-            )
-        } else {
-            (
-                &mut s.response_body,
-                &mut s.response_body_live,
-                &mut s.buffering_response,
-            )
-        };
-        // After a Pause Envoy buffers: the module then sees everything received so far.
-        if !*buffering {
-            buf.clear();
+        if !s.buffering_request {
+            s.request_body.clear();
         }
-        buf.extend_from_slice(chunk);
-        *live = true;
-        let size = buf.len() as i32;
-        let export = if request {
-            "proxy_on_request_body"
-        } else {
-            "proxy_on_response_body"
-        };
-        let action = self.call_action(export, id, (id as i32, size, i32::from(eos)))?;
+        s.request_body.extend_from_slice(chunk);
+        s.request_body_live = true;
+        let size = s.request_body.len() as i32;
+        let eos = i32::from(end_of_stream);
+        let action = self.call_action("proxy_on_request_body", id, (id as i32, size, eos))?;
         let s = self.stream_mut(id)?;
-        let (live, buffering) = if request {
-            (&mut s.request_body_live, &mut s.buffering_request)
-        } else {
-            (&mut s.response_body_live, &mut s.buffering_response)
-        };
-        *buffering = action == Action::Pause;
+        s.buffering_request = action == Action::Pause;
         if action == Action::Continue {
-            *live = false;
+            s.request_body_live = false;
         }
         Ok(action)
-    }
-
-    /// `proxy_on_request_body` with one chunk.
-    pub fn request_body(&mut self, id: u32, chunk: &[u8], end_of_stream: bool) -> Result<Action> {
-        self.body_step(id, chunk, end_of_stream, true)
-    }
-
-    /// `proxy_on_response_body` with one chunk.
-    pub fn response_body(&mut self, id: u32, chunk: &[u8], end_of_stream: bool) -> Result<Action> {
-        self.body_step(id, chunk, end_of_stream, false)
     }
 
     /// `proxy_on_log` (access-log phase: request and response headers readable again).
@@ -770,36 +688,9 @@ impl Host {
             .cloned()
     }
 
-    /// Request headers of stream `id` as they are now (after the module's changes).
+    /// Request headers of stream `id`, as the module reads them.
     pub fn request_header_map(&self, id: u32) -> Option<Vec<(String, String)>> {
         self.stream(id)?.request_headers.as_deref().map(lossy_pairs)
-    }
-
-    /// Response headers of stream `id` as they are now.
-    pub fn response_header_map(&self, id: u32) -> Option<Vec<(String, String)>> {
-        self.stream(id)?
-            .response_headers
-            .as_deref()
-            .map(lossy_pairs)
-    }
-
-    /// The local response the module sent on stream `id`, if any.
-    pub fn local_response(&self, id: u32) -> Option<LocalResponse> {
-        self.stream(id)?.local_response.clone()
-    }
-
-    /// `proxy_continue_stream` calls made on stream `id`.
-    pub fn continued(&self, id: u32) -> Vec<StreamKind> {
-        self.stream(id)
-            .map(|s| s.continued.clone())
-            .unwrap_or_default()
-    }
-
-    /// `proxy_close_stream` calls made on stream `id`.
-    pub fn closed(&self, id: u32) -> Vec<StreamKind> {
-        self.stream(id)
-            .map(|s| s.closed.clone())
-            .unwrap_or_default()
     }
 
     // ---- HTTP calls ------------------------------------------------------------------------
@@ -839,7 +730,6 @@ impl Host {
             CallReply {
                 headers: all,
                 body: body.to_vec(),
-                trailers: Vec::new(),
             },
         )
     }
@@ -853,18 +743,13 @@ impl Host {
             .remove(&token)
             .ok_or_else(|| format_err!("no pending HTTP call with token {token}"))?;
         let failed = reply.headers.is_empty();
-        let (nh, nb, nt) = (
-            reply.headers.len() as i32,
-            reply.body.len() as i32,
-            reply.trailers.len() as i32,
-        );
+        // No trailers: the filter reads none (their map is not emulated).
+        let (nh, nb, nt) = (reply.headers.len() as i32, reply.body.len() as i32, 0);
         let st = self.store.data_mut();
         if failed {
-            // Envoy: status BrokenConnection/"reset", no response maps at all.
-            st.status = (crate::abi::Status::BrokenConnection as u32, "reset".into());
+            // Envoy: no response maps at all.
             st.call_response = None;
         } else {
-            st.status = (0, String::new());
             st.call_response = Some(CallResponse {
                 headers: reply
                     .headers
@@ -872,7 +757,6 @@ impl Host {
                     .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
                     .collect(),
                 body: reply.body,
-                trailers: reply.trailers,
             });
         }
         let args = if failed {
@@ -885,9 +769,7 @@ impl Host {
             call.context_id,
             args,
         );
-        let st = self.store.data_mut();
-        st.call_response = None;
-        st.status = (0, String::new());
+        self.store.data_mut().call_response = None;
         r.map(|_| ())
     }
 

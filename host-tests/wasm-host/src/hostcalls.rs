@@ -1,8 +1,12 @@
-//! The `env.proxy_*` host functions, with Envoy's semantics where a test could tell the
-//! difference (which maps exist in which callback, which statuses come back, metric rules).
+//! The `env.proxy_*` functions adtap's filter imports, with Envoy's semantics where a test could
+//! tell the difference (which maps exist in which callback, which statuses come back, metric
+//! rules). Exactly the filter's imports (`filter/wasm/src/abi.rs`); `tests/adtap_smoke.rs`
+//! checks the built module imports this very list, and any other proxy-wasm import traps
+//! naming itself (`imports.rs`).
 //!
-//! Each function is a plain `fn(&mut Caller, args…) -> HcResult`; `link` registers them all.
-//! Envoy behaviours reproduced on purpose (from Envoy's `context.cc`):
+//! Each function is a plain `fn(&mut Caller, args…) -> HcResult`; the table at the end
+//! registers each one in one line. Envoy behaviours reproduced on purpose (from its
+//! `context.cc`):
 //! - Request/response header maps are only reachable while Envoy holds them: during their own
 //!   callback and while the stream is paused there. In `on_log` they are readable again; a
 //!   missing map then gives NotFound instead of BadArgument.
@@ -11,83 +15,56 @@
 //! - `proxy_http_call`: unknown cluster or missing `:method`/`:path`/`:authority` → BadArgument;
 //!   keys are lowercased and `content-length` is set for a non-empty body.
 //! - `proxy_done` outside a deferred root `on_done` → NotFound.
+//!
+//! Arguments the filter never passes (header maps other than request, response and call
+//! response headers; buffers other than the request body, the call response body and the plugin
+//! configuration) trap, naming what was asked, rather than being half-emulated.
 
-use crate::abi::{buffer, map, LogLevel, MetricKind, Status, StreamKind};
+use crate::abi::{buffer, map, LogLevel, MetricKind, Status};
 use crate::guest::{
-    deserialize_pairs, finish, lossy_pairs, property_path, read, return_bytes, serialize_pairs,
-    write_u32, write_u64, HcErr, HcResult,
+    deserialize_pairs, lossy_pairs, property_path, read, return_bytes, serialize_pairs, write_u32,
+    write_u64, HcErr, HcResult,
 };
-use crate::state::{HttpCall, LocalResponse, LogSource, Metric, Pairs, State};
-use std::collections::VecDeque;
-use wasmtime::Result;
-use wasmtime::{Caller, Linker};
+use crate::state::{HttpCall, LogSource, Metric, Pairs, State};
+use wasmtime::format_err;
+use wasmtime::Caller;
 
 type C<'a, 'b> = &'a mut Caller<'b, State>;
 
-fn lower(key: &[u8]) -> Vec<u8> {
-    key.to_ascii_lowercase()
+/// A trap for an argument value adtap's filter never passes.
+fn unemulated(function: &str, what: String) -> HcErr {
+    HcErr::Trap(format_err!(
+        "{function}: {what} is not emulated by adtap-wasm-host (adtap's filter never asks for it)"
+    ))
 }
 
 /// The map a read refers to; `Ok(None)` = "not available now" (Envoy's null map).
-fn read_map(st: &State, ty: u32) -> Result<Option<&Pairs>, Status> {
-    match ty {
-        map::HTTP_CALL_RESPONSE_HEADERS => Ok(st.call_response.as_ref().map(|r| &r.headers)),
-        map::HTTP_CALL_RESPONSE_TRAILERS => Ok(st.call_response.as_ref().map(|r| &r.trailers)),
-        map::REQUEST_HEADERS
-        | map::REQUEST_TRAILERS
-        | map::RESPONSE_HEADERS
-        | map::RESPONSE_TRAILERS => {
-            let Some(s) = st.streams.get(&st.effective_context) else {
-                return Ok(None);
-            };
-            let (m, live) = match ty {
-                map::REQUEST_HEADERS => (&s.request_headers, s.live[0]),
-                map::REQUEST_TRAILERS => (&s.request_trailers, s.live[1] && !st.in_log),
-                map::RESPONSE_HEADERS => (&s.response_headers, s.live[2]),
-                _ => (&s.response_trailers, s.live[3]),
-            };
-            Ok(if live || (st.in_log && ty != map::REQUEST_TRAILERS) {
-                m.as_ref()
-            } else {
-                None
-            })
+fn read_map<'s>(st: &'s State, ty: u32, function: &str) -> Result<Option<&'s Pairs>, HcErr> {
+    let stream = || st.streams.get(&st.context);
+    Ok(match ty {
+        map::HTTP_CALL_RESPONSE_HEADERS => st.call_response.as_ref().map(|r| &r.headers),
+        map::REQUEST_HEADERS => stream()
+            .filter(|s| s.request_live || st.in_log)
+            .and_then(|s| s.request_headers.as_ref()),
+        map::RESPONSE_HEADERS => stream()
+            .filter(|s| s.response_live || st.in_log)
+            .and_then(|s| s.response_headers.as_ref()),
+        map::REQUEST_TRAILERS..=map::HTTP_CALL_RESPONSE_TRAILERS => {
+            return Err(unemulated(function, format!("header map type {ty}")))
         }
-        4 | 5 => Ok(None),
-        _ => Err(Status::BadArgument),
-    }
-}
-
-/// The map a mutation refers to; BadArgument when Envoy has no mutable map.
-fn write_map(st: &mut State, ty: u32) -> Result<&mut Pairs, Status> {
-    if st.in_log {
-        return Err(Status::BadArgument);
-    }
-    let id = st.effective_context;
-    let s = st.streams.get_mut(&id).ok_or(Status::BadArgument)?;
-    let (m, live) = match ty {
-        map::REQUEST_HEADERS => (&mut s.request_headers, s.live[0]),
-        map::REQUEST_TRAILERS => (&mut s.request_trailers, s.live[1]),
-        map::RESPONSE_HEADERS => (&mut s.response_headers, s.live[2]),
-        map::RESPONSE_TRAILERS => (&mut s.response_trailers, s.live[3]),
-        _ => return Err(Status::BadArgument),
-    };
-    if !live {
-        return Err(Status::BadArgument);
-    }
-    m.as_mut().ok_or(Status::BadArgument)
+        _ => return Err(Status::BadArgument.into()),
+    })
 }
 
 fn proxy_log(c: C, level: i32, ptr: i32, size: i32) -> HcResult {
     let level = LogLevel::from_abi(level as u32).ok_or(Status::BadArgument)?;
+    if level < c.data().log_level {
+        return Ok(());
+    }
     let msg = read(c, ptr, size)?;
     let msg = String::from_utf8_lossy(&msg).into_owned();
     c.data_mut().push_log(level, msg, LogSource::ProxyLog);
     Ok(())
-}
-
-fn proxy_get_log_level(c: C, ret: i32) -> HcResult {
-    let level = c.data().log_level.to_abi();
-    Ok(write_u32(c, ret, level)?)
 }
 
 fn proxy_get_current_time_nanoseconds(c: C, ret: i32) -> HcResult {
@@ -97,7 +74,7 @@ fn proxy_get_current_time_nanoseconds(c: C, ret: i32) -> HcResult {
 
 fn proxy_set_tick_period_milliseconds(c: C, period: i32) -> HcResult {
     let st = c.data_mut();
-    if st.effective_context != st.root_id {
+    if st.context != st.root_id {
         return Err(Status::BadArgument.into());
     }
     let period = period as u32;
@@ -106,30 +83,28 @@ fn proxy_set_tick_period_milliseconds(c: C, period: i32) -> HcResult {
     Ok(())
 }
 
-fn body_of(st: &State, ty: u32) -> Result<Vec<u8>, Status> {
-    let stream = st.streams.get(&st.effective_context);
-    match ty {
-        buffer::HTTP_REQUEST_BODY => Ok(stream
-            .filter(|s| s.request_body_live)
-            .map(|s| s.request_body.clone())
-            .unwrap_or_default()),
-        buffer::HTTP_RESPONSE_BODY => Ok(stream
-            .filter(|s| s.response_body_live)
-            .map(|s| s.response_body.clone())
-            .unwrap_or_default()),
-        buffer::HTTP_CALL_RESPONSE_BODY => st
-            .call_response
-            .as_ref()
-            .map(|r| r.body.clone())
-            .ok_or(Status::NotFound),
-        buffer::VM_CONFIGURATION => Ok(st.vm_config.clone()),
-        buffer::PLUGIN_CONFIGURATION if st.configuring => Ok(st.plugin_config.clone()),
-        _ => Err(Status::NotFound),
-    }
-}
-
 fn proxy_get_buffer_bytes(c: C, ty: i32, start: i32, max: i32, rp: i32, rs: i32) -> HcResult {
-    let body = body_of(c.data(), ty as u32)?;
+    let body = {
+        let st = c.data();
+        let stream = st.streams.get(&st.context);
+        match ty as u32 {
+            buffer::HTTP_REQUEST_BODY => stream
+                .filter(|s| s.request_body_live)
+                .map(|s| s.request_body.clone())
+                .unwrap_or_default(),
+            buffer::HTTP_CALL_RESPONSE_BODY => st
+                .call_response
+                .as_ref()
+                .map(|r| r.body.clone())
+                .ok_or(Status::NotFound)?,
+            buffer::PLUGIN_CONFIGURATION if st.configuring => st.plugin_config.clone(),
+            buffer::PLUGIN_CONFIGURATION => return Err(Status::NotFound.into()),
+            other => {
+                let what = format!("buffer type {other}");
+                return Err(unemulated("proxy_get_buffer_bytes", what));
+            }
+        }
+    };
     let start = start as u32 as usize;
     let max = max as u32 as usize;
     if start > body.len() {
@@ -143,42 +118,19 @@ fn proxy_get_buffer_bytes(c: C, ty: i32, start: i32, max: i32, rp: i32, rs: i32)
     return_bytes(c, slice, rp, rs)
 }
 
-fn proxy_get_buffer_status(c: C, ty: i32, len_ptr: i32, flags_ptr: i32) -> HcResult {
-    let body = body_of(c.data(), ty as u32)?;
-    write_u32(c, len_ptr, body.len() as u32)?;
-    Ok(write_u32(c, flags_ptr, 0)?)
-}
-
-fn proxy_set_buffer_bytes(c: C, ty: i32, start: i32, size: i32, ptr: i32, len: i32) -> HcResult {
-    let data = read(c, ptr, len)?;
-    let st = c.data_mut();
-    let id = st.effective_context;
-    let s = st.streams.get_mut(&id).ok_or(Status::NotFound)?;
-    let buf = match ty as u32 {
-        buffer::HTTP_REQUEST_BODY if s.request_body_live => &mut s.request_body,
-        buffer::HTTP_RESPONSE_BODY if s.response_body_live => &mut s.response_body,
-        _ => return Err(Status::BadArgument.into()),
-    };
-    let start = (start as u32 as usize).min(buf.len());
-    let end = start.saturating_add(size as u32 as usize).min(buf.len());
-    buf.splice(start..end, data);
-    Ok(())
-}
-
 fn proxy_get_header_map_pairs(c: C, ty: i32, rp: i32, rs: i32) -> HcResult {
     let bytes = {
-        let st = c.data();
-        let m = read_map(st, ty as u32)?;
+        let m = read_map(c.data(), ty as u32, "proxy_get_header_map_pairs")?;
         serialize_pairs(m.map(|m| m.as_slice()).unwrap_or(&[]))
     };
     return_bytes(c, &bytes, rp, rs)
 }
 
 fn proxy_get_header_map_value(c: C, ty: i32, kp: i32, ks: i32, rp: i32, rs: i32) -> HcResult {
-    let key = lower(&read(c, kp, ks)?);
+    let key = read(c, kp, ks)?.to_ascii_lowercase();
     let value = {
         let st = c.data();
-        let Some(m) = read_map(st, ty as u32)? else {
+        let Some(m) = read_map(st, ty as u32, "proxy_get_header_map_value")? else {
             let s = if st.in_log {
                 Status::NotFound
             } else {
@@ -192,61 +144,11 @@ fn proxy_get_header_map_value(c: C, ty: i32, kp: i32, ks: i32, rp: i32, rs: i32)
     return_bytes(c, &value, rp, rs)
 }
 
-fn proxy_get_header_map_size(c: C, ty: i32, ret: i32) -> HcResult {
-    let size = {
-        let m = read_map(c.data(), ty as u32)?.ok_or(Status::BadArgument)?;
-        m.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
-    };
-    Ok(write_u32(c, ret, size as u32)?)
-}
-
-fn proxy_set_header_map_pairs(c: C, ty: i32, ptr: i32, size: i32) -> HcResult {
-    let raw = read(c, ptr, size)?;
-    let pairs = deserialize_pairs(&raw).ok_or(Status::ParseFailure)?;
-    let m = write_map(c.data_mut(), ty as u32)?;
-    *m = pairs.into_iter().map(|(k, v)| (lower(&k), v)).collect();
-    Ok(())
-}
-
-fn proxy_add_header_map_value(c: C, ty: i32, kp: i32, ks: i32, vp: i32, vs: i32) -> HcResult {
-    let key = lower(&read(c, kp, ks)?);
-    let value = read(c, vp, vs)?;
-    write_map(c.data_mut(), ty as u32)?.push((key, value));
-    Ok(())
-}
-
-fn proxy_replace_header_map_value(c: C, ty: i32, kp: i32, ks: i32, vp: i32, vs: i32) -> HcResult {
-    let key = lower(&read(c, kp, ks)?);
-    let value = read(c, vp, vs)?;
-    let m = write_map(c.data_mut(), ty as u32)?;
-    match m.iter().position(|(k, _)| *k == key) {
-        Some(first) => {
-            let mut i = 0;
-            m.retain(|(k, _)| {
-                let keep = *k != key || i == first;
-                i += 1;
-                keep
-            });
-            if let Some(slot) = m.iter_mut().find(|(k, _)| *k == key) {
-                slot.1 = value;
-            }
-        }
-        None => m.push((key, value)),
-    }
-    Ok(())
-}
-
-fn proxy_remove_header_map_value(c: C, ty: i32, kp: i32, ks: i32) -> HcResult {
-    let key = lower(&read(c, kp, ks)?);
-    write_map(c.data_mut(), ty as u32)?.retain(|(k, _)| *k != key);
-    Ok(())
-}
-
 fn proxy_get_property(c: C, pp: i32, ps: i32, rp: i32, rs: i32) -> HcResult {
     let path = property_path(&read(c, pp, ps)?);
     let value = {
         let st = c.data();
-        let stream = st.streams.get(&st.effective_context);
+        let stream = st.streams.get(&st.context);
         stream
             .and_then(|s| s.properties.get(&path))
             .or_else(|| st.root_properties.get(&path))
@@ -254,17 +156,6 @@ fn proxy_get_property(c: C, pp: i32, ps: i32, rp: i32, rs: i32) -> HcResult {
             .ok_or(Status::NotFound)?
     };
     return_bytes(c, &value, rp, rs)
-}
-
-fn proxy_set_property(c: C, pp: i32, ps: i32, vp: i32, vs: i32) -> HcResult {
-    let path = property_path(&read(c, pp, ps)?);
-    let value = read(c, vp, vs)?;
-    let st = c.data_mut();
-    let id = st.effective_context;
-    // Envoy stores properties in the stream's filter state: none without a stream.
-    let s = st.streams.get_mut(&id).ok_or(Status::NotFound)?;
-    s.properties.insert(path, value);
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -298,7 +189,10 @@ fn proxy_http_call(
             return reject(st);
         }
     }
-    let mut headers: Pairs = headers.into_iter().map(|(k, v)| (lower(&k), v)).collect();
+    let mut headers: Pairs = headers
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
     let has = |name: &[u8]| headers.iter().any(|(k, _)| k.as_slice() == name);
     if !has(b":path") || !has(b":method") || !has(b":authority") {
         return reject(st);
@@ -314,7 +208,7 @@ fn proxy_http_call(
     let token = st.next_token;
     let call = HttpCall {
         token,
-        context_id: st.effective_context,
+        context_id: st.context,
         upstream,
         headers: lossy_pairs(&headers),
         body,
@@ -326,29 +220,9 @@ fn proxy_http_call(
     Ok(write_u32(c, ret_token, token)?)
 }
 
-fn proxy_get_status(c: C, code_ptr: i32, mp: i32, ms: i32) -> HcResult {
-    let (code, msg) = c.data().status.clone();
-    write_u32(c, code_ptr, code)?;
-    if msg.is_empty() {
-        write_u32(c, mp, 0)?;
-        return Ok(write_u32(c, ms, 0)?);
-    }
-    return_bytes(c, msg.as_bytes(), mp, ms)
-}
-
-fn proxy_set_effective_context(c: C, id: i32) -> HcResult {
-    let st = c.data_mut();
-    let id = id as u32;
-    if !st.is_live_context(id) {
-        return Err(Status::BadArgument.into());
-    }
-    st.effective_context = id;
-    Ok(())
-}
-
 fn proxy_done(c: C) -> HcResult {
     let st = c.data_mut();
-    if st.pending_done && st.effective_context == st.root_id {
+    if st.pending_done && st.context == st.root_id {
         st.pending_done = false;
         st.finish_root();
         st.done_calls += 1;
@@ -357,61 +231,6 @@ fn proxy_done(c: C) -> HcResult {
         st.rejected_done_calls += 1;
         Err(Status::NotFound.into())
     }
-}
-
-fn proxy_continue_stream(c: C, ty: i32) -> HcResult {
-    let kind = StreamKind::from_abi(ty as u32).ok_or(Status::BadArgument)?;
-    let st = c.data_mut();
-    let id = st.effective_context;
-    if let Some(s) = st.streams.get_mut(&id) {
-        s.continued.push(kind);
-        // Envoy forgets the request maps and body once the request continues.
-        if kind == StreamKind::Request {
-            s.live[0] = false;
-            s.live[1] = false;
-            s.request_body_live = false;
-        }
-    }
-    Ok(())
-}
-
-fn proxy_close_stream(c: C, ty: i32) -> HcResult {
-    let kind = StreamKind::from_abi(ty as u32).ok_or(Status::BadArgument)?;
-    let st = c.data_mut();
-    let id = st.effective_context;
-    if let Some(s) = st.streams.get_mut(&id) {
-        s.closed.push(kind);
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn proxy_send_local_response(
-    c: C,
-    status: i32,
-    dp: i32,
-    ds: i32,
-    bp: i32,
-    bs: i32,
-    hp: i32,
-    hs: i32,
-    grpc: i32,
-) -> HcResult {
-    let details = String::from_utf8_lossy(&read(c, dp, ds)?).into_owned();
-    let body = read(c, bp, bs)?;
-    let headers = deserialize_pairs(&read(c, hp, hs)?).ok_or(Status::ParseFailure)?;
-    let st = c.data_mut();
-    let id = st.effective_context;
-    if let Some(s) = st.streams.get_mut(&id) {
-        s.local_response = Some(LocalResponse {
-            status: status as u32,
-            details,
-            body,
-            headers: lossy_pairs(&headers),
-            grpc_status: grpc,
-        });
-    }
-    Ok(())
 }
 
 fn proxy_define_metric(c: C, kind: i32, np: i32, ns: i32, ret: i32) -> HcResult {
@@ -444,320 +263,32 @@ fn proxy_increment_metric(c: C, id: i32, offset: i64) -> HcResult {
     match m.kind {
         MetricKind::Counter if offset > 0 => m.value = m.value.saturating_add(offset),
         MetricKind::Gauge => m.value = m.value.saturating_add(offset),
-        _ => return Err(Status::BadArgument.into()),
+        MetricKind::Counter | MetricKind::Histogram => return Err(Status::BadArgument.into()),
     }
     Ok(())
 }
 
 fn proxy_record_metric(c: C, id: i32, value: i64) -> HcResult {
     let m = metric_mut(c.data_mut(), id)?;
-    let value = value as u64;
     match m.kind {
-        MetricKind::Counter => m.value = m.value.saturating_add(value as i64),
-        MetricKind::Gauge => m.value = value as i64,
-        MetricKind::Histogram => m.recorded.push(value),
+        MetricKind::Counter => m.value = m.value.saturating_add(value),
+        MetricKind::Gauge => m.value = value,
+        MetricKind::Histogram => m.recorded.push(value as u64),
     }
     Ok(())
 }
 
-fn proxy_get_metric(c: C, id: i32, ret: i32) -> HcResult {
-    let m = metric_mut(c.data_mut(), id)?;
-    if m.kind == MetricKind::Histogram {
-        return Err(Status::BadArgument.into());
-    }
-    let v = m.value as u64;
-    Ok(write_u64(c, ret, v)?)
-}
-
-fn proxy_get_shared_data(c: C, kp: i32, ks: i32, rp: i32, rs: i32, cas_ptr: i32) -> HcResult {
-    let key = read(c, kp, ks)?;
-    let (value, cas) = c
-        .data()
-        .shared_data
-        .get(&key)
-        .cloned()
-        .ok_or(Status::NotFound)?;
-    write_u32(c, cas_ptr, cas)?;
-    if value.is_empty() {
-        return Ok(());
-    }
-    return_bytes(c, &value, rp, rs)
-}
-
-fn proxy_set_shared_data(c: C, kp: i32, ks: i32, vp: i32, vs: i32, cas: i32) -> HcResult {
-    let key = read(c, kp, ks)?;
-    let value = read(c, vp, vs)?;
-    let st = c.data_mut();
-    let entry = st.shared_data.entry(key).or_insert((Vec::new(), 0));
-    if cas != 0 && cas as u32 != entry.1 {
-        return Err(Status::CasMismatch.into());
-    }
-    *entry = (value, entry.1.wrapping_add(1).max(1));
-    Ok(())
-}
-
-fn proxy_register_shared_queue(c: C, np: i32, ns: i32, ret: i32) -> HcResult {
-    let name = read(c, np, ns)?;
-    let st = c.data_mut();
-    let id = match st.queues.iter().position(|(n, _)| *n == name) {
-        Some(i) => i,
-        None => {
-            st.queues.push((name, VecDeque::new()));
-            st.queues.len() - 1
-        }
-    };
-    Ok(write_u32(c, ret, id as u32 + 1)?)
-}
-
-fn proxy_resolve_shared_queue(c: C, _vp: i32, _vs: i32, np: i32, ns: i32, ret: i32) -> HcResult {
-    let name = read(c, np, ns)?;
-    let pos = c.data().queues.iter().position(|(n, _)| *n == name);
-    let id = pos.ok_or(Status::NotFound)?;
-    Ok(write_u32(c, ret, id as u32 + 1)?)
-}
-
-fn queue_mut(st: &mut State, id: i32) -> Result<&mut VecDeque<Vec<u8>>, Status> {
-    let idx = (id as u32 as usize)
-        .checked_sub(1)
-        .ok_or(Status::NotFound)?;
-    st.queues
-        .get_mut(idx)
-        .map(|q| &mut q.1)
-        .ok_or(Status::NotFound)
-}
-
-fn proxy_dequeue_shared_queue(c: C, id: i32, rp: i32, rs: i32) -> HcResult {
-    let item = queue_mut(c.data_mut(), id)?
-        .pop_front()
-        .ok_or(Status::Empty)?;
-    return_bytes(c, &item, rp, rs)
-}
-
-fn proxy_enqueue_shared_queue(c: C, id: i32, vp: i32, vs: i32) -> HcResult {
-    let value = read(c, vp, vs)?;
-    queue_mut(c.data_mut(), id)?.push_back(value);
-    Ok(())
-}
-
-/// Registers every `env.proxy_*` function on `linker`.
-pub(crate) fn link(l: &mut Linker<State>) -> Result<()> {
-    type K<'a> = Caller<'a, State>;
-    l.func_wrap("env", "proxy_log", |mut c: K, a: i32, b: i32, d: i32| {
-        finish(proxy_log(&mut c, a, b, d))
-    })?;
-    l.func_wrap("env", "proxy_get_log_level", |mut c: K, a: i32| {
-        finish(proxy_get_log_level(&mut c, a))
-    })?;
-    l.func_wrap(
-        "env",
-        "proxy_get_current_time_nanoseconds",
-        |mut c: K, a: i32| finish(proxy_get_current_time_nanoseconds(&mut c, a)),
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_set_tick_period_milliseconds",
-        |mut c: K, a: i32| finish(proxy_set_tick_period_milliseconds(&mut c, a)),
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_get_buffer_bytes",
-        |mut c: K, a: i32, b: i32, d: i32, e: i32, f: i32| {
-            finish(proxy_get_buffer_bytes(&mut c, a, b, d, e, f))
-        },
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_get_buffer_status",
-        |mut c: K, a: i32, b: i32, d: i32| finish(proxy_get_buffer_status(&mut c, a, b, d)),
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_set_buffer_bytes",
-        |mut c: K, a: i32, b: i32, d: i32, e: i32, f: i32| {
-            finish(proxy_set_buffer_bytes(&mut c, a, b, d, e, f))
-        },
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_get_header_map_pairs",
-        |mut c: K, a: i32, b: i32, d: i32| finish(proxy_get_header_map_pairs(&mut c, a, b, d)),
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_get_header_map_value",
-        |mut c: K, a: i32, b: i32, d: i32, e: i32, f: i32| {
-            finish(proxy_get_header_map_value(&mut c, a, b, d, e, f))
-        },
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_get_header_map_size",
-        |mut c: K, a: i32, b: i32| finish(proxy_get_header_map_size(&mut c, a, b)),
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_set_header_map_pairs",
-        |mut c: K, a: i32, b: i32, d: i32| finish(proxy_set_header_map_pairs(&mut c, a, b, d)),
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_add_header_map_value",
-        |mut c: K, a: i32, b: i32, d: i32, e: i32, f: i32| {
-            finish(proxy_add_header_map_value(&mut c, a, b, d, e, f))
-        },
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_replace_header_map_value",
-        |mut c: K, a: i32, b: i32, d: i32, e: i32, f: i32| {
-            finish(proxy_replace_header_map_value(&mut c, a, b, d, e, f))
-        },
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_remove_header_map_value",
-        |mut c: K, a: i32, b: i32, d: i32| finish(proxy_remove_header_map_value(&mut c, a, b, d)),
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_get_property",
-        |mut c: K, a: i32, b: i32, d: i32, e: i32| finish(proxy_get_property(&mut c, a, b, d, e)),
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_set_property",
-        |mut c: K, a: i32, b: i32, d: i32, e: i32| finish(proxy_set_property(&mut c, a, b, d, e)),
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_http_call",
-        |mut c: K,
-         a: i32,
-         b: i32,
-         d: i32,
-         e: i32,
-         f: i32,
-         g: i32,
-         h: i32,
-         i: i32,
-         j: i32,
-         k: i32| { finish(proxy_http_call(&mut c, a, b, d, e, f, g, h, i, j, k)) },
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_get_status",
-        |mut c: K, a: i32, b: i32, d: i32| finish(proxy_get_status(&mut c, a, b, d)),
-    )?;
-    l.func_wrap("env", "proxy_set_effective_context", |mut c: K, a: i32| {
-        finish(proxy_set_effective_context(&mut c, a))
-    })?;
-    l.func_wrap("env", "proxy_done", |mut c: K| finish(proxy_done(&mut c)))?;
-    l.func_wrap("env", "proxy_continue_stream", |mut c: K, a: i32| {
-        finish(proxy_continue_stream(&mut c, a))
-    })?;
-    l.func_wrap("env", "proxy_close_stream", |mut c: K, a: i32| {
-        finish(proxy_close_stream(&mut c, a))
-    })?;
-    l.func_wrap(
-        "env",
-        "proxy_send_local_response",
-        |mut c: K, a: i32, b: i32, d: i32, e: i32, f: i32, g: i32, h: i32, i: i32| {
-            finish(proxy_send_local_response(&mut c, a, b, d, e, f, g, h, i))
-        },
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_define_metric",
-        |mut c: K, a: i32, b: i32, d: i32, e: i32| finish(proxy_define_metric(&mut c, a, b, d, e)),
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_increment_metric",
-        |mut c: K, a: i32, b: i64| finish(proxy_increment_metric(&mut c, a, b)),
-    )?;
-    l.func_wrap("env", "proxy_record_metric", |mut c: K, a: i32, b: i64| {
-        finish(proxy_record_metric(&mut c, a, b))
-    })?;
-    l.func_wrap("env", "proxy_get_metric", |mut c: K, a: i32, b: i32| {
-        finish(proxy_get_metric(&mut c, a, b))
-    })?;
-    l.func_wrap(
-        "env",
-        "proxy_get_shared_data",
-        |mut c: K, a: i32, b: i32, d: i32, e: i32, f: i32| {
-            finish(proxy_get_shared_data(&mut c, a, b, d, e, f))
-        },
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_set_shared_data",
-        |mut c: K, a: i32, b: i32, d: i32, e: i32, f: i32| {
-            finish(proxy_set_shared_data(&mut c, a, b, d, e, f))
-        },
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_register_shared_queue",
-        |mut c: K, a: i32, b: i32, d: i32| finish(proxy_register_shared_queue(&mut c, a, b, d)),
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_resolve_shared_queue",
-        |mut c: K, a: i32, b: i32, d: i32, e: i32, f: i32| {
-            finish(proxy_resolve_shared_queue(&mut c, a, b, d, e, f))
-        },
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_dequeue_shared_queue",
-        |mut c: K, a: i32, b: i32, d: i32| finish(proxy_dequeue_shared_queue(&mut c, a, b, d)),
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_enqueue_shared_queue",
-        |mut c: K, a: i32, b: i32, d: i32| finish(proxy_enqueue_shared_queue(&mut c, a, b, d)),
-    )?;
-    // Envoy answers NotFound for foreign functions it does not register (adtap uses none).
-    l.func_wrap(
-        "env",
-        "proxy_call_foreign_function",
-        |_c: K, _a: i32, _b: i32, _d: i32, _e: i32, _f: i32, _g: i32| Status::NotFound as i32,
-    )?;
-    // gRPC is not used by adtap: answer Unimplemented rather than pretend.
-    l.func_wrap(
-        "env",
-        "proxy_grpc_call",
-        |_c: K,
-         _a: i32,
-         _b: i32,
-         _d: i32,
-         _e: i32,
-         _f: i32,
-         _g: i32,
-         _h: i32,
-         _i: i32,
-         _j: i32,
-         _k: i32,
-         _m: i32,
-         _n: i32| Status::Unimplemented as i32,
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_grpc_stream",
-        |_c: K, _a: i32, _b: i32, _d: i32, _e: i32, _f: i32, _g: i32, _h: i32, _i: i32, _j: i32| {
-            Status::Unimplemented as i32
-        },
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_grpc_send",
-        |_c: K, _a: i32, _b: i32, _d: i32, _e: i32| Status::Unimplemented as i32,
-    )?;
-    l.func_wrap("env", "proxy_grpc_cancel", |_c: K, _a: i32| {
-        Status::Unimplemented as i32
-    })?;
-    l.func_wrap("env", "proxy_grpc_close", |_c: K, _a: i32| {
-        Status::Unimplemented as i32
-    })?;
-    Ok(())
+crate::imports::import_table! { "env";
+    proxy_log(level: i32, ptr: i32, size: i32);
+    proxy_get_current_time_nanoseconds(ret: i32);
+    proxy_set_tick_period_milliseconds(period: i32);
+    proxy_get_buffer_bytes(ty: i32, start: i32, max: i32, rp: i32, rs: i32);
+    proxy_get_header_map_pairs(ty: i32, rp: i32, rs: i32);
+    proxy_get_header_map_value(ty: i32, kp: i32, ks: i32, rp: i32, rs: i32);
+    proxy_get_property(pp: i32, ps: i32, rp: i32, rs: i32);
+    proxy_http_call(u: i32, ul: i32, h: i32, hl: i32, b: i32, bl: i32, t: i32, tl: i32, ms: i32, r: i32);
+    proxy_done();
+    proxy_define_metric(kind: i32, np: i32, ns: i32, ret: i32);
+    proxy_increment_metric(id: i32, offset: i64);
+    proxy_record_metric(id: i32, value: i64);
 }

@@ -1,11 +1,114 @@
-//! What a module may import: exactly what Envoy (proxy-wasm-cpp-host, ABI 0.2.x) provides.
+//! What a module may import, and how each import is linked.
 //!
-//! The lists mirror proxy-wasm-cpp-host's `FOR_ALL_HOST_FUNCTIONS`, the 0.2.x ABI-specific
-//! functions and `FOR_ALL_WASI_FUNCTIONS`. A module importing anything else would fail to load
-//! in Envoy, so the host refuses it up front with the full list of offenders.
+//! - May import: exactly what Envoy (proxy-wasm-cpp-host, ABI 0.2.x) provides. The lists mirror
+//!   proxy-wasm-cpp-host's `FOR_ALL_HOST_FUNCTIONS`, the 0.2.x ABI-specific functions and
+//!   `FOR_ALL_WASI_FUNCTIONS`. A module importing anything else would fail to load in Envoy, so
+//!   the host refuses it up front with the full list of offenders ([`check_module`]).
+//! - Emulated: exactly what adtap's filter imports ([`EMULATED_PROXY_FUNCTIONS`],
+//!   [`EMULATED_WASI_FUNCTIONS`]), each declared in one line of an [`import_table!`] in
+//!   `hostcalls.rs` / `wasi.rs`. Every other import Envoy provides is linked to a function that
+//!   traps naming it: a module may import it (the SDK's modules import far more than they
+//!   call), but a call fails loudly instead of being answered by an emulation nothing tests.
 
-use wasmtime::{bail, Result};
-use wasmtime::{ExternType, Module};
+use crate::state::State;
+use crate::{hostcalls, wasi};
+use wasmtime::{bail, format_err, Result};
+use wasmtime::{ExternType, Linker, Module, WasmRet};
+
+/// `env.proxy_*` functions the host emulates: the filter's imports.
+pub const EMULATED_PROXY_FUNCTIONS: &[&str] = hostcalls::EMULATED;
+
+/// `wasi_snapshot_preview1` functions the host emulates: the filter's imports.
+pub const EMULATED_WASI_FUNCTIONS: &[&str] = wasi::EMULATED;
+
+/// What a host function's outcome becomes for wasmtime: an ABI status (or a trap) for the
+/// `env` functions, an errno for WASI, nothing (or a trap) for `proc_exit`.
+pub(crate) trait Outcome {
+    /// The wasmtime-side return type.
+    type Ret: WasmRet;
+    /// Converts the outcome.
+    fn into_ret(self) -> Self::Ret;
+}
+
+impl Outcome for crate::guest::HcResult {
+    type Ret = Result<i32>;
+    fn into_ret(self) -> Result<i32> {
+        crate::guest::finish(self)
+    }
+}
+
+impl Outcome for i32 {
+    type Ret = i32;
+    fn into_ret(self) -> i32 {
+        self
+    }
+}
+
+impl Outcome for Result<()> {
+    type Ret = Result<()>;
+    fn into_ret(self) -> Result<()> {
+        self
+    }
+}
+
+/// Declares the emulated functions of one import module, one line each:
+/// `name(arg: type, …);` for a `fn name(&mut Caller<State>, arg: type, …) -> impl Outcome`
+/// in scope. Defines `EMULATED` (the names) and `link` (registers them all).
+macro_rules! import_table {
+    ($module:literal; $($name:ident($($arg:ident: $ty:ty),*);)*) => {
+        /// The functions of this import module the host emulates, in table order.
+        pub(crate) const EMULATED: &[&str] = &[$(stringify!($name)),*];
+
+        /// Registers every function of the table on `linker`.
+        pub(crate) fn link(
+            linker: &mut wasmtime::Linker<crate::state::State>,
+        ) -> wasmtime::Result<()> {
+            $(
+                linker.func_wrap(
+                    $module,
+                    stringify!($name),
+                    |mut c: wasmtime::Caller<'_, crate::state::State>, $($arg: $ty),*| {
+                        crate::imports::Outcome::into_ret($name(&mut c, $($arg),*))
+                    },
+                )?;
+            )*
+            Ok(())
+        }
+    };
+}
+pub(crate) use import_table;
+
+/// Is `module::name` emulated by this host?
+pub fn emulated(module: &str, name: &str) -> bool {
+    match module {
+        "env" => EMULATED_PROXY_FUNCTIONS.contains(&name),
+        "wasi_snapshot_preview1" => EMULATED_WASI_FUNCTIONS.contains(&name),
+        _ => false,
+    }
+}
+
+/// A linker for `module` (already [`check_module`]ed): the emulated functions, and a trap
+/// naming the function for every other import.
+pub(crate) fn linker(module: &Module) -> Result<Linker<State>> {
+    let mut linker = Linker::new(module.engine());
+    hostcalls::link(&mut linker)?;
+    wasi::link(&mut linker)?;
+    for import in module.imports() {
+        let (m, n) = (import.module(), import.name());
+        if let ExternType::Func(ty) = import.ty() {
+            if !emulated(m, n) {
+                let what = format!("{m}::{n}");
+                linker.func_new(m, n, ty, move |_, _, _| {
+                    Err(format_err!(
+                        "{what} is not emulated by adtap-wasm-host: adtap's filter does not \
+                         import it (host-tests/wasm-host/README.md)"
+                    ))
+                })?;
+            }
+        }
+    }
+    Ok(linker)
+}
 
 /// `env.proxy_*` functions Envoy links for ABI 0.2.x modules.
 pub const ENVOY_PROXY_FUNCTIONS: &[&str] = &[

@@ -7,11 +7,17 @@
 //! Time and randomness come only from the test: the clock moves when the test says so, WASI
 //! `random_get` is seeded.
 //!
+//! It emulates exactly the host functions adtap's filter imports ([`EMULATED_PROXY_FUNCTIONS`],
+//! [`EMULATED_WASI_FUNCTIONS`]), the way Envoy answers them; any other function Envoy provides
+//! traps, naming itself, if a module calls it; anything Envoy does not provide is refused before
+//! instantiation.
+//!
 //! Layout:
 //! - `host.rs`: the [`Host`] API (lifecycle, streams, clock, HTTP calls, metrics, logs).
-//! - `hostcalls.rs`: the `env.proxy_*` functions, with Envoy's status codes and rules.
-//! - `wasi.rs`: the WASI functions Envoy links, deterministic.
-//! - `imports.rs`: what Envoy provides; anything else is refused before instantiation.
+//! - `hostcalls.rs`: the emulated `env.proxy_*` functions, with Envoy's status codes and rules.
+//! - `wasi.rs`: the emulated WASI functions, deterministic.
+//! - `imports.rs`: what Envoy provides, the one-line-per-import table macro, and the linker
+//!   (emulated functions, a naming trap for the rest).
 //! - `state.rs`: the Store data and the records tests read. `guest.rs`: memory access and
 //!   the header-map wire format. `abi.rs`: ABI numbers.
 //!
@@ -50,8 +56,11 @@ mod imports;
 mod state;
 mod wasi;
 
-pub use abi::{Action, LogLevel, MetricKind, Status, StreamKind};
+pub use abi::{Action, LogLevel, MetricKind, Status};
 pub use guest::{deserialize_pairs, serialize_pairs};
 pub use host::{compile, compile_file, engine, CallReply, Host, HostOptions};
-pub use imports::{check_module, envoy_provides, ENVOY_PROXY_FUNCTIONS, ENVOY_WASI_FUNCTIONS};
-pub use state::{HttpCall, LocalResponse, LogEntry, LogSource, Metric, Pairs};
+pub use imports::{
+    check_module, emulated, envoy_provides, EMULATED_PROXY_FUNCTIONS, EMULATED_WASI_FUNCTIONS,
+    ENVOY_PROXY_FUNCTIONS, ENVOY_WASI_FUNCTIONS,
+};
+pub use state::{HttpCall, LogEntry, LogSource, Metric, Pairs};

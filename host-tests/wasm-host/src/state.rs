@@ -4,8 +4,8 @@
 //! the "what is executing now" fields before each callback. Public record types (logs, HTTP
 //! calls, metrics) are what tests inspect.
 
-use crate::abi::{LogLevel, MetricKind, StreamKind};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use crate::abi::{LogLevel, MetricKind};
+use std::collections::{BTreeMap, HashMap};
 use wasmtime::{Memory, StoreLimits, TypedFunc};
 
 /// A header map: raw bytes on purpose (hostile-input tests send invalid UTF-8).
@@ -80,21 +80,6 @@ impl HttpCall {
     }
 }
 
-/// A local response sent with `proxy_send_local_response`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalResponse {
-    /// HTTP status.
-    pub status: u32,
-    /// Details string.
-    pub details: String,
-    /// Body.
-    pub body: Vec<u8>,
-    /// Extra headers.
-    pub headers: Vec<(String, String)>,
-    /// gRPC status (-1 = none).
-    pub grpc_status: i32,
-}
-
 /// A metric's current state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Metric {
@@ -106,25 +91,19 @@ pub struct Metric {
     pub recorded: Vec<u64>,
 }
 
-/// Per-HTTP-stream state.
+/// Per-HTTP-stream state: the maps, body and properties Envoy holds for a stream.
 #[derive(Debug, Default)]
 pub(crate) struct Stream {
     pub request_headers: Option<Pairs>,
-    pub request_trailers: Option<Pairs>,
     pub response_headers: Option<Pairs>,
-    pub response_trailers: Option<Pairs>,
-    /// Which maps Envoy still exposes (it drops its pointer once a callback returns Continue).
-    pub live: [bool; 4],
+    /// Whether Envoy still exposes each map (it drops its pointer once the map's callback
+    /// returns Continue; `on_log` sees both again).
+    pub request_live: bool,
+    pub response_live: bool,
     pub request_body: Vec<u8>,
     pub request_body_live: bool,
     pub buffering_request: bool,
-    pub response_body: Vec<u8>,
-    pub response_body_live: bool,
-    pub buffering_response: bool,
     pub properties: BTreeMap<Vec<String>, Vec<u8>>,
-    pub continued: Vec<StreamKind>,
-    pub closed: Vec<StreamKind>,
-    pub local_response: Option<LocalResponse>,
 }
 
 /// The response being delivered by `proxy_on_http_call_response`.
@@ -132,7 +111,6 @@ pub(crate) struct Stream {
 pub(crate) struct CallResponse {
     pub headers: Pairs,
     pub body: Vec<u8>,
-    pub trailers: Pairs,
 }
 
 /// Deterministic random numbers (splitmix64): same seed, same bytes.
@@ -170,20 +148,19 @@ pub(crate) struct State {
 
     // Configuration.
     pub plugin_config: Vec<u8>,
-    pub vm_config: Vec<u8>,
     pub known_clusters: Option<Vec<String>>,
     pub log_level: LogLevel,
     pub echo_logs: bool,
 
-    // Clocks: wall = start + elapsed; monotonic = elapsed (+1 s so it is never 0).
+    // Clock: wall = start + elapsed.
     pub start_time_ns: u64,
     pub elapsed_ns: u64,
     pub rng: Rng,
 
     // What is executing now.
     pub root_id: u32,
-    pub current_context: u32,
-    pub effective_context: u32,
+    /// The context of the running callback (the filter never switches it).
+    pub context: u32,
     pub configuring: bool,
     pub in_log: bool,
     pub call_response: Option<CallResponse>,
@@ -207,9 +184,6 @@ pub(crate) struct State {
     pub next_metric: u32,
     pub streams: HashMap<u32, Stream>,
     pub root_properties: BTreeMap<Vec<String>, Vec<u8>>,
-    pub status: (u32, String),
-    pub shared_data: HashMap<Vec<u8>, (Vec<u8>, u32)>,
-    pub queues: Vec<(Vec<u8>, VecDeque<Vec<u8>>)>,
     /// Partial lines written to fd 1 / fd 2, logged once their newline arrives.
     pub stdout_partial: Vec<u8>,
     pub stderr_partial: Vec<u8>,
@@ -220,19 +194,15 @@ impl State {
         self.start_time_ns.saturating_add(self.elapsed_ns)
     }
 
-    pub fn monotonic_ns(&self) -> u64 {
-        1_000_000_000 + self.elapsed_ns
-    }
-
     pub fn push_log(&mut self, level: LogLevel, message: String, source: LogSource) {
         if self.echo_logs {
-            eprintln!("[wasm {level:?} ctx={}] {message}", self.effective_context);
+            eprintln!("[wasm {level:?} ctx={}] {message}", self.context);
         }
         let at_ns = self.now_ns();
         self.logs.push(LogEntry {
             level,
             message,
-            context_id: self.effective_context,
+            context_id: self.context,
             source,
             at_ns,
         });
@@ -275,10 +245,6 @@ impl State {
         } else {
             self.push_log(LogLevel::Info, text, LogSource::Stdout);
         }
-    }
-
-    pub fn is_live_context(&self, id: u32) -> bool {
-        id == self.root_id || self.streams.contains_key(&id)
     }
 
     /// The root finished its shutdown (`on_done` returned true, or `proxy_done` after

@@ -1,21 +1,19 @@
-//! The WASI preview 1 functions Envoy links, implemented deterministically.
+//! The WASI preview 1 functions adtap's filter imports (Rust's std start-up, `getrandom`, and
+//! output through fd 1/2), implemented deterministically. Any other WASI import Envoy links traps
+//! naming itself when called (`imports.rs`).
 //!
 //! - `random_get`: bytes from the host's seeded generator.
-//! - `clock_time_get`: realtime = the test clock's wall time, monotonic (and CPU clocks) =
-//!   elapsed test time; never the machine's clock.
-//! - `environ_*`, `args_*`: empty.
+//! - `environ_*`: empty.
 //! - `fd_write` to fd 1/2: captured as log lines, one per `\n`-terminated line (Envoy logs
-//!   them at info/error).
+//!   them at info/error); any other fd is BADF.
 //! - `proc_exit`: a trap naming the exit code (Envoy treats it as a VM failure).
-//! - the rest: the restricted stubs' errno (BADF for the preopen scan, NOSYS otherwise).
 
 use crate::abi::errno;
-use crate::guest::{read, write, write_u32, write_u64};
+use crate::guest::{read, write, write_u32};
 use crate::state::State;
+use wasmtime::Caller;
 use wasmtime::{format_err, Result};
-use wasmtime::{Caller, Linker};
 
-const W: &str = "wasi_snapshot_preview1";
 type K<'a> = Caller<'a, State>;
 
 /// Any bad guest pointer is EFAULT for WASI callers.
@@ -56,19 +54,6 @@ fn fd_write(c: &mut K, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32) -> i32 
     }
 }
 
-fn clock_time_get(c: &mut K, id: i32, _precision: i64, ret: i32) -> i32 {
-    let st = c.data();
-    let t = match id {
-        0 => st.now_ns(),
-        1..=3 => st.monotonic_ns(),
-        _ => return errno::INVAL,
-    };
-    match write_u64(c, ret, t) {
-        Ok(()) => errno::SUCCESS,
-        Err(e) => err(e),
-    }
-}
-
 fn random_get(c: &mut K, ptr: i32, len: i32) -> i32 {
     let mut buf = vec![0u8; len as u32 as usize];
     c.data_mut().rng.fill(&mut buf);
@@ -78,71 +63,26 @@ fn random_get(c: &mut K, ptr: i32, len: i32) -> i32 {
     }
 }
 
-fn zero_sizes(c: &mut K, count_ptr: i32, size_ptr: i32) -> i32 {
+fn environ_sizes_get(c: &mut K, count_ptr: i32, size_ptr: i32) -> i32 {
     match write_u32(c, count_ptr, 0).and_then(|()| write_u32(c, size_ptr, 0)) {
         Ok(()) => errno::SUCCESS,
         Err(e) => err(e),
     }
 }
 
-fn fd_fdstat_get(c: &mut K, fd: i32, ret: i32) -> i32 {
-    if !(0..=2).contains(&fd) {
-        return errno::BADF;
-    }
-    // fdstat: filetype u8 (2 = character device), flags u16, rights base/inheriting u64.
-    let mut stat = [0u8; 24];
-    stat[0] = 2;
-    stat[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
-    match write(c, ret, &stat) {
-        Ok(()) => errno::SUCCESS,
-        Err(e) => err(e),
-    }
+/// Ends the VM: Envoy treats a `proc_exit` as a failed VM.
+fn proc_exit(_c: &mut K, code: i32) -> Result<()> {
+    Err(format_err!("module called WASI proc_exit({code})"))
 }
 
-/// Registers the WASI functions on `linker`.
-pub(crate) fn link(l: &mut Linker<State>) -> Result<()> {
-    l.func_wrap(W, "fd_write", |mut c: K, a: i32, b: i32, d: i32, e: i32| {
-        fd_write(&mut c, a, b, d, e)
-    })?;
-    l.func_wrap(W, "clock_time_get", |mut c: K, a: i32, b: i64, d: i32| {
-        clock_time_get(&mut c, a, b, d)
-    })?;
-    l.func_wrap(W, "random_get", |mut c: K, a: i32, b: i32| {
-        random_get(&mut c, a, b)
-    })?;
-    l.func_wrap(W, "environ_sizes_get", |mut c: K, a: i32, b: i32| {
-        zero_sizes(&mut c, a, b)
-    })?;
-    l.func_wrap(W, "args_sizes_get", |mut c: K, a: i32, b: i32| {
-        zero_sizes(&mut c, a, b)
-    })?;
-    l.func_wrap(W, "environ_get", |_c: K, _a: i32, _b: i32| errno::SUCCESS)?;
-    l.func_wrap(W, "args_get", |_c: K, _a: i32, _b: i32| errno::SUCCESS)?;
-    l.func_wrap(W, "fd_fdstat_get", |mut c: K, a: i32, b: i32| {
-        fd_fdstat_get(&mut c, a, b)
-    })?;
-    l.func_wrap(W, "proc_exit", |_c: K, code: i32| -> Result<()> {
-        Err(format_err!("module called WASI proc_exit({code})"))
-    })?;
-    l.func_wrap(W, "fd_read", |_c: K, _a: i32, _b: i32, _d: i32, _e: i32| {
-        errno::NOSYS
-    })?;
-    l.func_wrap(W, "fd_seek", |_c: K, _a: i32, _b: i64, _d: i32, _e: i32| {
-        errno::NOSYS
-    })?;
-    l.func_wrap(W, "fd_close", |_c: K, _a: i32| errno::NOSYS)?;
-    l.func_wrap(W, "fd_prestat_get", |_c: K, _a: i32, _b: i32| errno::BADF)?;
-    l.func_wrap(
-        W,
-        "fd_prestat_dir_name",
-        |_c: K, _a: i32, _b: i32, _d: i32| errno::NOSYS,
-    )?;
-    l.func_wrap(
-        W,
-        "path_open",
-        |_c: K, _a: i32, _b: i32, _d: i32, _e: i32, _f: i32, _g: i64, _h: i64, _i: i32, _j: i32| {
-            errno::NOSYS
-        },
-    )?;
-    Ok(())
+fn environ_get(_c: &mut K, _environ: i32, _buf: i32) -> i32 {
+    errno::SUCCESS
+}
+
+crate::imports::import_table! { "wasi_snapshot_preview1";
+    fd_write(fd: i32, iovs: i32, iovs_len: i32, nwritten: i32);
+    random_get(ptr: i32, len: i32);
+    environ_sizes_get(count: i32, size: i32);
+    environ_get(environ: i32, buf: i32);
+    proc_exit(code: i32);
 }

@@ -1,6 +1,6 @@
-//! Smoke test of the real filter: load the release `adtap_filter.wasm`, configure it, run a
-//! request through it and let it flush. The artifact is required (`./build.sh build` makes it).
-//! Path: `ADTAP_FILTER_WASM`, default `<repo>/dist/adtap.wasm` (the wasm-opt'd release module).
+//! Smoke test of the real filter: load the release module, check the host emulates exactly what
+//! it imports, configure it with the harness's base configuration, run a request through it and
+//! let it flush. The module is required (`./build.sh build` makes it; `ADTAP_WASM` overrides).
 
 #![allow(
     clippy::unwrap_used,
@@ -9,51 +9,39 @@
     clippy::indexing_slicing
 )]
 
-use adtap_wasm_host::{compile_file, Host, HostOptions};
-use std::path::PathBuf;
+mod common;
+
+use adtap_harness::config::base;
+use adtap_wasm_host::{Host, EMULATED_PROXY_FUNCTIONS, EMULATED_WASI_FUNCTIONS};
+use common::adtap::{filter_module, opts, opts_bytes, JSON, V2};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-const CONFIG: &str = r#"{
-  "cluster": "kafka_rest",
-  "dialect": "confluent_v2",
-  "rules": [
-    {"event_type": "impression", "topic": "ad-impressions", "method": "GET",
-     "path": {"prefix": "/imp"}}
-  ],
-  "query_params": ["campaign_id"],
-  "batch": {"max_events": 1, "max_age_ms": 1000}
-}"#;
-
-fn filter_wasm() -> PathBuf {
-    let path = std::env::var_os("ADTAP_FILTER_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../dist/adtap.wasm"));
-    // Required: a missing artifact must fail the suite, never pass it silently.
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `./build.sh build` (or set ADTAP_FILTER_WASM)",
-        path.display()
-    );
-    path
-}
-
-fn opts(config: &str) -> HostOptions {
-    HostOptions {
-        plugin_config: config.as_bytes().to_vec(),
-        root_id: "adtap".into(),
-        vm_id: "adtap".into(),
-        known_clusters: Some(vec!["kafka_rest".into()]),
-        ..Default::default()
-    }
+/// The host emulates the filter's imports, no more and no fewer: a new import fails here until
+/// it is emulated, and an import the filter dropped fails here until its emulation goes.
+#[test]
+fn the_host_emulates_exactly_what_the_filter_imports() {
+    let imported: BTreeSet<String> = filter_module()
+        .imports()
+        .map(|i| format!("{}::{}", i.module(), i.name()))
+        .collect();
+    let emulated: BTreeSet<String> = EMULATED_PROXY_FUNCTIONS
+        .iter()
+        .map(|n| format!("env::{n}"))
+        .chain(
+            EMULATED_WASI_FUNCTIONS
+                .iter()
+                .map(|n| format!("wasi_snapshot_preview1::{n}")),
+        )
+        .collect();
+    assert_eq!(imported, emulated);
 }
 
 #[test]
 fn adtap_filter_configures_and_flushes() {
-    let path = filter_wasm();
-    // compile_file also proves the filter imports nothing Envoy lacks.
-    let module = compile_file(&path).unwrap_or_else(|e| panic!("{e:#}"));
-
-    let mut bad = Host::new(&module, opts(r#"{"cluster": "kafka_rest"}"#)).unwrap();
+    // Compiling (once, in `filter_module`) also proves the filter imports nothing Envoy lacks.
+    let module = filter_module();
+    let mut bad = Host::new(module, opts_bytes(br#"{"cluster": "kafka_rest"}"#.to_vec())).unwrap();
     assert!(bad.start_vm().unwrap());
     assert!(
         !bad.configure().unwrap(),
@@ -61,7 +49,7 @@ fn adtap_filter_configures_and_flushes() {
     );
     assert!(bad.trapped().is_none());
 
-    let mut h = Host::start(&module, opts(CONFIG)).unwrap_or_else(|e| panic!("{e:#}"));
+    let mut h = Host::start(module, opts(&base(V2, JSON))).unwrap_or_else(|e| panic!("{e:#}"));
     let id = h.new_http_context().unwrap();
     h.request_headers(
         id,

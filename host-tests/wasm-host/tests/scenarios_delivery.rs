@@ -619,14 +619,7 @@ fn partial_failures_retry_only_the_failed_records_v2() {
     assert_eq!(ns(&call, V2, JSON), [0, 1, 2, 3, 4]);
     // n=1 retriable (50003), n=2 permanent (50002), n=3 retriable (2), n=4 permanent (40301).
     let body = v2_partial_body(&[None, Some(50003), Some(50002), Some(2), Some(40301)]);
-    ok(&mut h, |h| {
-        h.respond(
-            call.token,
-            200,
-            &[("content-type", "application/json")],
-            body.as_bytes(),
-        )
-    });
+    respond_json(&mut h, call.token, 200, &body);
     let c = check(&mut h);
     assert_eq!(
         (
@@ -676,14 +669,7 @@ fn partial_failures_retry_only_the_failed_records_v3() {
     .map(Value::to_string)
     .collect::<Vec<_>>()
     .join("\n");
-    ok(&mut h, |h| {
-        h.respond(
-            call.token,
-            200,
-            &[("content-type", "application/json")],
-            body.as_bytes(),
-        )
-    });
+    respond_json(&mut h, call.token, 200, &body);
     let c = check(&mut h);
     assert_eq!((c.delivered, c.rejected, c.retries), (1, 1, 2));
     pass(&mut h, 500);
@@ -706,17 +692,11 @@ enum Answer {
 }
 
 fn answer(h: &mut Host, token: u32, a: Answer) {
-    let r = match a {
-        Answer::Fail => h.fail_call(token),
-        Answer::Timeout => h.timeout_call(token),
-        Answer::Status(s) => h.respond(
-            token,
-            s,
-            &[("content-type", "application/json")],
-            br#"{"error_code":50003,"message":"nope"}"#,
-        ),
-    };
-    must(h, r);
+    match a {
+        Answer::Fail => ok(h, |h| h.fail_call(token)),
+        Answer::Timeout => ok(h, |h| h.timeout_call(token)),
+        Answer::Status(s) => respond_json(h, token, s, r#"{"error_code":50003,"message":"nope"}"#),
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 mod common;
 
-use adtap_wasm_host::Host;
+use adtap_wasm_host::{Host, HttpCall};
 use common::adtap::*;
 use serde_json::json;
 
@@ -35,6 +35,16 @@ fn posted(h: &mut Host, path: &str, body: &[u8]) {
     ok(h, |h| h.request_body(id, body, true));
     ok(h, |h| h.response_headers(id, &[(":status", "200")], true));
     ok(h, |h| h.complete_stream(id));
+}
+
+/// Acknowledges `call` whole; then all `captured` events are delivered and nothing is left.
+fn acknowledge_all(h: &mut Host, call: &HttpCall, captured: i64) {
+    respond_ok(h, call, V2, JSON);
+    let c = check(h);
+    assert_eq!(
+        (c.captured, c.delivered, c.in_flight, c.buffered),
+        (captured, captured, 0, 0)
+    );
 }
 
 #[test]
@@ -79,12 +89,7 @@ fn the_access_logger_captures_in_the_root_log_call() {
         "status from the response header map"
     );
     assert_eq!(recs[0].event.event_type, "impression");
-    respond_ok(&mut h, &cs[0], V2, JSON);
-    let c = check(&mut h);
-    assert_eq!(
-        (c.captured, c.delivered, c.in_flight, c.buffered),
-        (2, 2, 0, 0)
-    );
+    acknowledge_all(&mut h, &cs[0], 2);
 }
 
 #[test]
@@ -117,12 +122,7 @@ fn logger_and_http_filter_share_one_worker_and_one_batch() {
         Some(r#"{"imp":[{"id":"1"}]}"#)
     );
     assert_eq!(recs[0].event.body, None);
-    respond_ok(&mut h, &cs[0], V2, JSON);
-    let c = check(&mut h);
-    assert_eq!(
-        (c.captured, c.delivered, c.in_flight, c.buffered),
-        (3, 3, 0, 0)
-    );
+    acknowledge_all(&mut h, &cs[0], 3);
 }
 
 #[test]

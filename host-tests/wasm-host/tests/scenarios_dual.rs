@@ -121,14 +121,7 @@ impl Driver for WasmDriver {
         let n = decode_call(&call, self.dialect, ValueFormat::Json).len();
         match reply_body(self.dialect, n, reply) {
             (None, _) => ok(&mut self.h, |h| h.fail_call(call.token)),
-            (Some(s), body) => ok(&mut self.h, |h| {
-                h.respond(
-                    call.token,
-                    s,
-                    &[("content-type", "application/json")],
-                    body.as_bytes(),
-                )
-            }),
+            (Some(s), body) => respond_json(&mut self.h, call.token, s, &body),
         }
     }
     fn shutdown(&mut self) {

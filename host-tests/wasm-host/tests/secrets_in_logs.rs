@@ -4,7 +4,8 @@
 //! line (every field named), and no log line the module emits may hold any part of the canary.
 //! The same for each configuration as a serialized `google.protobuf.Struct`, the bytes Envoy
 //! hands the module for a YAML configuration; and a valid Struct configuration is accepted.
-//! Path of the module: `ADTAP_FILTER_WASM`, default `<repo>/dist/adtap.wasm` (required).
+//! The module is the harness's one path (`ADTAP_WASM`, default `<repo>/dist/adtap.wasm`;
+//! required).
 
 #![allow(
     clippy::unwrap_used,
@@ -18,35 +19,15 @@ mod secret_table;
 #[path = "../../../filter/core/tests/struct_encoder/mod.rs"]
 mod struct_encoder;
 
+mod common;
+
 use adtap_core::Config;
-use adtap_wasm_host::{compile_file, Host, HostOptions};
-use std::path::PathBuf;
-
-fn filter_wasm() -> PathBuf {
-    let path = std::env::var_os("ADTAP_FILTER_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../dist/adtap.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `./build.sh build` (or set ADTAP_FILTER_WASM)",
-        path.display()
-    );
-    path
-}
-
-fn opts(config: Vec<u8>) -> HostOptions {
-    HostOptions {
-        plugin_config: config,
-        root_id: "adtap".into(),
-        vm_id: "adtap".into(),
-        known_clusters: Some(vec!["kafka_rest".into()]),
-        ..Default::default()
-    }
-}
+use adtap_wasm_host::Host;
+use common::adtap::{filter_module, opts_bytes};
 
 /// Configures a fresh VM with `config`; returns whether it was accepted and every log line.
-fn configure(module: &wasmtime::Module, config: Vec<u8>) -> (bool, Vec<String>) {
-    let mut host = Host::new(module, opts(config)).unwrap();
+fn configure(config: Vec<u8>) -> (bool, Vec<String>) {
+    let mut host = Host::new(filter_module(), opts_bytes(config)).unwrap();
     assert!(host.start_vm().unwrap());
     let accepted = host.configure().unwrap();
     assert!(host.trapped().is_none(), "trapped: {:?}", host.trapped());
@@ -56,7 +37,6 @@ fn configure(module: &wasmtime::Module, config: Vec<u8>) -> (bool, Vec<String>) 
 
 #[test]
 fn no_log_line_of_the_module_holds_a_secret() {
-    let module = compile_file(filter_wasm()).unwrap_or_else(|e| panic!("{e:#}"));
     let mut refused = 0;
     for case in secret_table::cases() {
         let json = case.config.to_string().into_bytes();
@@ -74,7 +54,7 @@ fn no_log_line_of_the_module_holds_a_secret() {
         );
         let structured = struct_encoder::encode_struct(&case.config).unwrap();
         for (form, bytes) in [("json", json), ("struct", structured)] {
-            let (accepted, logs) = configure(&module, bytes);
+            let (accepted, logs) = configure(bytes);
             assert!(!accepted, "{} ({form}): accepted", case.name());
             let all = logs.join("\n");
             assert_eq!(
@@ -96,14 +76,13 @@ fn no_log_line_of_the_module_holds_a_secret() {
 
 #[test]
 fn a_struct_configuration_is_accepted_and_a_fraction_is_refused_by_name() {
-    let module = compile_file(filter_wasm()).unwrap_or_else(|e| panic!("{e:#}"));
     let mut cfg = secret_table::base();
     cfg["batch"] = serde_json::json!({"max_events": 100, "max_age_ms": 250});
-    let (accepted, logs) = configure(&module, struct_encoder::encode_struct(&cfg).unwrap());
+    let (accepted, logs) = configure(struct_encoder::encode_struct(&cfg).unwrap());
     assert!(accepted, "{logs:?}");
 
     cfg["batch"]["max_events"] = serde_json::json!(2.5);
-    let (accepted, logs) = configure(&module, struct_encoder::encode_struct(&cfg).unwrap());
+    let (accepted, logs) = configure(struct_encoder::encode_struct(&cfg).unwrap());
     assert!(!accepted);
     assert!(
         logs.iter().any(|l| l

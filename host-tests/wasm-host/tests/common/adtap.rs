@@ -2,8 +2,13 @@
 //! one-call request helpers, the accounting read from the published metrics, and decoders for
 //! the batches the filter sends.
 //!
-//! The module is `dist/adtap.wasm` (what `./build.sh build` ships; `ADTAP_FILTER_WASM`
-//! overrides). It is required: a missing module fails the test with the command that builds it.
+//! The module is the harness's one path (`adtap_harness::paths::wasm()`: `ADTAP_WASM`, else
+//! `dist/adtap.wasm`, what `./build.sh build` ships). It is required: a missing module fails the
+//! test with the command that builds it.
+//!
+//! Configurations start from the harness's one base (`adtap_harness::config::base`), patched
+//! once here for the scenarios ([`config`]), then by each scenario; patches are RFC 7396 merge
+//! patches (`null` deletes a key).
 //!
 //! Metrics are published by the filter on every tick (deltas since the last one), so
 //! [`check`] ticks at the current instant, then reads them and asserts the invariant
@@ -13,11 +18,12 @@
 use adtap_core::config::{Dialect, ValueFormat};
 use adtap_core::encode;
 use adtap_core::Event;
+use adtap_harness::config::{base, merge};
+use adtap_harness::paths;
 use adtap_wasm_host::{compile_file, Host, HostOptions, HttpCall};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 use wasmtime::Module;
@@ -29,39 +35,31 @@ pub const JSON: ValueFormat = ValueFormat::Json;
 
 /// The host's clock at start, in ms (`HostOptions::default().start_time_ns`).
 pub const T0_MS: u64 = 1_700_000_000_000;
-/// The cluster every scenario config names.
-pub const CLUSTER: &str = "kafka_rest";
-
-/// Path of the filter under test: `ADTAP_FILTER_WASM`, else `<repo>/dist/adtap.wasm`.
-pub fn filter_wasm_path() -> PathBuf {
-    std::env::var_os("ADTAP_FILTER_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("dist/adtap.wasm"))
-}
-
-/// The repository root (two levels above this crate).
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+/// The cluster every config names (the harness's).
+pub use adtap_harness::config::CLUSTER;
+/// The repository root (the harness's).
+#[allow(unused_imports)] // not every test binary reads a file of the repository
+pub use adtap_harness::paths::repo_root;
 
 /// The filter, compiled once per test binary. Panics (fails the test) when it is missing.
 pub fn filter_module() -> &'static Module {
     static MODULE: OnceLock<Module> = OnceLock::new();
     MODULE.get_or_init(|| {
-        let path = filter_wasm_path();
+        let path = paths::wasm();
         assert!(
             path.exists(),
-            "{} is missing: build it with `./build.sh build` (or set ADTAP_FILTER_WASM)",
+            "{} is missing: build it with `./build.sh build` (or set ADTAP_WASM)",
             path.display()
         );
         compile_file(&path).unwrap_or_else(|e| panic!("compiling {}: {e:#}", path.display()))
     })
 }
 
-/// Host options for a filter config: the `kafka_rest` cluster known, everything else default.
-pub fn opts(config: &Value) -> HostOptions {
+/// Host options for a filter configuration given as the bytes Envoy hands over (JSON, or a
+/// serialized `google.protobuf.Struct`): the harness's cluster known, everything else default.
+pub fn opts_bytes(plugin_config: Vec<u8>) -> HostOptions {
     HostOptions {
-        plugin_config: serde_json::to_vec(config).unwrap(),
+        plugin_config,
         root_id: "adtap".into(),
         vm_id: "adtap".into(),
         known_clusters: Some(vec![CLUSTER.into()]),
@@ -69,12 +67,18 @@ pub fn opts(config: &Value) -> HostOptions {
     }
 }
 
-/// A config: one impression rule on `GET /imp` (topic `imps`), capturing the `n` query
-/// parameter (scenarios number their requests with it), with `overrides` merged in (objects
-/// merge recursively, anything else replaces).
-pub fn config(overrides: Value) -> Value {
-    let mut base = json!({
-        "cluster": CLUSTER,
+/// [`opts_bytes`] for a JSON configuration.
+pub fn opts(config: &Value) -> HostOptions {
+    opts_bytes(serde_json::to_vec(config).unwrap())
+}
+
+/// The scenarios' one patch of the harness's base: two rules of their own, `GET /imp`
+/// (topic `imps`) and `POST /bid` with its body (topic `bids`), capturing the `n` query
+/// parameter (scenarios number their requests with it); a 100 ms tick and batches flushed by
+/// count (or after a minute); and every other field of the base removed, so the filter's
+/// defaults apply and each scenario states what it depends on.
+fn scenario_patch() -> Value {
+    json!({
         "rules": [
             {"event_type": "impression", "topic": "imps", "method": "GET", "path": {"prefix": "/imp"}},
             {"event_type": "bid", "topic": "bids", "method": "POST", "path": {"exact": "/bid"},
@@ -82,26 +86,20 @@ pub fn config(overrides: Value) -> Value {
         ],
         "query_params": ["n", "campaign_id"],
         "tick_ms": 100,
-        "batch": {"max_events": 100, "max_age_ms": 60_000}
-    });
-    merge(&mut base, overrides);
-    base
+        "batch": {"max_events": 100, "max_age_ms": 60_000, "max_bytes": null},
+        "timeout_ms": null, "headers": null, "client_ip": null, "response_fields": null,
+        "key": null, "body": null, "buffer": null, "max_in_flight": null, "retry": null,
+        "shutdown_deadline_ms": null
+    })
 }
 
-fn merge(base: &mut Value, over: Value) {
-    match (base, over) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(slot) => merge(slot, v),
-                    None => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (slot, v) => *slot = v,
-    }
+/// The scenarios' configuration ([`scenario_patch`] on the harness's base) with `overrides`
+/// merged in (RFC 7396: objects merge, `null` deletes, anything else replaces).
+pub fn config(overrides: Value) -> Value {
+    let mut cfg = base(V2, JSON);
+    merge(&mut cfg, &scenario_patch());
+    merge(&mut cfg, &overrides);
+    cfg
 }
 
 /// A started, configured filter.
@@ -258,17 +256,17 @@ pub fn pass(host: &mut Host, ms: u64) {
     must(host, r);
 }
 
+/// Answers call `token` with `status` and a JSON `body`, as a REST proxy does.
+pub fn respond_json(host: &mut Host, token: u32, status: u16, body: &str) {
+    let json = [("content-type", "application/json")];
+    let r = host.respond(token, status, &json, body.as_bytes());
+    must(host, r);
+}
+
 /// Answers a call with 200 and a body acknowledging all its records.
 pub fn respond_ok(host: &mut Host, call: &HttpCall, dialect: Dialect, format: ValueFormat) {
     let n = decode_call(call, dialect, format).len();
-    let body = ok_body(dialect, n);
-    let r = host.respond(
-        call.token,
-        200,
-        &[("content-type", "application/json")],
-        body.as_bytes(),
-    );
-    must(host, r);
+    respond_json(host, call.token, 200, &ok_body(dialect, n));
 }
 
 /// A success body for `n` records in `dialect` (v2: one offset per record; Redpanda: one

@@ -39,7 +39,6 @@ pub fn module() -> &'static Module {
 pub fn opts(plugin_config: &str) -> HostOptions {
     HostOptions {
         plugin_config: plugin_config.as_bytes().to_vec(),
-        vm_config: b"vm-cfg".to_vec(),
         ..Default::default()
     }
 }
