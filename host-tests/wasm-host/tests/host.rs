@@ -35,6 +35,17 @@ fn module_importing(module: &str, name: &str) -> Vec<u8> {
     wasm
 }
 
+/// A fresh host, one request carrying `switch` whose `on_request_headers` must trap; the host
+/// and the whole error chain.
+fn trapping_request(switch: (&str, &str)) -> (Host, String) {
+    let mut h = host("");
+    let id = h.new_http_context().unwrap();
+    let err = h
+        .request_headers(id, &[(":path", "/"), switch], true)
+        .unwrap_err();
+    (h, format!("{err:#}"))
+}
+
 #[test]
 fn refuses_imports_envoy_does_not_provide() {
     for (m, n) in [
@@ -75,12 +86,7 @@ fn the_test_module_imports_what_the_host_emulates_and_one_more() {
 
 #[test]
 fn a_function_the_host_does_not_emulate_traps_naming_itself() {
-    let mut h = host("");
-    let id = h.new_http_context().unwrap();
-    let err = h
-        .request_headers(id, &[(":path", "/"), ("x-trap", "unemulated")], true)
-        .unwrap_err();
-    let err = format!("{err:#}");
+    let (h, err) = trapping_request(("x-trap", "unemulated"));
     assert!(err.contains("proxy_on_request_headers"), "{err}");
     assert!(
         err.contains("env::proxy_get_shared_data is not emulated by adtap-wasm-host"),
@@ -446,12 +452,7 @@ fn stream_calls_die_with_the_stream_and_vm_delete_cancels() {
 
 #[test]
 fn traps_are_errors_naming_the_callback() {
-    let mut h = host("");
-    let id = h.new_http_context().unwrap();
-    let err = h
-        .request_headers(id, &[(":path", "/"), ("x-trap", "panic")], true)
-        .unwrap_err()
-        .to_string();
+    let (mut h, err) = trapping_request(("x-trap", "panic"));
     assert!(err.contains("proxy_on_request_headers"), "{err}");
     assert!(h.trapped().unwrap().starts_with("proxy_on_request_headers"));
     // The module's panic hook logged the message (Critical) before the abort; it leads the
@@ -467,12 +468,8 @@ fn traps_are_errors_naming_the_callback() {
     let again = h.tick().unwrap_err().to_string();
     assert!(again.contains("trapped earlier"), "{again}");
 
-    let mut h = host("");
-    let id = h.new_http_context().unwrap();
-    let err = h
-        .request_headers(id, &[(":path", "/"), ("x-trap", "exit")], true)
-        .unwrap_err();
-    assert!(format!("{err:#}").contains("proc_exit(3)"), "{err:#}");
+    let (_, err) = trapping_request(("x-trap", "exit"));
+    assert!(err.contains("proc_exit(3)"), "{err}");
 }
 
 #[test]
