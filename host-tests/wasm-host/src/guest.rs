@@ -2,8 +2,8 @@
 //!
 //! Every pointer from the guest is bounds-checked: a bad pointer is answered with
 //! `InvalidMemoryAccess` (as Envoy does), never a host panic. Data handed back to the guest is
-//! copied into memory obtained from the module's own `proxy_on_memory_allocate`, because the SDK
-//! frees it with its allocator (`Vec::from_raw_parts`).
+//! copied into memory obtained from the module's own `proxy_on_memory_allocate`, because the
+//! module frees it with its allocator (`Vec::from_raw_parts`).
 
 use crate::abi::Status;
 use crate::state::{Pairs, State};

@@ -246,7 +246,7 @@ impl Host {
         match result {
             Ok(r) => Ok(Some(r)),
             Err(e) => {
-                // A Rust panic reports itself before aborting (the SDK's hook logs it at
+                // A Rust panic reports itself before aborting (a panic hook logs it at
                 // Critical, std's default hook writes stderr): put that first.
                 st.flush_stdio();
                 let said: Vec<&str> = st
@@ -349,7 +349,7 @@ impl Host {
         self.store.data().done_calls
     }
 
-    /// `proxy_done` calls answered NotFound (no deferred `on_done` pending: the SDK panics).
+    /// `proxy_done` calls answered NotFound (no deferred `on_done` pending).
     pub fn rejected_done_calls(&self) -> u32 {
         self.store.data().rejected_done_calls
     }

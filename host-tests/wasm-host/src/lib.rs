@@ -1,5 +1,5 @@
 //! A deterministic proxy-wasm host on wasmtime, for testing the built adtap `.wasm` the way
-//! Envoy runs it (ABI 0.2.1, modules built by the Rust `proxy-wasm` SDK for `wasm32-wasip1`).
+//! Envoy runs it (ABI 0.2.1, Rust modules built for `wasm32-wasip1`).
 //!
 //! State-based, in the style of proxy-wasm-go-sdk's `proxytest`: a test plays Envoy step by
 //! step and then inspects what the module did. One `Store` per [`Host`], no globals, so tests

@@ -1,4 +1,4 @@
-//! The host's own suite: every emulated feature checked against the SDK-built test module
+//! The host's own suite: every emulated feature checked against the raw-ABI test module
 //! (`test-module/`), whose behaviour is documented in its `lib.rs`, and the loud failure of a
 //! function the host does not emulate.
 
