@@ -51,11 +51,6 @@ impl LogLevel {
             _ => return None,
         })
     }
-
-    /// The ABI value.
-    pub fn to_abi(self) -> u32 {
-        self as u32
-    }
 }
 
 /// The filter's answer to a stream callback.

@@ -117,6 +117,21 @@ fn start_logs_stdout() {
     assert!(h.trapped().is_none());
 }
 
+#[test]
+fn log_lines_below_envoys_level_are_dropped() {
+    let o = HostOptions {
+        log_level: LogLevel::Info,
+        ..opts("")
+    };
+    let h = Host::start(module(), o).unwrap();
+    assert!(h.has_log("configured tick_ms=1000"), "{}", h.dump_logs());
+    assert!(
+        !h.has_log("zero_increment="),
+        "a debug line: {}",
+        h.dump_logs()
+    );
+}
+
 fn random_line(seed: u64) -> String {
     let o = HostOptions {
         random_seed: seed,
