@@ -7,6 +7,7 @@
 // Nothing here echoes a value from the input: messages name keys, kinds, paths and positions,
 // never the values (a configuration holds the REST proxy's credentials and the client-IP salt).
 import { parseAllDocuments, LineCounter } from 'yaml';
+import { envoyStruct } from './struct.mjs';
 
 const WASM_HTTP_FILTER = 'envoy.extensions.filters.http.wasm.v3.Wasm';
 const WASM_ACCESS_LOG = 'envoy.extensions.access_loggers.wasm.v3.WasmAccessLog';
@@ -57,7 +58,8 @@ export function documents(text) {
     }
     const value = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) return;
-    out.push({ index, value });
+    // The parsed document too: a Struct configuration is serialized from its scalars' text.
+    out.push({ index, value, yaml: doc });
   });
   return out;
 }
@@ -69,7 +71,8 @@ function firstSentence(message) {
 
 /**
  * Every adtap configuration in one document. Each finding is
- * `{ document, kind, name, path, text, deployment? }` (`text`: the JSON the filter receives) or
+ * `{ document, kind, name, path, text, bytes?, deployment? }` (`text`: the JSON the filter
+ * receives; `bytes`: what it receives instead, a serialized Struct, when set) or
  * `{ document, kind, name, path, error }` when the configuration cannot be taken out (no
  * configuration, a wrong wrapper). `notes` gets what was looked at and skipped, so nothing is
  * passed over silently.
@@ -193,9 +196,13 @@ function fromPluginConfig(doc, kind, name, parts, pc, deployment) {
         return { ...valueAt, error: 'must be a string holding adtap\'s JSON configuration (google.protobuf.StringValue)' };
       }
       return { ...valueAt, text: c.value };
-    case 'google.protobuf.Struct':
+    case 'google.protobuf.Struct': {
       if (!isObject(c.value)) return { ...valueAt, error: 'must be a mapping (google.protobuf.Struct)' };
-      return { ...valueAt, text: JSON.stringify(c.value) };
+      // The core reads the Struct's bytes as the filter gets them from Envoy; `text` (the same
+      // document as JSON) serves the command's own reading (the dialect, what to redact).
+      const node = doc.yaml?.getIn([...parts, 'configuration', 'value'], true);
+      return { ...valueAt, text: JSON.stringify(c.value), bytes: envoyStruct(node ?? c.value, node ? doc.yaml : undefined) };
+    }
     case 'google.protobuf.BytesValue':
       if (typeof c.value !== 'string') return { ...valueAt, error: 'must be base64 text (google.protobuf.BytesValue)' };
       return { ...valueAt, text: Buffer.from(c.value, 'base64').toString('utf8') };

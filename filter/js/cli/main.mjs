@@ -188,7 +188,7 @@ async function validate(argv, io) {
         report.push({ ...entry, ok: false, errors: [{ path: null, message: f.error }] });
         continue;
       }
-      const result = core.validateConfig(f.text);
+      const result = core.validateConfig(f.bytes ?? f.text);
       const secrets = secretsOf(f.text);
       const errors = result.errors.map((e) => ({ path: e.path, message: redact(e.message, secrets) }));
       report.push({ ...entry, ok: result.ok, errors });
@@ -279,7 +279,7 @@ async function preview(argv, io) {
   const request = options.request ?? (await readText(options['request-file'], io));
   let p;
   try {
-    p = core.previewEvent(f.text, request);
+    p = core.previewEvent(f.bytes ?? f.text, request);
   } catch (e) {
     // The core says `invalid request: …` for the request; anything else is about the event.
     const from = options.request ? '--request' : label(options['request-file']);
@@ -484,7 +484,7 @@ async function nativeFilter(argv, io) {
 
   const f = await oneConfig(options.config, io);
   const deployment = options.deployment ?? f.deployment ?? 'http-filter';
-  const r = core.nativeFilter(f.text, deployment, options.wasm);
+  const r = core.nativeFilter(f.bytes ?? f.text, deployment, options.wasm);
   if (!r.ok) throw configErrors(options.config, f, r.errors);
   if (r.warning) io.stderr(`adtap native-filter: warning: ${r.warning}`);
   io.stdout(json(options['filter-only'] ? r.filter : r.entry));

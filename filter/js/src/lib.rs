@@ -126,6 +126,16 @@ fn json_text(value: &JsValue, what: &str) -> Result<String, JsError> {
         .ok_or_else(|| JsError::new(&format!("{what} cannot be converted to JSON")))
 }
 
+/// The configuration's bytes as `on_configure` would get them: a `Uint8Array` as is (for
+/// instance a serialized `google.protobuf.Struct`, which the core reads as Envoy hands it on),
+/// else its JSON text ([`json_text`]).
+fn config_bytes(value: &JsValue) -> Result<Vec<u8>, JsError> {
+    if let Some(array) = value.dyn_ref::<js_sys::Uint8Array>() {
+        return Ok(array.to_vec());
+    }
+    json_text(value, "config").map(String::into_bytes)
+}
+
 /// A value serialised by serde_json, handed to JavaScript as a plain object. Going through JSON
 /// text keeps serde's field names and order, and numbers as JSON numbers.
 fn to_js(value: &impl serde::Serialize) -> Result<JsValue, JsError> {
@@ -133,29 +143,29 @@ fn to_js(value: &impl serde::Serialize) -> Result<JsValue, JsError> {
     js_sys::JSON::parse(&text).map_err(|_| JsError::new("internal: result is not valid JSON"))
 }
 
-/// Validates an adtap configuration (JSON text or an object) with the filter's own rules and
-/// returns every error, each with the JSON path of its field.
+/// Validates an adtap configuration (JSON text, an object, or the bytes Envoy hands the filter,
+/// such as a serialized `google.protobuf.Struct`) with the filter's own rules and returns every
+/// error, each with the JSON path of its field.
 #[wasm_bindgen(js_name = validateConfig, unchecked_return_type = "ValidationResult")]
 pub fn validate_config(
-    #[wasm_bindgen(unchecked_param_type = "string | object")] config: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string | object | Uint8Array")] config: JsValue,
 ) -> Result<JsValue, JsError> {
-    let text = json_text(&config, "config")?;
-    to_js(&preview::validate_config(text.as_bytes()))
+    to_js(&preview::validate_config(&config_bytes(&config)?))
 }
 
 /// Shows the event, record and REST requests that `request` would produce under `config`, or
 /// why it produces none. Throws on a malformed request.
 #[wasm_bindgen(js_name = previewEvent, unchecked_return_type = "PreviewResult")]
 pub fn preview_event(
-    #[wasm_bindgen(unchecked_param_type = "string | object")] config: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string | object | Uint8Array")] config: JsValue,
     #[wasm_bindgen(unchecked_param_type = "SampleRequest")] request: JsValue,
 ) -> Result<JsValue, JsError> {
-    let config = json_text(&config, "config")?;
+    let config = config_bytes(&config)?;
     let request = json_text(&request, "request")?;
     let request = request::SampleRequest::from_json(&request).map_err(|e| JsError::new(&e))?;
     // The filter stamps events with the host clock; in JavaScript that is `Date.now()`.
     let ts = request.ts.unwrap_or_else(|| js_sys::Date::now() as u64);
-    let result = preview::preview(config.as_bytes(), &request, ts).map_err(|e| JsError::new(&e))?;
+    let result = preview::preview(&config, &request, ts).map_err(|e| JsError::new(&e))?;
     to_js(&result)
 }
 
@@ -188,11 +198,11 @@ pub fn decode_record(
 /// secrets. An invalid configuration is a normal answer (`ok: false` and its errors).
 #[wasm_bindgen(js_name = nativeFilter, unchecked_return_type = "NativeFilterResult")]
 pub fn native_filter(
-    #[wasm_bindgen(unchecked_param_type = "string | object")] config: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string | object | Uint8Array")] config: JsValue,
     #[wasm_bindgen(unchecked_param_type = "Deployment")] deployment: JsValue,
     wasm_path: Option<String>,
 ) -> Result<JsValue, JsError> {
-    let config = json_text(&config, "config")?;
+    let config = config_bytes(&config)?;
     let deployment = deployment
         .as_string()
         .ok_or_else(|| JsError::new("deployment must be \"access-logger\" or \"http-filter\""))?;
@@ -204,5 +214,5 @@ pub fn native_filter(
         }
         Some(p) => p,
     };
-    to_js(&native::native_filter(config.as_bytes(), deployment, &wasm))
+    to_js(&native::native_filter(&config, deployment, &wasm))
 }

@@ -275,6 +275,54 @@ test('validate finds adtap in an Envoy listener: StringValue, Struct, wrong wrap
   ]);
 });
 
+test('a Struct configuration is validated as the bytes Envoy hands the filter', () => {
+  // As Envoy's loader does: floats and quoted numbers arrive as strings, which the core turns
+  // back into numbers where its schema has one; a float stays a string elsewhere (a topic).
+  const value = `
+                cluster: kafka_rest
+                rules:
+                  - {event_type: i, topic: 2024.5, path: {prefix: /imp}, sample_rate: "0.25"}
+                batch: {max_events: "500", max_bytes: 1048576.0}
+                buffer: {max_events: 2.5}`;
+  const yaml = file('struct.yaml', `name: ads
+filter_chains:
+  - filters:
+      - name: hcm
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          http_filters:
+            - name: adtap
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+                config:
+                  root_id: adtap
+                  configuration:
+                    "@type": type.googleapis.com/google.protobuf.Struct
+                    value:${value.replace(/\n {16}/g, '\n                      ')}
+`);
+  const at = `${HCM}.http_filters[0].typed_config.config.configuration.value`;
+  const r = run(['validate', yaml]);
+  assert.equal(r.status, 1, r.stdout);
+  assert.deepEqual(lines(r.stderr), [
+    `${yaml}: document 1, Envoy Wasm HTTP filter "adtap" at ${at}: buffer.max_events: invalid type: floating point \`2.5\`, expected usize`,
+    '1 configuration checked: 1 invalid',
+  ]);
+  // Without the fraction it is valid, and previews with the topic as text.
+  const ok = file('struct-ok.yaml', fs.readFileSync(yaml, 'utf8').replace('{max_events: 2.5}', '{max_events: 20000}'));
+  assert.equal(run(['validate', ok]).status, 0);
+  const p = run(['preview', '--config', ok, '--request', '{"path": "/imp"}']);
+  assert.equal(p.status, 0, p.stderr);
+  assert.equal(JSON.parse(p.stdout).topic, '2024.5');
+  // A JSON file: numbers as JSON has them, the same outcome.
+  const json = file('struct.json', listener({
+    '@type': 'type.googleapis.com/google.protobuf.Struct',
+    value: { cluster: 'kafka_rest', rules: [{ event_type: 'i', topic: 't', path: { prefix: '/imp' }, sample_rate: 0.25 }], buffer: { max_events: 2.5 } },
+  }, { '@type': 'type.googleapis.com/google.protobuf.StringValue', value: '{"cluster": "kafka_rest", "rules": []}' }));
+  const j = run(['validate', json]);
+  assert.equal(j.status, 1);
+  assert.ok(lines(j.stderr).includes(`${json}: document 1, Envoy Wasm HTTP filter "adtap" at ${HCM}.http_filters[1].typed_config.config.configuration.value: buffer.max_events: invalid type: floating point \`2.5\`, expected usize`), j.stderr);
+});
+
 test('validate finds adtap in any other manifest carrying Envoy config (an Istio EnvoyFilter)', () => {
   const cfg = { cluster: 'kafka_rest', rules: [{ event_type: 'i', topic: 't', path: { prefix: '/imp' } }] };
   const f = file('envoyfilter.yaml', `apiVersion: networking.istio.io/v1alpha3

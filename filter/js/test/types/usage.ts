@@ -3,6 +3,8 @@ import { validateConfig, previewEvent, decodeRecord, nativeFilter } from 'adtap'
 import type { ValidationResult, PreviewResult, AdtapEvent, ConfigError, NativeFilterResult } from 'adtap';
 
 const v: ValidationResult = validateConfig('{"cluster":"c","rules":[]}');
+const fromBytes: ValidationResult = validateConfig(new Uint8Array([0x0a]));
+void fromBytes;
 const firstPath: string | undefined = v.errors.map((e: ConfigError) => e.path)[0];
 
 const p: PreviewResult = previewEvent({ cluster: 'c' }, {
