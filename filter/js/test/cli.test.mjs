@@ -439,6 +439,20 @@ test('preview prints the event and the record as the configured dialect sends it
   assert.equal(JSON.parse(fromStdin.stdout).record.key, 'c-42');
 });
 
+test('preview never shows a secret of the configuration', () => {
+  const cfg = file('preview-secrets.json', {
+    ...AD_CONFIG,
+    dialect: 'confluent_v3',
+    cluster_id: 'lkc-1',
+    auth: { header: { name: 'X-Api-Key', value: 'hdr-CANARY-0b1e' } },
+    client_ip: { mode: 'hash', salt: 'SALT-CANARY-91c2' },
+  });
+  const r = run(['preview', '--config', cfg, '--request', JSON.stringify(REQUEST)]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(JSON.parse(r.stdout).event.client_ip, /^[0-9a-f]{32}$/, 'the address is hashed with the salt');
+  for (const s of SECRETS) assert.ok(!r.stdout.includes(s) && !r.stderr.includes(s), s);
+});
+
 test('preview: no match, sampled out, invalid configuration, bad request', () => {
   const cfg = file('ad2.json', AD_CONFIG);
   const none = run(['preview', '--config', cfg, '--request', '{"path":"/nothing"}']);
