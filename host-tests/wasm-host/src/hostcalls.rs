@@ -15,6 +15,7 @@
 //! - `proxy_http_call`: unknown cluster or missing `:method`/`:path`/`:authority` → BadArgument;
 //!   keys are lowercased and `content-length` is set for a non-empty body.
 //! - `proxy_done` outside a deferred root `on_done` → NotFound.
+//! - `proxy_log` lines below Envoy's log level (`HostOptions::log_level`) are dropped.
 //!
 //! Arguments the filter never passes (header maps other than request, response and call
 //! response headers; buffers other than the request body, the call response body and the plugin

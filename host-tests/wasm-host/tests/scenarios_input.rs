@@ -34,9 +34,7 @@ fn every_bad_configuration_of_the_shared_table_is_refused_with_its_field() {
             _ => panic!("{name}: needs config or config_text"),
         };
         let errors = case["errors"].as_array().unwrap();
-        let mut o = opts(&json!({}));
-        o.plugin_config = bytes;
-        let mut h = Host::new(filter_module(), o).unwrap();
+        let mut h = Host::new(filter_module(), opts_bytes(bytes)).unwrap();
         assert!(ok(&mut h, |h| h.start_vm()), "{name}");
         let accepted = ok(&mut h, |h| h.configure());
         assert!(h.trapped().is_none(), "{name}: {:?}", h.trapped());
