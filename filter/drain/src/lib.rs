@@ -163,17 +163,24 @@ impl Liveness {
 /// gauges (with or without the `wasmcustom.` prefix); histogram lines have no integer value and
 /// are skipped.
 pub fn parse_stats(text: &str) -> Stats {
+    parse_all_stats(text)
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let short = name.strip_prefix("wasmcustom.").unwrap_or(&name);
+            short
+                .starts_with("adtap_")
+                .then(|| (short.to_string(), value))
+        })
+        .collect()
+}
+
+/// Every counter and gauge of the text form of `/stats`, by full name (histogram and text
+/// stats, which have no integer value, are skipped). [`parse_stats`] narrows it to adtap's.
+pub fn parse_all_stats(text: &str) -> BTreeMap<String, u64> {
     text.lines()
         .filter_map(|line| {
             let (name, value) = line.split_once(": ")?;
-            let short = name
-                .trim()
-                .strip_prefix("wasmcustom.")
-                .unwrap_or(name.trim());
-            if !short.starts_with("adtap_") {
-                return None;
-            }
-            Some((short.to_string(), value.trim().parse().ok()?))
+            Some((name.trim().to_string(), value.trim().parse().ok()?))
         })
         .collect()
 }
@@ -217,21 +224,10 @@ impl Admin {
         self.addr
     }
 
-    /// One HTTP/1.1 request (`Connection: close`); returns the status and the de-chunked body.
-    /// HTTP/1.0 would be simpler to read, but Envoy's admin refuses it (426).
+    /// One HTTP/1.1 request without a body ([`request`]); the body as text.
     pub fn call(&self, method: &str, path: &str) -> Result<(u16, String), AdminError> {
-        let what = |e: std::io::Error| err(format!("{method} {path} on {}: {e}", self.addr));
-        let mut tcp = TcpStream::connect_timeout(&self.addr, self.timeout).map_err(what)?;
-        tcp.set_read_timeout(Some(self.timeout)).map_err(what)?;
-        tcp.set_write_timeout(Some(self.timeout)).map_err(what)?;
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
-            self.addr
-        );
-        tcp.write_all(req.as_bytes()).map_err(what)?;
-        let mut raw = Vec::new();
-        tcp.read_to_end(&mut raw).map_err(what)?;
-        parse_response(&raw).map_err(|e| err(format!("{method} {path}: {e}")))
+        let (status, body) = request(self.addr, method, path, None, self.timeout)?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
     /// `POST /drain_listeners?graceful&skip_exit` (`&inboundonly` if asked).
@@ -262,6 +258,34 @@ impl Admin {
             (status, body) => Err(err(format!("/quitquitquit answered {status}: {body}"))),
         }
     }
+}
+
+/// One blocking HTTP/1.1 request to `addr` on a fresh connection (`Connection: close`), with an
+/// optional body and its content type, each step bounded by `timeout`; returns the status and
+/// the de-chunked body. HTTP/1.0 would be simpler to read, but Envoy's admin refuses it (426).
+/// The host tests use this client too (`adtap_harness::http`).
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), AdminError> {
+    let what = |e: std::io::Error| err(format!("{method} {path} on {addr}: {e}"));
+    let mut tcp = TcpStream::connect_timeout(&addr, timeout).map_err(what)?;
+    tcp.set_read_timeout(Some(timeout)).map_err(what)?;
+    tcp.set_write_timeout(Some(timeout)).map_err(what)?;
+    let (content_type, bytes) = body.unwrap_or(("", b""));
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    if !content_type.is_empty() {
+        req.push_str(&format!("content-type: {content_type}\r\n"));
+    }
+    req.push_str(&format!("content-length: {}\r\n\r\n", bytes.len()));
+    tcp.write_all(req.as_bytes()).map_err(what)?;
+    tcp.write_all(bytes).map_err(what)?;
+    let mut raw = Vec::new();
+    tcp.read_to_end(&mut raw).map_err(what)?;
+    parse_response(&raw).map_err(|e| err(format!("{method} {path}: {e}")))
 }
 
 /// How long to wait, and how often to look.
@@ -356,7 +380,7 @@ pub fn drain_and_wait(
     }
 }
 
-fn parse_response(raw: &[u8]) -> Result<(u16, String), String> {
+fn parse_response(raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
     let head_end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -379,7 +403,7 @@ fn parse_response(raw: &[u8]) -> Result<(u16, String), String> {
     } else {
         body.to_vec()
     };
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    Ok((status, body))
 }
 
 fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
@@ -417,6 +441,41 @@ mod tests {
         );
         assert_eq!(s.len(), 2);
         assert_eq!(s.get("adtap_buffered"), Some(&12));
+        let all = parse_all_stats("cluster.kafka_rest.upstream_rq_total: 3\nx.h: P0(nan,1)\n");
+        assert_eq!(all.get("cluster.kafka_rest.upstream_rq_total"), Some(&3));
+        assert_eq!(all.len(), 1);
+    }
+
+    #[test]
+    fn requests_carry_the_body_and_read_the_answer() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.ends_with(b"{}") {
+                let n = conn.read(&mut buf).unwrap();
+                got.extend_from_slice(buf.get(..n).unwrap_or_default());
+            }
+            conn.write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok")
+                .unwrap();
+            String::from_utf8(got).unwrap()
+        });
+        let r = request(
+            addr,
+            "POST",
+            "/x",
+            Some(("application/json", b"{}")),
+            Duration::from_secs(5),
+        );
+        assert_eq!(r.unwrap(), (201, b"ok".to_vec()));
+        let sent = server.join().unwrap();
+        assert!(sent.starts_with("POST /x HTTP/1.1\r\n"), "{sent}");
+        assert!(
+            sent.contains("content-type: application/json\r\ncontent-length: 2\r\n\r\n{}"),
+            "{sent}"
+        );
     }
 
     #[test]
@@ -498,12 +557,12 @@ mod tests {
     #[test]
     fn reads_plain_and_chunked_responses() {
         let r = parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").unwrap();
-        assert_eq!(r, (200, "ok".to_string()));
+        assert_eq!(r, (200, b"ok".to_vec()));
         let r = parse_response(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
         )
         .unwrap();
-        assert_eq!(r, (200, "abcde".to_string()));
+        assert_eq!(r, (200, b"abcde".to_vec()));
         assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
     }
 }

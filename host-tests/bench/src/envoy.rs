@@ -29,14 +29,13 @@
 //! Configurations are JSON (Envoy reads `.json` bootstrap files as such), built with
 //! `serde_json`, so no template quoting can go wrong.
 
-use crate::http;
-use anyhow::{anyhow, bail, Context, Result};
+use adtap_harness::envoy as launcher;
+use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 // The native skip (access-log filter, HTTP filter matcher), generated from adtap's
 // configuration by the core, as an operator's configuration generator would.
@@ -368,25 +367,6 @@ pub struct Inputs {
     pub rest_port: u16,
 }
 
-/// adtap's configuration for the Envoy runs: one rule matching the bench route, the defaults
-/// for batching, buffering and response fields, Confluent v2 JSON.
-pub fn adtap_config(format: &str) -> String {
-    json!({
-        "cluster": "kafka_rest",
-        "dialect": "confluent_v2",
-        "format": format,
-        "rules": [
-            {"event_type": "impression", "topic": "ad-impressions", "method": "GET",
-             "path": {"prefix": "/imp"}}
-        ],
-        "query_params": ["campaign_id", "creative_id"],
-        "headers": ["x-country"],
-        "client_ip": {"mode": "truncate"},
-        "key": "query.campaign_id"
-    })
-    .to_string()
-}
-
 /// adtap's configuration string for `variant`: `inputs.adtap_config`, with every response
 /// field for the `*-all` variants.
 pub fn variant_config(variant: Variant, inputs: &Inputs) -> Result<String> {
@@ -540,63 +520,15 @@ pub fn bootstrap(variant: Variant, inputs: &Inputs, access_log_path: &Path) -> R
     if variant.deployment() == Deployment::FileLog {
         access_logs.push(file_access_log(access_log_path));
     }
-    filters.push(json!({
-        "name": "envoy.filters.http.router",
-        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
-    }));
-    let mut hcm = json!({
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-        "stat_prefix": "ads",
-        "generate_request_id": true,
-        "route_config": {
-            "name": "ads",
-            "virtual_hosts": [{
-                "name": "ads",
-                "domains": ["*"],
-                "routes": [{
-                    "name": "impression",
-                    "match": {"prefix": "/"},
-                    "direct_response": {"status": 200, "body": {"inline_string": "ok"}}
-                }]
-            }]
-        },
-        "http_filters": filters
-    });
-    if !access_logs.is_empty() {
-        if let Some(obj) = hcm.as_object_mut() {
-            obj.insert("access_log".into(), Value::Array(access_logs));
-        }
-    }
-    Ok(json!({
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "static_resources": {
-            "listeners": [{
-                "name": "ads",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": hcm
-                }]}]
-            }],
-            "clusters": [{
-                "name": "kafka_rest",
-                "type": "STATIC",
-                "connect_timeout": "0.25s",
-                "load_assignment": {
-                    "cluster_name": "kafka_rest",
-                    "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address":
-                        {"address": "127.0.0.1", "port_value": inputs.rest_port}}}}]}]
-                }
-            }]
-        }
-    }))
+    Ok(launcher::bootstrap(
+        launcher::direct_response_hcm(filters, access_logs),
+        vec![launcher::static_cluster("kafka_rest", inputs.rest_port)],
+    ))
 }
 
-/// A running Envoy; killed when dropped.
+/// A bench variant's Envoy (one worker, the harness's launcher); killed when dropped.
 pub struct Envoy {
-    child: Child,
-    /// Admin endpoint.
-    pub admin: SocketAddr,
+    inner: adtap_harness::envoy::Envoy,
     /// The ad listener.
     pub listener: SocketAddr,
     /// Where the access log goes (only written by [`Variant::AccessLog`]).
@@ -605,172 +537,63 @@ pub struct Envoy {
 }
 
 impl Envoy {
-    /// Starts Envoy with one worker on `bootstrap` and waits until it serves. `cpu` pins it.
-    pub fn start(
-        bin: &Path,
-        variant: Variant,
-        inputs: &Inputs,
-        cpu: Option<usize>,
-    ) -> Result<Envoy> {
+    /// Starts Envoy with one worker on the variant's bootstrap and waits until it serves. `cpu`
+    /// pins it.
+    pub fn start(variant: Variant, inputs: &Inputs, cpu: Option<usize>) -> Result<Envoy> {
         let dir = tempfile::Builder::new()
             .prefix("adtap-bench-envoy")
             .tempdir()?;
         let access_log = dir.path().join("access.log");
-        let cfg_path = dir.path().join("envoy.json");
-        std::fs::write(
-            &cfg_path,
-            bootstrap(variant, inputs, &access_log)?.to_string(),
-        )?;
-        let admin_path = dir.path().join("admin.addr");
-        let log = std::fs::File::create(dir.path().join("envoy.log"))?;
-        let mut cmd = match cpu {
-            Some(c) => {
-                let mut cmd = Command::new("taskset");
-                cmd.arg("-c").arg(c.to_string()).arg(bin);
-                cmd
-            }
-            None => Command::new(bin),
+        let config = bootstrap(variant, inputs, &access_log)?.to_string();
+        let opts = launcher::Options {
+            cpu,
+            config_file: "envoy.json".into(),
+            ..launcher::Options::default()
         };
-        cmd.arg("-c")
-            .arg(&cfg_path)
-            .args(["--concurrency", "1", "--disable-hot-restart"])
-            .args(["--log-level", "warn"])
-            .arg("--admin-address-path")
-            .arg(&admin_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let mut envoy = Envoy {
-            child,
-            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
-            listener: SocketAddr::from(([127, 0, 0, 1], 0)),
+        let mut inner = launcher::Envoy::start_with(&config, dir.path(), &opts)?;
+        inner
+            .wait_ready(Duration::from_secs(60))
+            .with_context(|| format!("Envoy ({}) did not start", variant.label()))?;
+        Ok(Envoy {
+            listener: inner.listener_addr("ads")?,
+            inner,
             access_log,
             _dir: dir,
-        };
-        envoy.wait_ready(&admin_path).with_context(|| {
-            let log =
-                std::fs::read_to_string(envoy._dir.path().join("envoy.log")).unwrap_or_default();
-            format!("Envoy ({}) did not start; its log:\n{log}", variant.label())
-        })?;
-        Ok(envoy)
-    }
-
-    fn wait_ready(&mut self, admin_path: &Path) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("Envoy exited: {status}");
-            }
-            if Instant::now() > deadline {
-                bail!("timed out waiting for Envoy");
-            }
-            if let Ok(text) = std::fs::read_to_string(admin_path) {
-                if let Ok(addr) = text.trim().parse::<SocketAddr>() {
-                    self.admin = addr;
-                    if let Ok((200, _)) = http::get(addr, "/ready") {
-                        let (_, body) = http::get(addr, "/listeners?format=json")?;
-                        self.listener = listener_addr(&body)?;
-                        return Ok(());
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
     }
 
     /// Counters and gauges whose name matches the regex `filter`.
     pub fn stats(&self, filter: &str) -> Result<BTreeMap<String, u64>> {
-        let (status, body) = http::get(self.admin, &format!("/stats?filter={filter}"))?;
-        if status != 200 {
-            bail!("/stats answered {status}");
-        }
-        Ok(parse_stats(&body))
+        self.inner.envoy_stats(filter)
     }
 
-    /// CPU time all of Envoy's threads have run so far, ns (the first field of each thread's
-    /// `/proc/PID/task/TID/schedstat`). Time the machine gave to other processes, or stole from
-    /// this VM, is not in it: per request, it is a steadier measure than throughput on a shared
-    /// machine.
+    /// CPU time of all of Envoy's threads so far, ns ([`launcher::Envoy::cpu_ns`]).
     pub fn cpu_ns(&self) -> Option<u64> {
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()?;
-        let mut total = 0u64;
-        for task in tasks.flatten() {
-            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-            total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-        }
-        Some(total)
+        self.inner.cpu_ns()
     }
 
-    /// Resident set size and its peak (`VmRSS`, `VmHWM`), KiB.
+    /// Resident set size and its peak, KiB ([`launcher::Envoy::rss_kib`]).
     pub fn rss_kib(&self) -> Option<(u64, u64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let field = |name: &str| {
-            status.lines().find_map(|l| {
-                l.strip_prefix(name)?
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-        };
-        Some((field("VmRSS:")?, field("VmHWM:")?))
+        self.inner.rss_kib()
     }
-}
-
-impl Drop for Envoy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Parses `/stats` text (`name: value` lines); histograms and text stats are skipped.
-pub fn parse_stats(body: &str) -> BTreeMap<String, u64> {
-    body.lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(": ")?;
-            Some((k.trim().to_string(), v.trim().parse::<u64>().ok()?))
-        })
-        .collect()
-}
-
-/// The `ads` listener's bound address from `/listeners?format=json`.
-fn listener_addr(body: &str) -> Result<SocketAddr> {
-    let v: Value = serde_json::from_str(body)?;
-    let statuses = v
-        .get("listener_statuses")
-        .and_then(Value::as_array)
-        .ok_or_else(|| anyhow!("no listener_statuses in /listeners"))?;
-    for s in statuses {
-        if s.get("name").and_then(Value::as_str) != Some("ads") {
-            continue;
-        }
-        let sa = s
-            .get("local_address")
-            .and_then(|a| a.get("socket_address"))
-            .ok_or_else(|| anyhow!("ads listener has no address"))?;
-        let ip = sa.get("address").and_then(Value::as_str).unwrap_or("");
-        let port = sa.get("port_value").and_then(Value::as_u64).unwrap_or(0);
-        return Ok(format!("{ip}:{port}").parse()?);
-    }
-    bail!("no `ads` listener in /listeners")
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use adtap_core::config::{Dialect, ValueFormat};
+
+    fn bench_config(format: ValueFormat) -> String {
+        crate::config::adtap_config(Dialect::ConfluentV2, format).to_string()
+    }
 
     fn inputs() -> Inputs {
         Inputs {
             noop_wasm: "/x/noop.wasm".into(),
             adtap_wasm: "/x/adtap.wasm".into(),
             baseline_wasm: Some("/x/adtap-before.wasm".into()),
-            adtap_config: adtap_config("json"),
+            adtap_config: bench_config(ValueFormat::Json),
             rest_port: 4321,
         }
     }
@@ -937,7 +760,7 @@ mod tests {
         let log = hcm(Variant::AdtapLogUnmatched)["access_log"][0].clone();
         assert!(log.get("filter").is_some(), "{log}");
         // The load generator's path for them matches no rule; the ad path matches one.
-        let cfg = adtap_core::Config::parse(adtap_config("json").as_bytes()).unwrap();
+        let cfg = adtap_core::Config::parse(bench_config(ValueFormat::Json).as_bytes()).unwrap();
         let head = |path| adtap_core::capture::RequestHead {
             method: "GET",
             host: "127.0.0.1:1",
@@ -957,26 +780,12 @@ mod tests {
 
     #[test]
     fn the_bench_route_matches_adtaps_rule() {
-        let cfg = adtap_core::Config::parse(adtap_config("msgpack").as_bytes()).unwrap();
+        let cfg = adtap_core::Config::parse(bench_config(ValueFormat::Msgpack).as_bytes()).unwrap();
         let head = adtap_core::capture::RequestHead {
             method: "GET",
             host: "127.0.0.1:1",
             path: AD_PATH,
         };
         assert_eq!(adtap_core::capture::match_rule(&cfg, head), Some(0));
-    }
-
-    #[test]
-    fn stats_and_listener_parsing() {
-        let s =
-            parse_stats("wasmcustom.adtap_captured: 12\nhttp.ads.rq: 3\ncluster.x.h: P0(nan,1)\n");
-        assert_eq!(s.get("wasmcustom.adtap_captured"), Some(&12));
-        assert_eq!(s.len(), 2);
-        let body = r#"{"listener_statuses":[{"name":"ads","local_address":{"socket_address":{"address":"127.0.0.1","port_value":40123}}}]}"#;
-        assert_eq!(
-            listener_addr(body).unwrap(),
-            "127.0.0.1:40123".parse().unwrap()
-        );
-        assert!(listener_addr(r#"{"listener_statuses":[]}"#).is_err());
     }
 }

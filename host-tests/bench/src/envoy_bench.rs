@@ -26,8 +26,6 @@ use std::time::{Duration, Instant};
 /// Settings of the Envoy sections.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Envoy binary.
-    pub envoy: PathBuf,
     /// Rounds of the interleaved schedule.
     pub rounds: usize,
     /// Seconds of each throughput run.
@@ -160,7 +158,7 @@ pub fn run(settings: &Settings, inputs_base: &Inputs) -> Result<Section> {
     let mut envoys = Vec::new();
     for v in settings.variants.iter().copied() {
         eprintln!("  starting Envoy: {} ({})", v.name(), v.label());
-        envoys.push((v, Envoy::start(&settings.envoy, v, &inputs, envoy_cpu)?));
+        envoys.push((v, Envoy::start(v, &inputs, envoy_cpu)?));
     }
     let mut series: BTreeMap<usize, Series> = BTreeMap::new();
     let url = |v: Variant, e: &Envoy| format!("http://{}{}", e.listener, v.path());

@@ -1,25 +1,9 @@
-//! A minimal blocking HTTP/1.1 client: the admin API of Envoy (stats, readiness, listeners)
-//! and the keep-alive connections of the fixed-rate load generator. Responses are read by
-//! `content-length` (Envoy's admin and `direct_response` always send one) or until close.
+//! The response reader of the fixed-rate load generator's keep-alive connections (control
+//! calls go through the harness's client, [`adtap_harness::http`]). Responses are read by
+//! `content-length` (Envoy's `direct_response` always sends one), chunks, or until close.
 
-use anyhow::{anyhow, bail, Context, Result};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
-
-/// One `GET` on a fresh connection (`connection: close`): status and body.
-pub fn get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
-    let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .with_context(|| format!("connect {addr}"))?;
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
-    )?;
-    let mut reader = ResponseReader::default();
-    let (status, body) = reader.read(&mut conn)?;
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
+use anyhow::{anyhow, bail, Result};
+use std::io::Read;
 
 /// Reads responses off one connection, keeping bytes that arrived past a response.
 #[derive(Debug, Default)]

@@ -22,6 +22,7 @@
 //! [`envoy::Variant::DEFAULT`]. The machine, the tools and the load average go in the report's head.
 
 mod chart;
+mod config;
 mod e2e;
 mod envoy;
 mod envoy_bench;
@@ -34,6 +35,7 @@ mod stats;
 mod tools;
 mod vm;
 
+use adtap_core::config::{Dialect, ValueFormat};
 use anyhow::{bail, Context, Result};
 use report::{targets_table, Section};
 use std::path::PathBuf;
@@ -58,8 +60,9 @@ struct Opts {
     variants: Option<Vec<envoy::Variant>>,
     rounds: Option<usize>,
     secs: Option<u64>,
-    /// A JSON file replacing adtap's configuration in the Envoy runs (e.g. fewer response fields).
-    adtap_config: Option<PathBuf>,
+    /// An RFC 7396 merge patch (JSON file) over the bench's adtap configuration in the Envoy runs
+    /// ([`config`]; e.g. `lean-patch.json`, fewer response fields).
+    adtap_patch: Option<PathBuf>,
     /// Another adtap module run as the `baseline` variant, for a before/after in one run.
     baseline_wasm: Option<PathBuf>,
 }
@@ -70,7 +73,7 @@ fn usage() -> String {
     format!(
         "usage: adtap-bench [--short] [--out FILE] [--only envoy,native,vm,e2e] \
          [--rate REQ_PER_S] [--wait-idle SECS] [--variants V,V,...] [--rounds N] [--secs S] \
-         [--adtap-config FILE] [--baseline-wasm FILE]\n\
+         [--adtap-patch FILE] [--baseline-wasm FILE]\n\
          variants: {}\n\
          default: {}\n\
          --short: {}\n\
@@ -98,7 +101,7 @@ fn parse_args() -> Result<Opts> {
         variants: None,
         rounds: None,
         secs: None,
-        adtap_config: None,
+        adtap_patch: None,
         baseline_wasm: None,
     };
     let mut args = std::env::args().skip(1);
@@ -107,8 +110,8 @@ fn parse_args() -> Result<Opts> {
             "--short" => opts.short = true,
             "--out" => opts.out = Some(args.next().with_context(usage)?.into()),
             "--rate" => opts.rate = args.next().with_context(usage)?.parse()?,
-            "--adtap-config" => {
-                opts.adtap_config = Some(PathBuf::from(args.next().with_context(usage)?));
+            "--adtap-patch" => {
+                opts.adtap_patch = Some(PathBuf::from(args.next().with_context(usage)?));
             }
             "--baseline-wasm" => {
                 opts.baseline_wasm = Some(PathBuf::from(args.next().with_context(usage)?));
@@ -234,7 +237,6 @@ fn main() -> Result<()> {
         eprintln!("==> sections 1, 2, 4a: Envoy throughput, latency, memory");
         let r = tools::build_noop_filter(&tools).and_then(|noop| {
             let settings = envoy_bench::Settings {
-                envoy: tools.envoy.clone(),
                 rounds,
                 secs,
                 latency_secs,
@@ -248,10 +250,13 @@ fn main() -> Result<()> {
                 noop_wasm: noop,
                 adtap_wasm: tools.adtap_wasm.clone(),
                 baseline_wasm: opts.baseline_wasm.clone(),
-                adtap_config: match &opts.adtap_config {
-                    Some(path) => std::fs::read_to_string(path)
-                        .with_context(|| format!("reading {}", path.display()))?,
-                    None => envoy::adtap_config("json"),
+                adtap_config: {
+                    let (d, f) = (Dialect::ConfluentV2, ValueFormat::Json);
+                    match &opts.adtap_patch {
+                        Some(path) => config::with_patch_file(d, f, path)?,
+                        None => config::adtap_config(d, f),
+                    }
+                    .to_string()
                 },
                 rest_port: 0,
             };
@@ -326,7 +331,7 @@ mod tests {
             variants,
             rounds: None,
             secs: None,
-            adtap_config: None,
+            adtap_patch: None,
             baseline_wasm: baseline.then(|| PathBuf::from("/x/old.wasm")),
         }
     }

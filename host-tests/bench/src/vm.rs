@@ -18,6 +18,7 @@ use crate::envoy::{AD_HEADERS, AD_PATH};
 use crate::report::{table, Section, Target};
 use crate::stats::{show_opt, Spread};
 use crate::tools::Tools;
+use adtap_harness::config::CLUSTER_ID;
 use adtap_wasm_host::{Host, HostOptions, LogLevel};
 use anyhow::{anyhow, bail, Result};
 use serde_json::json;
@@ -34,30 +35,17 @@ const OVERLOAD_GAP: Duration = Duration::from_micros(200);
 /// Requests between two pumps (due ticks fired, calls answered).
 const PUMP_EVERY: usize = 100;
 
-/// adtap's configuration for the VM runs.
-fn config(dialect: &str, format: &str, buffer: Option<serde_json::Value>) -> String {
-    let mut cfg = json!({
-        "cluster": "kafka_rest",
-        "dialect": dialect,
-        "format": format,
-        "rules": [
-            {"event_type": "impression", "topic": "ad-impressions", "method": "GET",
-             "path": {"prefix": "/imp"}}
-        ],
-        "query_params": ["campaign_id", "creative_id"],
-        "headers": ["x-country"],
-        "client_ip": {"mode": "truncate"},
-        "key": "query.campaign_id"
-    });
-    if let Some(obj) = cfg.as_object_mut() {
-        if dialect == "confluent_v3" {
-            obj.insert("cluster_id".into(), json!("lkc-bench"));
-        }
-        if let Some(b) = buffer {
-            obj.insert("buffer".into(), b);
-        }
+/// adtap's configuration for the VM runs: the bench's ([`crate::config`]), with `buffer`
+/// replaced when given.
+fn config(dialect: &str, format: &str, buffer: Option<serde_json::Value>) -> Result<String> {
+    let mut cfg = crate::config::adtap_config(
+        crate::config::dialect(dialect)?,
+        crate::config::format(format)?,
+    );
+    if let Some(b) = buffer {
+        adtap_harness::config::merge(&mut cfg, &json!({ "buffer": b }));
     }
-    cfg.to_string()
+    Ok(cfg.to_string())
 }
 
 /// A Cranelift engine without fuel. `ADTAP_BENCH_PERFMAP=1` writes `/tmp/perf-PID.map` so
@@ -159,7 +147,7 @@ fn answer(dialect: &str, n: usize) -> Vec<u8> {
         "confluent_v3" => (0..n)
             .map(|i| {
                 format!(
-                    r#"{{"error_code":200,"cluster_id":"lkc-bench","topic_name":"ad-impressions","partition_id":0,"offset":{i},"timestamp":"2023-11-14T22:13:20.000Z"}}"#
+                    r#"{{"error_code":200,"cluster_id":"{CLUSTER_ID}","topic_name":"ad-impressions","partition_id":0,"offset":{i},"timestamp":"2023-11-14T22:13:20.000Z"}}"#
                 )
             })
             .collect::<Vec<_>>()
@@ -318,7 +306,7 @@ fn steady(
     events: u64,
     rounds: usize,
 ) -> Result<Steady> {
-    let mut host = start(module, config(dialect, format, None))?;
+    let mut host = start(module, config(dialect, format, None)?)?;
     let idle_mem = host.linear_memory_bytes();
     let mut warm = Run::default();
     drive(
@@ -421,7 +409,7 @@ fn overload(
     cap_bytes: usize,
     secs: u64,
 ) -> Result<Overload> {
-    let mut host = start(module, config("confluent_v2", "json", Some(buffer)))?;
+    let mut host = start(module, config("confluent_v2", "json", Some(buffer))?)?;
     let total = secs * 1_000_000 / OVERLOAD_GAP.as_micros() as u64;
     let mut run = Run::default();
     let mut mem = Vec::new();

@@ -25,25 +25,24 @@
 //! - [`envoy`]: rendering, starting, admin, stats and shutdown of Envoy; bad-config verdicts.
 //! - [`rest_proxy`]: the REST proxy child (stop / restart on the same port).
 //! - [`traffic`]: realistic requests and sending them over many connections.
-//! - [`stats`]: adtap's Envoy stats and the accounting invariant.
 //! - [`kafka`]: reading topics back and decoding events.
 //! - [`verify`]: matching records to requests (loss, duplicates, field by field).
-//! - [`http`]: a tiny blocking HTTP client. Child processes and the broker come from
-//!   [`adtap_harness`].
+//! - re-exported from [`adtap_harness`]: [`http`] (the blocking HTTP client), [`stats`] (adtap's
+//!   Envoy stats and the accounting invariant); child processes, the broker and the Envoy
+//!   launcher come from there too.
 
 pub mod adserver;
 pub mod adtap_config;
 pub mod envoy;
-pub mod http;
 pub mod kafka;
 use adtap_harness::process;
 pub mod rest_proxy;
-pub mod stats;
 pub mod traffic;
 pub mod verify;
 
+pub use adtap_harness::stats::AdtapStats;
+pub use adtap_harness::{http, stats};
 pub use envoy::Deployment;
-pub use stats::AdtapStats;
 
 use adtap_core::config::{Dialect, ValueFormat};
 use adtap_harness::broker::Tansu;

@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use support::{serial, Parts};
 
 fn stats(admin: SocketAddr) -> Option<AdtapStats> {
-    let r = http::get(admin, "/stats?format=json&filter=adtap_").ok()?;
-    AdtapStats::parse(&r.body).ok()
+    let r = http::get(admin, "/stats?filter=adtap_").ok()?;
+    (r.status == 200).then(|| AdtapStats::parse(&r.text()))
 }
 
 fn run_tool(args: &[&str]) -> (Option<i32>, String) {

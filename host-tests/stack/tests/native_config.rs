@@ -26,6 +26,8 @@
     clippy::indexing_slicing
 )]
 
+mod support;
+
 use adtap_core::native::{self, Deployment};
 use adtap_core::Config;
 use adtap_harness::process::poll;
@@ -35,7 +37,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 /// adtap's configuration for these tests; `{HFR}` is replaced by `all` or `body_only`.
@@ -125,46 +126,14 @@ const CASES: &[Case] = &[
 ];
 
 /// A bootstrap with one listener `ads` (port 0) answering 200 itself, with these access logs
-/// and HTTP filters (the router is appended), and a `kafka_rest` cluster.
-fn bootstrap(access_log: Vec<Value>, mut http_filters: Vec<Value>) -> String {
-    http_filters.push(json!({
-        "name": "envoy.filters.http.router",
-        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
-    }));
-    let doc = json!({
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "static_resources": {
-            "listeners": [{
-                "name": "ads",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "ads",
-                        "access_log": access_log,
-                        "route_config": {"virtual_hosts": [{
-                            "name": "all",
-                            "domains": ["*"],
-                            "routes": [{
-                                "match": {"prefix": "/"},
-                                "direct_response": {"status": 200, "body": {"inline_string": "ok"}}
-                            }]
-                        }]},
-                        "http_filters": http_filters,
-                    }
-                }]}]
-            }],
-            "clusters": [{
-                "name": "kafka_rest",
-                "type": "STATIC",
-                "connect_timeout": "1s",
-                "load_assignment": {"cluster_name": "kafka_rest", "endpoints": [{"lb_endpoints": [{
-                    "endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 9}}}
-                }]}]}
-            }]
-        }
-    });
+/// and HTTP filters (the router is appended), and a `kafka_rest` cluster (the harness's
+/// builders, [`envoy::bootstrap`]).
+fn bootstrap(access_log: Vec<Value>, http_filters: Vec<Value>) -> String {
+    // Port 9 (discard): nothing listens, adtap's calls fail at once.
+    let doc = envoy::bootstrap(
+        envoy::direct_response_hcm(http_filters, access_log),
+        vec![envoy::static_cluster("kafka_rest", 9)],
+    );
     // JSON is YAML.
     serde_json::to_string_pretty(&doc).unwrap()
 }
@@ -520,41 +489,6 @@ fn say(what: &[u8], ctx: u32, path: bool) {
 #[no_mangle] pub extern "C" fn proxy_on_delete(ctx: u32) { say(b"delete", ctx, false) }
 "#;
 
-/// Compiles [`PROBE`] into `dir/probe.wasm`; `None` (with a note) when rustc cannot target
-/// wasm32-unknown-unknown here.
-fn build_probe(dir: &Path) -> Option<std::path::PathBuf> {
-    let src = dir.join("probe.rs");
-    let out = dir.join("probe.wasm");
-    std::fs::write(&src, PROBE).unwrap();
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let result = Command::new(rustc)
-        .args([
-            "--target",
-            "wasm32-unknown-unknown",
-            "--crate-type",
-            "cdylib",
-        ])
-        .args(["--edition", "2021", "-O", "-C", "panic=abort", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .output();
-    match result {
-        Ok(o) if o.status.success() => Some(out),
-        Ok(o) => {
-            eprintln!(
-                "note: skipping the VM-callback checks: rustc could not build the probe module \
-                 (rustup target add wasm32-unknown-unknown):\n{}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            None
-        }
-        Err(e) => {
-            eprintln!("note: skipping the VM-callback checks: no rustc ({e})");
-            None
-        }
-    }
-}
-
 /// The probe's callbacks per request `:path`, and the access logger's root `log`s per path.
 #[derive(Debug, Default)]
 struct Calls {
@@ -616,7 +550,8 @@ fn buffer_filter() -> Value {
 #[test]
 fn vm_callbacks_for_requests_kept_out() {
     let scratch = tempfile::tempdir().unwrap();
-    let Some(probe) = build_probe(scratch.path()) else {
+    let Some(probe) = support::compile_probe(scratch.path(), PROBE, "the VM-callback checks")
+    else {
         return;
     };
     let probe = probe.display().to_string();

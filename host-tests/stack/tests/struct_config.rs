@@ -21,13 +21,13 @@
 
 #[path = "../../../filter/core/tests/struct_encoder/mod.rs"]
 mod struct_encoder;
+mod support;
 
 use adtap_harness::process::poll;
 use adtap_stack::envoy::{self, Deployment, Envoy, Render};
 use adtap_stack::{http, Stack, StackOptions};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
@@ -92,41 +92,6 @@ static mut LINE: [u8; 8192] = [0; 8192];
 }
 "#;
 
-/// Compiles [`PROBE`] into `dir/probe.wasm`; `None` (with a note) when rustc cannot target
-/// wasm32-unknown-unknown here.
-fn build_probe(dir: &Path) -> Option<PathBuf> {
-    let src = dir.join("probe.rs");
-    let out = dir.join("probe.wasm");
-    std::fs::write(&src, PROBE).unwrap();
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let result = Command::new(rustc)
-        .args([
-            "--target",
-            "wasm32-unknown-unknown",
-            "--crate-type",
-            "cdylib",
-        ])
-        .args(["--edition", "2021", "-O", "-C", "panic=abort", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .output();
-    match result {
-        Ok(o) if o.status.success() => Some(out),
-        Ok(o) => {
-            eprintln!(
-                "note: skipping the probe: rustc could not build it (rustup target add \
-                 wasm32-unknown-unknown):\n{}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            None
-        }
-        Err(e) => {
-            eprintln!("note: skipping the probe: no rustc ({e})");
-            None
-        }
-    }
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -151,7 +116,7 @@ fn render(module: &Path, text: &str, deployment: Deployment, ports: (u16, u16)) 
 #[test]
 fn envoy_hands_proxy_on_configure_the_serialized_struct() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(probe) = build_probe(dir.path()) else {
+    let Some(probe) = support::compile_probe(dir.path(), PROBE, "the probe") else {
         return;
     };
     // One key per object, so the bytes do not depend on the order Envoy writes map entries in.

@@ -1,7 +1,7 @@
 //! Shared by the deployment tests (`remote_code.rs`, `drain_tool.rs`): the local stack's parts
 //! started one by one (broker with the harness topics, REST proxy, sample ad server) for an
 //! Envoy the test configures itself, a tiny HTTP server that serves one file, and the YAML and
-//! hashing helpers. [`adtap_stack::Stack`] starts Envoy on the harness template; these tests
+//! hashing helpers, and the compiler of the probe modules (`compile_probe`). [`adtap_stack::Stack`] starts Envoy on the harness template; these tests
 //! need Envoy configurations it does not render (the shipped examples, Envoy under a wrapper).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,7 +14,8 @@ use adtap_stack::rest_proxy::{RestProxy, RestProxyConfig};
 use sha2::Digest as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -227,4 +228,39 @@ pub fn point_cluster(bootstrap: &mut serde_json::Value, name: &str, addr: Socket
     c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = serde_json::json!(
         {"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}}
     );
+}
+
+/// Compiles the Rust proxy-wasm probe `source` into `dir/probe.wasm`; `None` (with a note saying
+/// that `what` is skipped) when rustc cannot target wasm32-unknown-unknown here.
+pub fn compile_probe(dir: &Path, source: &str, what: &str) -> Option<PathBuf> {
+    let src = dir.join("probe.rs");
+    let out = dir.join("probe.wasm");
+    std::fs::write(&src, source).unwrap();
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let result = Command::new(rustc)
+        .args([
+            "--target",
+            "wasm32-unknown-unknown",
+            "--crate-type",
+            "cdylib",
+        ])
+        .args(["--edition", "2021", "-O", "-C", "panic=abort", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output();
+    match result {
+        Ok(o) if o.status.success() => Some(out),
+        Ok(o) => {
+            eprintln!(
+                "note: skipping {what}: rustc could not build the probe module (rustup target \
+                 add wasm32-unknown-unknown):\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("note: skipping {what}: no rustc ({e})");
+            None
+        }
+    }
 }

@@ -1,10 +1,10 @@
-//! adtap's Envoy stats, read from the admin interface.
+//! adtap's Envoy stats, read from the admin interface's text `/stats` by adtap-drain's parser
+//! (the tool adtap ships reads them the same way).
 //!
 //! The filter defines its metrics with `define_metric`; Envoy exposes them with the
 //! `wasmcustom.` prefix (`wasmcustom.adtap_captured`, …). Each worker VM adds its deltas to the
 //! same stat, so the values are totals over the workers.
 
-use anyhow::{anyhow, Result};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -16,27 +16,11 @@ pub struct AdtapStats {
 }
 
 impl AdtapStats {
-    /// Parses Envoy's `/stats?format=json` answer.
-    pub fn parse(json: &[u8]) -> Result<AdtapStats> {
-        let doc: serde_json::Value = serde_json::from_slice(json)?;
-        let stats = doc
-            .get("stats")
-            .and_then(|s| s.as_array())
-            .ok_or_else(|| anyhow!("no `stats` array in the admin answer"))?;
-        let mut values = BTreeMap::new();
-        for s in stats {
-            let (Some(name), Some(value)) = (
-                s.get("name").and_then(|n| n.as_str()),
-                s.get("value").and_then(|v| v.as_u64()),
-            ) else {
-                continue;
-            };
-            let short = name.strip_prefix("wasmcustom.").unwrap_or(name);
-            if short.starts_with("adtap_") {
-                values.insert(short.to_string(), value);
-            }
+    /// Parses Envoy's text `/stats` answer (`name: value` lines), keeping `adtap_*`.
+    pub fn parse(text: &str) -> AdtapStats {
+        AdtapStats {
+            values: adtap_drain::parse_stats(text),
         }
-        Ok(AdtapStats { values })
     }
 
     /// One value by short name (`captured` or `adtap_captured`); 0 when absent.
@@ -192,16 +176,15 @@ mod tests {
 
     #[test]
     fn parses_wasmcustom_names_and_checks_the_invariant() {
-        let json = br#"{"stats":[
-            {"name":"wasmcustom.adtap_captured","value":10},
-            {"name":"wasmcustom.adtap_delivered","value":7},
-            {"name":"wasmcustom.adtap_dropped","value":2},
-            {"name":"wasmcustom.adtap_dropped_buffer_full","value":2},
-            {"name":"wasmcustom.adtap_in_flight","value":1},
-            {"name":"wasmcustom.adtap_buffered","value":0},
-            {"name":"cluster.x.upstream_rq","value":5},
-            {"histograms":{"supported_quantiles":[]}}]}"#;
-        let s = AdtapStats::parse(json).unwrap();
+        let text = "wasmcustom.adtap_captured: 10\n\
+            wasmcustom.adtap_delivered: 7\n\
+            wasmcustom.adtap_dropped: 2\n\
+            wasmcustom.adtap_dropped_buffer_full: 2\n\
+            wasmcustom.adtap_in_flight: 1\n\
+            wasmcustom.adtap_buffered: 0\n\
+            cluster.x.upstream_rq: 5\n\
+            wasmcustom.adtap_batch_rtt_ms: P0(nan,1) P25(nan,2)\n";
+        let s = AdtapStats::parse(text);
         assert_eq!(s.captured(), 10);
         assert_eq!(s.get("adtap_dropped_buffer_full"), 2);
         assert!(s.invariant_holds());
