@@ -2,13 +2,67 @@
 //! Envoy and proxies hand us, choosing the client address behind trusted proxies, and the
 //! privacy modes of the client IP (full, truncated, salted hash).
 //!
+//! The configuration's `client_ip` section ([`ClientIpConfig`], [`IpMode`]) is defined here,
+//! next to the code that applies it; [`crate::config`] uses it, and nothing here depends on
+//! the configuration module (so there is no `config -> ip -> config` cycle).
+//!
 //! Everything here is total: malformed input gives `None` (or the input unchanged), never a
 //! panic, because it runs on attacker-controlled headers.
 
-use crate::config::{ClientIpConfig, IpMode};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use std::fmt;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// How the client IP appears in events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IpMode {
+    /// The address as seen.
+    Full,
+    /// IPv4 truncated to /24, IPv6 to /48.
+    #[default]
+    Truncate,
+    /// Salted hash (hex), stable for a given salt: usable as a key, not reversible.
+    Hash,
+    /// No client IP in the event.
+    Omit,
+}
+
+/// Client IP settings. `Debug` shows the salt as `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientIpConfig {
+    /// How the IP is written.
+    pub mode: IpMode,
+    /// Salt for `hash` mode (required there).
+    pub salt: Option<String>,
+    /// Trusted proxies in front of Envoy: 0 uses the peer address; N takes the N-th address
+    /// from the right of `X-Forwarded-For` (falling back to the peer address).
+    pub trusted_hops: u32,
+}
+
+impl fmt::Debug for ClientIpConfig {
+    // The salt is a secret (it makes hashed IPs reversible by brute force over IPv4).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientIpConfig")
+            .field("mode", &self.mode)
+            .field("salt", &self.salt.as_ref().map(|_| "<redacted>"))
+            .field("trusted_hops", &self.trusted_hops)
+            .finish()
+    }
+}
+
+impl Default for ClientIpConfig {
+    fn default() -> Self {
+        ClientIpConfig {
+            mode: IpMode::Truncate,
+            salt: None,
+            trusted_hops: 0,
+        }
+    }
+}
 
 /// `host` without a trailing `:port`: `example.com:8080` → `example.com`, `[::1]:80` → `[::1]`.
 /// A bare IPv6 address (several colons, no brackets) is returned unchanged. Allocation-free.

@@ -2,7 +2,8 @@
 //! unit-tested natively and reused by the JavaScript build.
 //!
 //! Layout, in the order an event meets it:
-//! - [`config`] and [`validate`]: the operator's JSON, parsed and range-checked into a [`Config`].
+//! - [`config`]: the operator's JSON, parsed and range-checked into a [`Config`] (its `//!`
+//!   gives the layout: raw input, sections, validation).
 //! - [`capture`]: rule matching on method/host/path, sampling, query decoding and body
 //!   collection: the request values an event is made of.
 //! - [`record`]: the hot path's writer: one captured request written straight into its record
@@ -47,7 +48,6 @@ pub mod record;
 pub mod retry;
 pub mod rng;
 pub mod session;
-pub mod validate;
 pub mod vm;
 pub mod worker;
 

@@ -10,13 +10,14 @@
 )]
 
 use adtap_core::config::{
-    AuthConfig, BatchConfig, BodyConfig, BufferConfig, ClientIpConfig, Config, Dialect, KeySource,
-    PathMatch, RetryConfig, Rule, ValueFormat,
+    AuthConfig, BatchConfig, BodyConfig, BufferConfig, Config, Dialect, KeySource, PathMatch,
+    RetryConfig, Rule, ValueFormat,
 };
 use adtap_core::encode::{
     build_request, decode_value, encode_value, record_key, rfc3339_ms, to_record, HttpRequest,
 };
 use adtap_core::event::{Event, Record, SCHEMA_VERSION};
+use adtap_core::ip::ClientIpConfig;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use proptest::prelude::*;

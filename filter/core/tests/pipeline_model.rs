@@ -25,9 +25,9 @@
 
 use adtap_core::classify::{DropReason, Outcome};
 use adtap_core::config::{
-    BatchConfig, BodyConfig, BufferConfig, ClientIpConfig, Dialect, Overflow, RetryConfig,
-    ValueFormat,
+    BatchConfig, BodyConfig, BufferConfig, Dialect, Overflow, RetryConfig, ValueFormat,
 };
+use adtap_core::ip::ClientIpConfig;
 use adtap_core::pipeline::{BatchId, Pipeline, ResponseReport, Stats, RECORD_OVERHEAD_BYTES};
 use adtap_core::rng::Rng;
 use adtap_core::{retry, Config, Record};

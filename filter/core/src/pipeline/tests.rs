@@ -11,7 +11,8 @@
 
 use super::*;
 use crate::config::ValueFormat;
-use crate::config::{BatchConfig, BodyConfig, BufferConfig, ClientIpConfig, Dialect, RetryConfig};
+use crate::config::{BatchConfig, BodyConfig, BufferConfig, Dialect, RetryConfig};
+use crate::ip::ClientIpConfig;
 
 fn config() -> Config {
     Config {
