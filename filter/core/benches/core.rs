@@ -23,24 +23,23 @@ use adtap_core::encode::{self, EncodeError};
 use adtap_core::headers::HeaderPairs;
 use adtap_core::pipeline::Pipeline;
 use adtap_core::record::{self, EventId, Scratch};
+use adtap_core::testkit;
 use adtap_core::{Config, Record};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use serde_json::json;
 use std::hint::black_box;
 
 const BATCH: usize = 500;
 const PATH: &str = "/imp?campaign_id=c-1234&creative_id=cr-56&cb=8812734";
 
 fn config(dialect: &str, format: &str) -> Config {
-    let json = format!(
-        r#"{{"cluster":"kafka_rest","dialect":"{dialect}","format":"{format}","cluster_id":"lkc-1",
-            "rules":[{{"event_type":"impression","topic":"ad-impressions","method":"GET","path":{{"prefix":"/imp"}}}}],
-            "query_params":["campaign_id","creative_id"],"headers":["x-country"],
-            "client_ip":{{"mode":"truncate"}},"key":"query.campaign_id"}}"#
-    );
-    match Config::parse(json.as_bytes()) {
-        Ok(c) => c,
-        Err(e) => panic!("bench config rejected: {e:?}"),
-    }
+    testkit::config(&json!({
+        "cluster": "kafka_rest", "dialect": dialect, "format": format, "cluster_id": "lkc-1",
+        "rules": [{"event_type": "impression", "topic": "ad-impressions", "method": "GET",
+                   "path": {"prefix": "/imp"}}],
+        "query_params": ["campaign_id", "creative_id"], "headers": ["x-country"],
+        "client_ip": {"mode": "truncate"}, "key": "query.campaign_id"
+    }))
 }
 
 /// The request's header map as Envoy hands it over (pseudo-headers included).

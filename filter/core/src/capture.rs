@@ -347,12 +347,13 @@ pub enum BodyView<'a> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 pub(crate) mod tests {
     use super::*;
+    use crate::testkit;
     use serde_json::{json, Value};
 
     /// A configuration with four rules (impression, click by host, click, bid with body),
     /// `extra` merged in at the top level.
     pub(crate) fn config(extra: Value) -> Config {
-        let mut v = json!({
+        let base = json!({
             "cluster": "kafka_rest",
             "rules": [
                 {"event_type": "impression", "topic": "imps", "method": "GET", "path": {"exact": "/i"}},
@@ -361,10 +362,7 @@ pub(crate) mod tests {
                 {"event_type": "bid", "topic": "bids", "method": "POST", "path": {"exact": "/bid"}, "capture_body": true}
             ]
         });
-        for (k, x) in extra.as_object().unwrap() {
-            v[k] = x.clone();
-        }
-        Config::parse(v.to_string().as_bytes()).unwrap()
+        testkit::config(&testkit::with(base, &extra))
     }
 
     fn head<'a>(method: &'a str, host: &'a str, path: &'a str) -> RequestHead<'a> {
@@ -409,15 +407,10 @@ pub(crate) mod tests {
 
     #[test]
     fn rule_order_decides() {
-        let cfg = Config::parse(
-            json!({"cluster": "k", "rules": [
-                {"event_type": "narrow", "topic": "t", "path": {"prefix": "/ad/click"}},
-                {"event_type": "wide", "topic": "t", "path": {"prefix": "/ad/"}}
-            ]})
-            .to_string()
-            .as_bytes(),
-        )
-        .unwrap();
+        let cfg = testkit::config(&json!({"cluster": "k", "rules": [
+            {"event_type": "narrow", "topic": "t", "path": {"prefix": "/ad/click"}},
+            {"event_type": "wide", "topic": "t", "path": {"prefix": "/ad/"}}
+        ]}));
         assert_eq!(m(&cfg, "GET", "h", "/ad/click/9"), Some(0));
         assert_eq!(m(&cfg, "GET", "h", "/ad/imp"), Some(1));
         // Swapped, the narrow rule can never match: validation refuses that configuration, so
@@ -429,14 +422,9 @@ pub(crate) mod tests {
 
     #[test]
     fn ipv6_authority_host_rule() {
-        let cfg = Config::parse(
-            json!({"cluster": "k", "rules": [
-                {"event_type": "e", "topic": "t", "path": {"prefix": "/"}, "host": "[2001:DB8::1]:443"}
-            ]})
-            .to_string()
-            .as_bytes(),
-        )
-        .unwrap();
+        let cfg = testkit::config(&json!({"cluster": "k", "rules": [
+            {"event_type": "e", "topic": "t", "path": {"prefix": "/"}, "host": "[2001:DB8::1]:443"}
+        ]}));
         assert_eq!(cfg.rules[0].host.as_deref(), Some("[2001:db8::1]"));
         assert_eq!(m(&cfg, "GET", "[2001:db8::1]:8443", "/x"), Some(0));
         assert_eq!(m(&cfg, "GET", "[2001:db8::1]", "/x"), Some(0));

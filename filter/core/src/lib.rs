@@ -48,6 +48,8 @@ pub mod record;
 pub mod retry;
 pub mod rng;
 pub mod session;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod vm;
 pub mod worker;
 

@@ -458,9 +458,10 @@ fn prefix_or_always(p: &str) -> Cond {
 mod tests {
     use super::*;
     use crate::ip::host_without_port;
+    use crate::testkit;
 
     fn cfg(extra: Value) -> Config {
-        let mut v = json!({
+        let base = json!({
             "cluster": "kafka_rest",
             "rules": [
                 {"event_type": "impression", "topic": "imps", "method": "GET", "path": {"exact": "/i"}},
@@ -468,10 +469,7 @@ mod tests {
                 {"event_type": "bid", "topic": "bids", "method": "POST", "path": {"exact": "/bid"}, "capture_body": true}
             ]
         });
-        for (k, x) in extra.as_object().unwrap() {
-            v[k] = x.clone();
-        }
-        Config::parse(v.to_string().as_bytes()).unwrap()
+        testkit::config(&testkit::with(base, &extra))
     }
 
     fn rules(rules: Value, http_filter_rules: &str) -> Config {

@@ -24,14 +24,13 @@
 )]
 
 use adtap_core::classify::{DropReason, Outcome};
-use adtap_core::config::{
-    BatchConfig, BodyConfig, BufferConfig, Dialect, Overflow, RetryConfig, ValueFormat,
-};
-use adtap_core::ip::ClientIpConfig;
+use adtap_core::config::Overflow;
 use adtap_core::pipeline::{BatchId, Pipeline, ResponseReport, Stats, RECORD_OVERHEAD_BYTES};
 use adtap_core::rng::Rng;
+use adtap_core::testkit;
 use adtap_core::{retry, Config, Record};
 use proptest::prelude::*;
+use serde_json::json;
 
 const TOPICS: usize = 3;
 const BATCH_EVENTS: usize = 4;
@@ -45,45 +44,29 @@ const O: usize = RECORD_OVERHEAD_BYTES;
 const BUF_BYTES: usize = 300 + 6 * O;
 const MAX_IN_FLIGHT: usize = 2;
 
+/// [`TOPICS`] topics, the bounds above, no jitter. The byte bounds are below what an operator
+/// may configure (so that the generated records of tens of bytes reach them): set after
+/// validation.
 fn config(overflow: Overflow) -> Config {
-    Config {
-        cluster: "kafka_rest".into(),
-        authority: "kafka_rest".into(),
-        dialect: Dialect::ConfluentV2,
-        cluster_id: None,
-        path_prefix: String::new(),
-        format: ValueFormat::Json,
-        auth: None,
-        timeout_ms: 5_000,
-        tick_ms: 100,
-        rules: Vec::new(),
-        topics: (0..TOPICS).map(|t| format!("topic{t}")).collect(),
-        query_params: Vec::new(),
-        headers: Vec::new(),
-        client_ip: ClientIpConfig::default(),
-        body: BodyConfig::default(),
-        batch: BatchConfig {
-            max_events: BATCH_EVENTS,
-            max_bytes: BATCH_BYTES,
-            max_age_ms: MAX_AGE,
-        },
-        buffer: BufferConfig {
-            max_events: BUF_EVENTS,
-            max_bytes: BUF_BYTES,
-            overflow,
-        },
-        max_in_flight: MAX_IN_FLIGHT,
-        retry: RetryConfig {
-            initial_backoff_ms: 50,
-            max_backoff_ms: 400,
-            multiplier: 2.0,
-            jitter: 0.0,
-            budget_ms: 500,
-        },
-        shutdown_deadline_ms: 5_000,
-        response_fields: adtap_core::config::ResponseFields::default(),
-        http_filter_rules: Default::default(),
-    }
+    let rules: Vec<serde_json::Value> = (0..TOPICS)
+        .map(|t| json!({"event_type": "e", "topic": format!("topic{t}"), "path": {"exact": format!("/{t}")}}))
+        .collect();
+    let overflow = match overflow {
+        Overflow::DropNewest => "drop_newest",
+        Overflow::DropOldest => "drop_oldest",
+    };
+    let mut cfg = testkit::config(&json!({
+        "cluster": "kafka_rest",
+        "rules": rules,
+        "batch": {"max_events": BATCH_EVENTS, "max_age_ms": MAX_AGE},
+        "buffer": {"max_events": BUF_EVENTS, "overflow": overflow},
+        "max_in_flight": MAX_IN_FLIGHT,
+        "retry": {"initial_backoff_ms": 50, "max_backoff_ms": 400, "multiplier": 2.0,
+                  "jitter": 0.0, "budget_ms": 500}
+    }));
+    cfg.batch.max_bytes = BATCH_BYTES;
+    cfg.buffer.max_bytes = BUF_BYTES;
+    cfg
 }
 
 #[derive(Debug, Clone)]

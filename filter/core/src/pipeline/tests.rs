@@ -10,49 +10,27 @@
 )]
 
 use super::*;
-use crate::config::ValueFormat;
-use crate::config::{BatchConfig, BodyConfig, BufferConfig, Dialect, RetryConfig};
-use crate::ip::ClientIpConfig;
+use crate::testkit;
+use serde_json::json;
 
+/// Three topics (`a`, `b`, `c`), batches of 3 events or 100 ms, a buffer of 100 events, no
+/// jitter. The byte bounds (1000 per batch, 10 000 per buffer) are below what an operator may
+/// configure, so that a few records of tens of bytes reach them: set after validation.
 fn config() -> Config {
-    Config {
-        cluster: "kafka_rest".into(),
-        authority: "kafka_rest".into(),
-        dialect: Dialect::ConfluentV2,
-        cluster_id: None,
-        path_prefix: String::new(),
-        format: ValueFormat::Json,
-        auth: None,
-        timeout_ms: 5_000,
-        tick_ms: 100,
-        rules: Vec::new(),
-        topics: vec!["a".into(), "b".into(), "c".into()],
-        query_params: Vec::new(),
-        headers: Vec::new(),
-        client_ip: ClientIpConfig::default(),
-        body: BodyConfig::default(),
-        batch: BatchConfig {
-            max_events: 3,
-            max_bytes: 1_000,
-            max_age_ms: 100,
-        },
-        buffer: BufferConfig {
-            max_events: 100,
-            max_bytes: 10_000,
-            overflow: Overflow::DropNewest,
-        },
-        max_in_flight: 4,
-        retry: RetryConfig {
-            initial_backoff_ms: 100,
-            max_backoff_ms: 10_000,
-            multiplier: 2.0,
-            jitter: 0.0,
-            budget_ms: 60_000,
-        },
-        shutdown_deadline_ms: 5_000,
-        response_fields: crate::config::ResponseFields::default(),
-        http_filter_rules: Default::default(),
-    }
+    let mut cfg = testkit::config(&json!({
+        "cluster": "kafka_rest",
+        "rules": [
+            {"event_type": "a", "topic": "a", "path": {"exact": "/a"}},
+            {"event_type": "b", "topic": "b", "path": {"exact": "/b"}},
+            {"event_type": "c", "topic": "c", "path": {"exact": "/c"}}
+        ],
+        "batch": {"max_events": 3, "max_age_ms": 100},
+        "buffer": {"max_events": 100},
+        "retry": {"jitter": 0.0}
+    }));
+    cfg.batch.max_bytes = 1_000;
+    cfg.buffer.max_bytes = 10_000;
+    cfg
 }
 
 /// A record of `size` bytes (at least 8) whose value starts with `id`.
@@ -292,13 +270,9 @@ fn retry_timing_follows_the_backoff() {
 #[test]
 fn retry_budget_exhaustion_drops() {
     let mut cfg = config();
-    cfg.retry = RetryConfig {
-        initial_backoff_ms: 100,
-        max_backoff_ms: 100,
-        multiplier: 1.0,
-        jitter: 0.0,
-        budget_ms: 150,
-    };
+    cfg.retry.max_backoff_ms = 100;
+    cfg.retry.multiplier = 1.0;
+    cfg.retry.budget_ms = 150;
     let mut p = Pipeline::new(&cfg, 1);
     for i in 0..3 {
         p.push(0, rec(0, i, 10));
