@@ -128,12 +128,12 @@ fn v2_answer(n: usize) -> Vec<u8> {
 fn drain(p: &mut Pipeline, now: u64, answer: &[u8]) -> usize {
     let mut shipped = 0;
     while let Some(out) = p.poll(now) {
-        shipped += out.records;
+        shipped += out.record_count;
         black_box(&out.request.body);
-        let body = if out.records == BATCH {
+        let body = if out.record_count == BATCH {
             answer.to_vec()
         } else {
-            v2_answer(out.records)
+            v2_answer(out.record_count)
         };
         p.on_response(
             now,
@@ -215,7 +215,7 @@ fn benches(c: &mut Criterion) {
                     seq += 1;
                     match capture_one(&cfg, &hdrs, &done, &mut scratch, seq) {
                         Some(Ok(r)) => p.push(now, r),
-                        Some(Err(_)) => p.push_failed(adtap_core::classify::DropReason::Encode),
+                        Some(Err(_)) => p.push_failed(adtap_core::drop_reason::DropReason::Encode),
                         None => {}
                     }
                 }

@@ -14,6 +14,8 @@
 //!   byte for byte), and the HTTP request body for a batch in each REST dialect.
 //! - [`classify`]: turning a REST proxy's answer into a per-record outcome
 //!   (delivered / retry / drop).
+//! - [`drop_reason`]: why an event was dropped, one reason per `adtap_dropped_<name>` counter
+//!   (decided by the answer, the retry budget, the writer or the pipeline's bounds).
 //! - [`retry`]: backoff with jitter and the retry budget.
 //! - [`pipeline`]: the per-worker buffer, batching triggers, calls in flight, retries and the
 //!   accounting that proves nothing is lost silently.
@@ -35,6 +37,7 @@
 pub mod capture;
 pub mod classify;
 pub mod config;
+pub mod drop_reason;
 pub mod encode;
 pub mod event;
 pub mod headers;

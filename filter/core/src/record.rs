@@ -9,7 +9,7 @@
 //!
 //! Layout:
 //! - [`Fields`]: what one event is written from (the capture session fills it at log time).
-//! - [`write`]: the record (value and key) for those fields.
+//! - [`write()`]: the record (value and key) for those fields.
 //! - `Values` and `Sink`: every field resolved once, then written by one generic writer in
 //!   either format (`Json`, `Msgpack`), so field order and presence are decided in one place.
 //!

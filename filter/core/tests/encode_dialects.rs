@@ -1,5 +1,6 @@
 //! Encoders against the documented request shapes of each dialect × value format
-//! (`FACTS.md` §2, the v3 OpenAPI `ProduceRequest`): path, headers, auth, body structure, base64
+//! (Confluent REST Proxy v2 API reference; the v3 `ProduceRequest` of confluentinc/kafka-rest's
+//! `api/v3/openapi.yaml`): path, headers, auth, body structure, base64
 //! round-trips, record headers and timestamps; plus value round-trips and record keys.
 
 #![allow(

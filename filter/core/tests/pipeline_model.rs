@@ -23,8 +23,9 @@
     clippy::indexing_slicing
 )]
 
-use adtap_core::classify::{DropReason, Outcome};
+use adtap_core::classify::Outcome;
 use adtap_core::config::Overflow;
+use adtap_core::drop_reason::DropReason;
 use adtap_core::pipeline::{BatchId, Pipeline, ResponseReport, Stats, RECORD_OVERHEAD_BYTES};
 use adtap_core::rng::Rng;
 use adtap_core::testkit;
@@ -185,7 +186,7 @@ impl Model {
                 r.state,
                 State::Buffered | State::Retrying { .. } | State::InFlight(_)
             ) {
-                s.buffered_bytes += r.size as u64;
+                s.held_bytes += r.size as u64;
             }
         }
         s
@@ -381,7 +382,7 @@ impl Model {
             .iter()
             .map(record_index)
             .collect();
-        assert_eq!(out.records, got.len());
+        assert_eq!(out.record_count, got.len());
         match expected_retry {
             Some(want) => assert_eq!(got, want, "due retry entry"),
             None => {
@@ -494,7 +495,7 @@ impl Model {
         assert!(s.balanced(), "accounting invariant");
         assert!(s.in_flight + s.buffered <= BUF_EVENTS as u64, "event bound");
         assert!(
-            s.buffered_bytes + (s.in_flight + s.buffered) * O as u64 <= BUF_BYTES as u64,
+            s.held_bytes + (s.in_flight + s.buffered) * O as u64 <= BUF_BYTES as u64,
             "byte bound"
         );
         assert!(p.in_flight_calls() <= MAX_IN_FLIGHT, "in-flight bound");

@@ -97,11 +97,11 @@ fn flushes_by_count() {
     assert!(p.poll(0).is_none(), "two of three events, young: not due");
     p.push(0, rec(0, 12, 20));
     let b = p.poll(0).unwrap();
-    assert_eq!(b.records, 3);
+    assert_eq!(b.record_count, 3);
     assert_eq!(ids(&p, b.id), vec![10, 11, 12]);
     let s = p.stats();
     assert_eq!(
-        (s.in_flight, s.buffered, s.buffered_bytes, s.batches_sent),
+        (s.in_flight, s.buffered, s.held_bytes, s.batches_sent),
         (3, 0, 60, 1)
     );
     assert!(s.balanced());
@@ -204,13 +204,13 @@ fn partial_failure_retries_only_the_failed_records() {
     );
     assert_eq!(dropped(&p, DropReason::Rejected), 1);
     assert_eq!((s.batches_sent, s.batches_failed), (1, 1));
-    assert_eq!(s.buffered_bytes, 10);
+    assert_eq!(s.held_bytes, 10);
     assert!(s.balanced());
     assert!(p.in_flight_records(b.id).is_none());
 
     let due = p.next_wakeup().unwrap();
     let again = p.poll(due).unwrap();
-    assert_eq!(again.records, 1);
+    assert_eq!(again.record_count, 1);
     assert_eq!(ids(&p, again.id), vec![1]);
     let report = p.on_outcomes(due + 1, again.id, &[D]);
     assert_eq!(
@@ -290,7 +290,7 @@ fn retry_budget_exhaustion_drops() {
     assert_eq!(dropped(&p, DropReason::RetryExhausted), 2);
     assert!(p.is_idle());
     assert!(p.stats().balanced());
-    assert_eq!(p.stats().buffered_bytes, 0);
+    assert_eq!(p.stats().held_bytes, 0);
 }
 
 #[test]
@@ -362,10 +362,7 @@ fn a_413_splits_the_batch_in_halves_until_single_records_are_dropped() {
     p.on_outcomes(40, q1.id, &[D]);
     p.on_outcomes(40, q2.id, &[D]);
     let s = p.stats();
-    assert_eq!(
-        (s.delivered, s.dropped_total(), s.buffered_bytes),
-        (2, 1, 0)
-    );
+    assert_eq!((s.delivered, s.dropped_total(), s.held_bytes), (2, 1, 0));
     assert!(s.balanced() && p.is_idle());
 }
 
@@ -474,7 +471,7 @@ fn drop_newest_rejects_the_new_record_by_events_and_by_bytes() {
     p.push(0, rec(0, 2, 40)); // 120 + 3 O > 100 + 3 O
     p.push(0, rec(0, 3, 20)); // exactly 100 + 3 O
     assert_eq!(dropped(&p, DropReason::BufferFull), 1);
-    assert_eq!(p.stats().buffered_bytes, 100);
+    assert_eq!(p.stats().held_bytes, 100);
     assert_eq!(drain_all(&mut p, 0), vec![vec![0, 1, 3]]);
 }
 
@@ -537,7 +534,7 @@ fn drop_oldest_evicts_exactly_enough_bytes() {
     }
     p.push(0, rec(0, 5, 30 + 2 * O));
     assert_eq!(dropped(&p, DropReason::BufferFull), 3);
-    assert_eq!(p.stats().buffered_bytes as usize, 20 + 30 + 2 * O);
+    assert_eq!(p.stats().held_bytes as usize, 20 + 30 + 2 * O);
     assert_eq!(drain_all(&mut p, 0), vec![vec![3, 4, 5]]);
 }
 
@@ -677,7 +674,7 @@ fn abandon_drops_what_is_not_in_flight() {
     p.abandon();
     assert_eq!(dropped(&p, DropReason::Shutdown), 2);
     let s = p.stats().clone();
-    assert_eq!((s.in_flight, s.buffered, s.buffered_bytes), (3, 0, 30));
+    assert_eq!((s.in_flight, s.buffered, s.held_bytes), (3, 0, 30));
     assert!(s.balanced());
     assert!(!p.is_idle());
     assert!(p.poll(10_000).is_none());
@@ -693,7 +690,7 @@ fn abandon_drops_what_is_not_in_flight() {
     assert_eq!(dropped(&p, DropReason::Shutdown), 4);
     assert!(p.is_idle());
     assert!(p.stats().balanced());
-    assert_eq!(p.stats().buffered_bytes, 0);
+    assert_eq!(p.stats().held_bytes, 0);
 }
 
 #[test]
@@ -714,11 +711,11 @@ fn abandon_in_flight_counts_unanswered_calls_once() {
         p.push(0, rec(0, i, 10));
     }
     let a = p.poll(0).unwrap(); // 0, 1, 2 in flight
-    p.abandon_in_flight();
+    p.abandon_all();
     // Everything held is gone: 3 in flight and 2 buffered.
     assert_eq!(dropped(&p, DropReason::Shutdown), 5);
     let s = p.stats().clone();
-    assert_eq!((s.in_flight, s.buffered, s.buffered_bytes), (0, 0, 0));
+    assert_eq!((s.in_flight, s.buffered, s.held_bytes), (0, 0, 0));
     assert!(s.balanced());
     assert!(p.is_idle());
     // A late answer to the forgotten call changes nothing.
