@@ -33,6 +33,17 @@
 //!
 //! The glue (crate `adtap-filter`) implements [`host::Host`] over the ABI and passes time and
 //! randomness seeds in; nothing here reads a clock or does I/O.
+//!
+//! Tests are placed one way:
+//! - a module's unit tests (the ones that need its private items) sit in `mod tests` at the end
+//!   of the module while they are short (under about 100 lines), and in `<module>/tests.rs`
+//!   (`#[cfg(test)] mod tests;`) once longer (`capture`, `ip`, `native`, `pipeline`, `record`,
+//!   `retry`, `config/validate`);
+//! - tests through the public API only are integration tests in `tests/`, one file per
+//!   subject; the per-event costs are measured in `benches/core.rs`;
+//! - every test and bench builds its [`Config`] one way: `testkit::config` over a JSON
+//!   document, through the real parsing and validation (module `testkit`, compiled for this
+//!   crate's tests and benches only).
 
 pub mod capture;
 pub mod classify;
