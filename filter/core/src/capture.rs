@@ -68,16 +68,25 @@ fn path_only(path: &str) -> &str {
 pub fn match_rule(cfg: &Config, head: RequestHead<'_>) -> Option<usize> {
     let path = path_only(head.path);
     let host = ip::host_without_port(head.host);
-    cfg.rules.iter().position(|r| {
-        r.method.as_deref().is_none_or(|m| m == head.method)
-            && r.host
-                .as_deref()
-                .is_none_or(|h| h.eq_ignore_ascii_case(host))
-            && match &r.path {
-                PathMatch::Exact(p) => path == p,
-                PathMatch::Prefix(p) => path.starts_with(p.as_str()),
-            }
-    })
+    cfg.rules
+        .iter()
+        .position(|r| rule_matches(r, head.method, host, path))
+}
+
+/// Whether `rule` matches a request of `method` to `host` (already without its port) and
+/// `path` (already without its query string), as [`match_rule`] describes. The one definition
+/// of a rule's match, which the native matchers' tests check their translation against.
+#[inline]
+pub fn rule_matches(rule: &Rule, method: &str, host: &str, path: &str) -> bool {
+    rule.method.as_deref().is_none_or(|m| m == method)
+        && rule
+            .host
+            .as_deref()
+            .is_none_or(|h| h.eq_ignore_ascii_case(host))
+        && match &rule.path {
+            PathMatch::Exact(p) => path == p,
+            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+        }
 }
 
 /// Whether a request matching `rule` is sampled in.

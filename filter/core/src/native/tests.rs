@@ -334,20 +334,15 @@ fn eval_pred(p: &Value, req: &Req<'_>) -> bool {
     }
 }
 
-/// The rules' semantics as documented (README, `capture::match_rule`).
+/// Whether the VM's own matching ([`crate::capture::rule_matches`]) takes `req` for `r`.
 fn rule_matches(r: &Rule, req: &Req<'_>) -> bool {
-    let method = header(req, ":method").unwrap_or("");
-    let host = host_without_port(header(req, ":authority").unwrap_or(""));
     let path = header(req, ":path").unwrap_or("");
-    let path = path.split_once('?').map_or(path, |(p, _)| p);
-    r.method.as_deref().is_none_or(|m| m == method)
-        && r.host
-            .as_deref()
-            .is_none_or(|h| h.eq_ignore_ascii_case(host))
-        && match &r.path {
-            PathMatch::Exact(p) => path == p,
-            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
-        }
+    crate::capture::rule_matches(
+        r,
+        header(req, ":method").unwrap_or(""),
+        host_without_port(header(req, ":authority").unwrap_or("")),
+        path.split_once('?').map_or(path, |(p, _)| p),
+    )
 }
 
 #[test]
