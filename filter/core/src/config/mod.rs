@@ -9,14 +9,15 @@
 //!    range-checks every value, collects *all* semantic errors, each with the JSON path of the
 //!    offending field, and builds the [`Config`] from the checked parts.
 //!
-//! The module's files, each used by the ones after it:
-//! - `sections.rs`: the types a configuration is made of (`batch`, `buffer`, `retry`, `auth`,
-//!   rules' path matches, …), read by serde and kept as they are in the validated [`Config`];
+//! The module's files, from the bottom up:
 //! - `shape.rs`: serde helpers for how values must be written (objects only, choices written
 //!   as an object with exactly one key);
+//! - `sections.rs`: the types a configuration is made of (`batch`, `buffer`, `retry`, `auth`,
+//!   rules' path matches, …), read by serde and kept as they are in the validated [`Config`];
+//! - `mod.rs`: [`Config`], [`Rule`], [`KeySource`] and [`ConfigError`];
 //! - `raw.rs`: [`RawConfig`] and [`RawRule`], the document as written, and its decoding;
-//! - `validate.rs`: the range checks, the limits they enforce and the normalisation;
-//! - `mod.rs`: [`Config`], [`Rule`], [`KeySource`] and [`ConfigError`].
+//! - `validate.rs`: the range checks, the limits they enforce and the normalisation, from a
+//!   `RawConfig` to a `Config`.
 //!
 //! The client IP section ([`crate::ip::ClientIpConfig`], [`crate::ip::IpMode`]) lives with
 //! the code that applies it, in [`crate::ip`]; `config` depends on `ip`, never the reverse.
