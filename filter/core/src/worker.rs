@@ -9,6 +9,9 @@
 //! Lifecycle: `Running` → (the last root using it gets `on_done`) `Draining` with a deadline →
 //! `Finished`. While draining everything buffered is due at once; at the deadline whatever is
 //! still held is counted as dropped for shutdown, so the last published numbers balance.
+//!
+//! Every `mono_ms` is the VM's monotonic clock ([`crate::vm::Clock`]): the pipeline's timers
+//! and the drain deadline run on it, never on wall time.
 
 use crate::classify::Response;
 use crate::drop_reason::DropReason;
