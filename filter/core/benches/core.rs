@@ -23,24 +23,23 @@ use adtap_core::encode::{self, EncodeError};
 use adtap_core::headers::HeaderPairs;
 use adtap_core::pipeline::Pipeline;
 use adtap_core::record::{self, EventId, Scratch};
+use adtap_core::testkit;
 use adtap_core::{Config, Record};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use serde_json::json;
 use std::hint::black_box;
 
 const BATCH: usize = 500;
 const PATH: &str = "/imp?campaign_id=c-1234&creative_id=cr-56&cb=8812734";
 
 fn config(dialect: &str, format: &str) -> Config {
-    let json = format!(
-        r#"{{"cluster":"kafka_rest","dialect":"{dialect}","format":"{format}","cluster_id":"lkc-1",
-            "rules":[{{"event_type":"impression","topic":"ad-impressions","method":"GET","path":{{"prefix":"/imp"}}}}],
-            "query_params":["campaign_id","creative_id"],"headers":["x-country"],
-            "client_ip":{{"mode":"truncate"}},"key":"query.campaign_id"}}"#
-    );
-    match Config::parse(json.as_bytes()) {
-        Ok(c) => c,
-        Err(e) => panic!("bench config rejected: {e:?}"),
-    }
+    testkit::config(&json!({
+        "cluster": "kafka_rest", "dialect": dialect, "format": format, "cluster_id": "lkc-1",
+        "rules": [{"event_type": "impression", "topic": "ad-impressions", "method": "GET",
+                   "path": {"prefix": "/imp"}}],
+        "query_params": ["campaign_id", "creative_id"], "headers": ["x-country"],
+        "client_ip": {"mode": "truncate"}, "key": "query.campaign_id"
+    }))
 }
 
 /// The request's header map as Envoy hands it over (pseudo-headers included).
@@ -129,12 +128,12 @@ fn v2_answer(n: usize) -> Vec<u8> {
 fn drain(p: &mut Pipeline, now: u64, answer: &[u8]) -> usize {
     let mut shipped = 0;
     while let Some(out) = p.poll(now) {
-        shipped += out.records;
+        shipped += out.record_count;
         black_box(&out.request.body);
-        let body = if out.records == BATCH {
+        let body = if out.record_count == BATCH {
             answer.to_vec()
         } else {
-            v2_answer(out.records)
+            v2_answer(out.record_count)
         };
         p.on_response(
             now,
@@ -216,7 +215,7 @@ fn benches(c: &mut Criterion) {
                     seq += 1;
                     match capture_one(&cfg, &hdrs, &done, &mut scratch, seq) {
                         Some(Ok(r)) => p.push(now, r),
-                        Some(Err(_)) => p.push_failed(adtap_core::classify::DropReason::Encode),
+                        Some(Err(_)) => p.push_failed(adtap_core::drop_reason::DropReason::Encode),
                         None => {}
                     }
                 }

@@ -41,55 +41,10 @@
 //! Request-level 5xx are retried even with `error_code` 50002 (Confluent's "non-retriable Kafka
 //! error"): at request level it also covers producer-side failures that clear up (broker
 //! restarts, metadata timeouts), and the retry budget bounds the cost. Per record, 50002 is
-//! permanent, as FACTS §2 says.
+//! permanent: Confluent's server code emits 50002 for a Kafka error it does not retry.
 
 use crate::config::Dialect;
 use serde::Deserialize;
-
-/// Why records are dropped. Each reason is its own counter (`adtap_dropped_<name>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DropReason {
-    /// The buffer was full (either overflow policy).
-    BufferFull,
-    /// The retry budget ran out.
-    RetryExhausted,
-    /// The REST proxy rejected the record permanently (4xx other than 408/429, error code 1 or
-    /// 50002, 40401 topic not found, 422 schema, 401/403 auth...).
-    Rejected,
-    /// The event could not be encoded.
-    Encode,
-    /// A single record larger than the batch or buffer byte limit.
-    TooLarge,
-    /// Still buffered or awaiting retry when the shutdown deadline passed.
-    Shutdown,
-}
-
-impl DropReason {
-    /// Every reason, in metric order.
-    pub const ALL: [DropReason; 6] = [
-        DropReason::BufferFull,
-        DropReason::RetryExhausted,
-        DropReason::Rejected,
-        DropReason::Encode,
-        DropReason::TooLarge,
-        DropReason::Shutdown,
-    ];
-    /// The metric-name suffix.
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::BufferFull => "buffer_full",
-            DropReason::RetryExhausted => "retry_exhausted",
-            DropReason::Rejected => "rejected",
-            DropReason::Encode => "encode",
-            DropReason::TooLarge => "too_large",
-            DropReason::Shutdown => "shutdown",
-        }
-    }
-    /// Index into [`DropReason::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
 
 /// What happens to one record of a batch after the REST proxy answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,11 +53,11 @@ pub enum Outcome {
     Delivered,
     /// A transient failure: send it again (subject to the retry budget).
     Retry,
-    /// A permanent failure: drop it (counted as [`DropReason::Rejected`]).
+    /// A permanent failure: drop it (counted as [`crate::drop_reason::DropReason::Rejected`]).
     Reject,
     /// The whole request was too large for the REST proxy (413): the records are not at fault,
     /// their number is. The pipeline sends them again in two halves at once, and drops a
-    /// record that is too large alone (as [`DropReason::TooLarge`]).
+    /// record that is too large alone (as [`crate::drop_reason::DropReason::TooLarge`]).
     TooLarge,
 }
 

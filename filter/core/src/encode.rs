@@ -9,7 +9,9 @@
 //!   up front; record values are already encoded, so JSON values are spliced in as raw bytes
 //!   and MessagePack values are base64-encoded in place. No `serde_json::Value` is built.
 //!
-//! Wire shapes (see `FACTS.md` §2 and the v3 OpenAPI `ProduceRequest`):
+//! Wire shapes (Confluent REST Proxy's API reference for v2, which Redpanda's HTTP Proxy serves
+//! a subset of; for v3 the `ProduceRequest` schema of confluentinc/kafka-rest's
+//! `api/v3/openapi.yaml`):
 //!
 //! | dialect              | format  | content-type                          | record                                              |
 //! |----------------------|---------|---------------------------------------|-----------------------------------------------------|

@@ -2,13 +2,67 @@
 //! Envoy and proxies hand us, choosing the client address behind trusted proxies, and the
 //! privacy modes of the client IP (full, truncated, salted hash).
 //!
+//! The configuration's `client_ip` section ([`ClientIpConfig`], [`IpMode`]) is defined here,
+//! next to the code that applies it; [`crate::config`] uses it, and nothing here depends on
+//! the configuration module (so there is no `config -> ip -> config` cycle).
+//!
 //! Everything here is total: malformed input gives `None` (or the input unchanged), never a
 //! panic, because it runs on attacker-controlled headers.
 
-use crate::config::{ClientIpConfig, IpMode};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use std::fmt;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// How the client IP appears in events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IpMode {
+    /// The address as seen.
+    Full,
+    /// IPv4 truncated to /24, IPv6 to /48.
+    #[default]
+    Truncate,
+    /// Salted hash (hex), stable for a given salt: usable as a key, not reversible.
+    Hash,
+    /// No client IP in the event.
+    Omit,
+}
+
+/// Client IP settings. `Debug` shows the salt as `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientIpConfig {
+    /// How the IP is written.
+    pub mode: IpMode,
+    /// Salt for `hash` mode (required there).
+    pub salt: Option<String>,
+    /// Trusted proxies in front of Envoy: 0 uses the peer address; N takes the N-th address
+    /// from the right of `X-Forwarded-For` (falling back to the peer address).
+    pub trusted_hops: u32,
+}
+
+impl fmt::Debug for ClientIpConfig {
+    // The salt is a secret (it makes hashed IPs reversible by brute force over IPv4).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientIpConfig")
+            .field("mode", &self.mode)
+            .field("salt", &self.salt.as_ref().map(|_| "<redacted>"))
+            .field("trusted_hops", &self.trusted_hops)
+            .finish()
+    }
+}
+
+impl Default for ClientIpConfig {
+    fn default() -> Self {
+        ClientIpConfig {
+            mode: IpMode::Truncate,
+            salt: None,
+            trusted_hops: 0,
+        }
+    }
+}
 
 /// `host` without a trailing `:port`: `example.com:8080` → `example.com`, `[::1]:80` → `[::1]`.
 /// A bare IPv6 address (several colons, no brackets) is returned unchanged. Allocation-free.
@@ -166,137 +220,4 @@ pub fn render_into(mode: IpMode, salt: Option<&str>, ip: IpAddr, out: &mut Strin
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
-mod tests {
-    use super::*;
-
-    fn text(ip: IpAddr) -> String {
-        let mut out = String::new();
-        text_into(ip, &mut out);
-        out
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn host_port_is_stripped() {
-        assert_eq!(host_without_port("example.com:8080"), "example.com");
-        assert_eq!(host_without_port("example.com"), "example.com");
-        assert_eq!(host_without_port("example.com:"), "example.com");
-        assert_eq!(host_without_port("[::1]:443"), "[::1]");
-        assert_eq!(host_without_port("[::1]"), "[::1]");
-        assert_eq!(host_without_port("[::1"), "[::1");
-        assert_eq!(host_without_port("2001:db8::1"), "2001:db8::1");
-        assert_eq!(host_without_port("a:b"), "a:b");
-        assert_eq!(host_without_port(""), "");
-    }
-
-    #[test]
-    fn addresses_parse_in_every_form_envoy_uses() {
-        assert_eq!(parse_addr("203.0.113.7"), Some(ip("203.0.113.7")));
-        assert_eq!(parse_addr("203.0.113.7:51234"), Some(ip("203.0.113.7")));
-        assert_eq!(parse_addr(" 203.0.113.7 "), Some(ip("203.0.113.7")));
-        assert_eq!(parse_addr("2001:db8::1"), Some(ip("2001:db8::1")));
-        assert_eq!(parse_addr("[2001:db8::1]:443"), Some(ip("2001:db8::1")));
-        assert_eq!(parse_addr("[2001:db8::1]"), Some(ip("2001:db8::1")));
-        assert_eq!(parse_addr("::ffff:198.51.100.9"), Some(ip("198.51.100.9")));
-        for bad in [
-            "",
-            "unknown",
-            "/tmp/envoy.sock",
-            "1.2.3",
-            "999.1.1.1",
-            "[1.2.3.4]",
-            "fe80::1%eth0",
-            "[::1",
-        ] {
-            assert_eq!(parse_addr(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn xff_with_trusted_hops() {
-        let xff = Some("198.51.100.1, 198.51.100.2,198.51.100.3");
-        let peer = Some("10.0.0.1:4444");
-        assert_eq!(client_addr(xff, 1, peer), Some(ip("198.51.100.3")));
-        assert_eq!(client_addr(xff, 2, peer), Some(ip("198.51.100.2")));
-        assert_eq!(client_addr(xff, 3, peer), Some(ip("198.51.100.1")));
-        // Fewer entries than hops: the leftmost.
-        assert_eq!(client_addr(xff, 5, peer), Some(ip("198.51.100.1")));
-        // No hops trusted: XFF is client-controlled and ignored.
-        assert_eq!(client_addr(xff, 0, peer), Some(ip("10.0.0.1")));
-        // No (or blank) XFF: the peer.
-        assert_eq!(client_addr(None, 2, peer), Some(ip("10.0.0.1")));
-        assert_eq!(client_addr(Some("  "), 2, peer), Some(ip("10.0.0.1")));
-        // The chosen entry is garbage: absent, not the proxy's address.
-        assert_eq!(client_addr(Some("198.51.100.1, junk"), 1, peer), None);
-        assert_eq!(
-            client_addr(Some("[2001:db8::5]:80"), 1, peer),
-            Some(ip("2001:db8::5"))
-        );
-        assert_eq!(client_addr(None, 0, None), None);
-        assert_eq!(client_addr(None, 0, Some("envoy://internal")), None);
-        assert_eq!(client_addr(Some(",,,,"), u32::MAX, peer), None);
-    }
-
-    #[test]
-    fn truncation_v4_24_and_v6_48() {
-        assert_eq!(truncate(ip("203.0.113.77")).to_string(), "203.0.113.0");
-        assert_eq!(
-            truncate(ip("2001:db8:1:2:3:4:5:6")).to_string(),
-            "2001:db8:1::"
-        );
-        assert_eq!(truncate(ip("2001:db8:1::")).to_string(), "2001:db8:1::");
-    }
-
-    #[test]
-    fn hash_is_salted_stable_and_32_hex() {
-        let a = hash("s1", ip("203.0.113.7"));
-        assert_eq!(a.len(), 32);
-        assert!(a
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
-        assert_eq!(a, hash("s1", ip("203.0.113.7")));
-        assert_ne!(a, hash("s2", ip("203.0.113.7")));
-        assert_ne!(a, hash("s1", ip("203.0.113.8")));
-        // Known answers, from `printf 's1\x00203.0.113.7' | sha256sum | cut -c1-32`.
-        assert_eq!(a, "7072d6a841de093ac5ca922aa30c8915");
-        assert_eq!(
-            hash("k", ip("2001:db8::1")),
-            "b90dd17aeb02aa9754659599d92f0b2e"
-        );
-    }
-
-    #[test]
-    fn ipv4_text_is_display() {
-        for ip in [
-            "0.0.0.0",
-            "1.2.3.4",
-            "10.100.9.255",
-            "203.0.113.77",
-            "255.255.255.255",
-        ] {
-            let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(text(ip), ip.to_string());
-        }
-        let v6: IpAddr = "2001:db8::1".parse().unwrap();
-        assert_eq!(text(v6), v6.to_string());
-    }
-
-    #[test]
-    fn render_per_mode() {
-        let v4 = ip("203.0.113.77");
-        assert_eq!(
-            render(IpMode::Full, None, v4).as_deref(),
-            Some("203.0.113.77")
-        );
-        assert_eq!(
-            render(IpMode::Truncate, None, v4).as_deref(),
-            Some("203.0.113.0")
-        );
-        assert_eq!(render(IpMode::Hash, Some("k"), v4), Some(hash("k", v4)));
-        assert_eq!(render(IpMode::Omit, Some("k"), v4), None);
-    }
-}
+mod tests;

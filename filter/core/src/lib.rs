@@ -2,7 +2,8 @@
 //! unit-tested natively and reused by the JavaScript build.
 //!
 //! Layout, in the order an event meets it:
-//! - [`config`] and [`validate`]: the operator's JSON, parsed and range-checked into a [`Config`].
+//! - [`config`]: the operator's JSON, parsed and range-checked into a [`Config`] (its `//!`
+//!   gives the layout: raw input, sections, validation).
 //! - [`capture`]: rule matching on method/host/path, sampling, query decoding and body
 //!   collection: the request values an event is made of.
 //! - [`record`]: the hot path's writer: one captured request written straight into its record
@@ -13,6 +14,8 @@
 //!   byte for byte), and the HTTP request body for a batch in each REST dialect.
 //! - [`classify`]: turning a REST proxy's answer into a per-record outcome
 //!   (delivered / retry / drop).
+//! - [`drop_reason`]: why an event was dropped, one reason per `adtap_dropped_<name>` counter
+//!   (decided by the answer, the retry budget, the writer or the pipeline's bounds).
 //! - [`retry`]: backoff with jitter and the retry budget.
 //! - [`pipeline`]: the per-worker buffer, batching triggers, calls in flight, retries and the
 //!   accounting that proves nothing is lost silently.
@@ -30,10 +33,22 @@
 //!
 //! The glue (crate `adtap-filter`) implements [`host::Host`] over the ABI and passes time and
 //! randomness seeds in; nothing here reads a clock or does I/O.
+//!
+//! Tests are placed one way:
+//! - a module's unit tests (the ones that need its private items) sit in `mod tests` at the end
+//!   of the module while they are short (under about 100 lines), and in `<module>/tests.rs`
+//!   (`#[cfg(test)] mod tests;`) once longer (`capture`, `ip`, `native`, `pipeline`, `record`,
+//!   `retry`, `config/validate`);
+//! - tests through the public API only are integration tests in `tests/`, one file per
+//!   subject; the per-event costs are measured in `benches/core.rs`;
+//! - every test and bench builds its [`Config`] one way: `testkit::config` over a JSON
+//!   document, through the real parsing and validation (module `testkit`, compiled for this
+//!   crate's tests and benches only).
 
 pub mod capture;
 pub mod classify;
 pub mod config;
+pub mod drop_reason;
 pub mod encode;
 pub mod event;
 pub mod headers;
@@ -47,7 +62,8 @@ pub mod record;
 pub mod retry;
 pub mod rng;
 pub mod session;
-pub mod validate;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod vm;
 pub mod worker;
 

@@ -7,16 +7,16 @@
 //! stats hold the totals across workers and the invariant holds on them too.
 //!
 //! # Per-VM series: liveness and the dead share
-//! A VM that traps never runs again and never calls `on_done` (FACTS §7): what it added to the
+//! A VM that traps never runs again and never calls `on_done` (as Envoy 1.40 behaves): what it added to the
 //! totals stays there, gauges included, and nothing in the totals says so. So each VM also
 //! publishes series of its own, named with an id it draws at start ([`VmSeries`]):
 //! `adtap_vm.<id>.ticks`, a counter every live VM advances on each tick (a dead VM's stops:
 //! its rate is 0), and its share of the accounting (`captured`, `delivered`, `dropped`
-//! counters; `in_flight`, `buffered`, `buffered_bytes` gauges set absolutely with
+//! counters; `in_flight`, `buffered`, `held_bytes` gauges set absolutely with
 //! `record_metric`, so the last value a VM wrote is exactly what it held). Envoy's stats tag
 //! extraction (README, Metrics reference) turns the id into a label: `adtap_vm_ticks{vm="…"}`.
 
-use crate::classify::DropReason;
+use crate::drop_reason::DropReason;
 use crate::host::{Host, LogLevel, MetricKind};
 use crate::pipeline::Stats;
 
@@ -51,7 +51,7 @@ pub fn values(stats: &Stats, local: &Local) -> [u64; COUNT] {
         d(DropReason::Shutdown),
         stats.in_flight,
         stats.buffered,
-        stats.buffered_bytes,
+        stats.held_bytes,
         stats.batches_sent,
         stats.batches_failed,
         stats.retries,
@@ -73,9 +73,14 @@ pub const NAMES: [(&str, MetricKind); COUNT] = [
     ("adtap_dropped_encode", MetricKind::Counter),
     ("adtap_dropped_too_large", MetricKind::Counter),
     ("adtap_dropped_shutdown", MetricKind::Counter),
+    // Events in calls not yet answered ([`Stats::in_flight`]).
     ("adtap_in_flight", MetricKind::Gauge),
+    // Events buffered: queued for a batch or awaiting a retry, not in flight
+    // ([`Stats::buffered`]); `captured = delivered + dropped + in_flight + buffered`.
     ("adtap_buffered", MetricKind::Gauge),
-    ("adtap_buffered_bytes", MetricKind::Gauge),
+    // Encoded bytes of every record held, buffered or in flight ([`Stats::held_bytes`]);
+    // `buffer.max_bytes` bounds these plus 96 bytes of bookkeeping per record.
+    ("adtap_held_bytes", MetricKind::Gauge),
     ("adtap_batches_sent", MetricKind::Counter),
     ("adtap_batches_failed", MetricKind::Counter),
     ("adtap_retries", MetricKind::Counter),
@@ -95,9 +100,10 @@ pub const VM_SERIES: [(&str, MetricKind, Option<usize>); 7] = [
     ("captured", MetricKind::Counter, Some(0)),
     ("delivered", MetricKind::Counter, Some(1)),
     ("dropped", MetricKind::Counter, Some(2)),
+    // The VM's `adtap_in_flight`, `adtap_buffered` and `adtap_held_bytes`, set absolutely.
     ("in_flight", MetricKind::Gauge, Some(9)),
     ("buffered", MetricKind::Gauge, Some(10)),
-    ("buffered_bytes", MetricKind::Gauge, Some(11)),
+    ("held_bytes", MetricKind::Gauge, Some(11)),
 ];
 
 /// The prefix of every per-VM series name.

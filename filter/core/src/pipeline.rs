@@ -18,7 +18,11 @@
 //!   failed are retried (a batch's records are one slice, in the order of the request).
 //!
 //! The buffer bounds (`buffer.max_events`, `buffer.max_bytes`) count all three places, so the
-//! memory a worker holds is bounded whatever the REST proxy does.
+//! memory a worker holds is bounded whatever the REST proxy does. A record in a topic queue or
+//! a retry entry is *buffered* ([`Stats::buffered`]); in any of the three it is *held*
+//! ([`Stats::held_bytes`]).
+//!
+//! Every `mono_ms` is the VM's monotonic clock ([`crate::vm::Clock`]), never wall time.
 //!
 //! # Overflow with `drop_oldest`
 //! Records awaiting a retry are evicted first (front entry first, i.e. the oldest first failure),
@@ -36,8 +40,9 @@
 
 use std::collections::VecDeque;
 
-use crate::classify::{self, DropReason, Outcome, Response};
+use crate::classify::{self, Outcome, Response};
 use crate::config::{Config, Overflow};
+use crate::drop_reason::DropReason;
 use crate::encode::{self, HttpRequest};
 use crate::event::Record;
 use crate::retry;
@@ -67,8 +72,8 @@ pub type BatchId = u64;
 pub struct Outbound {
     /// Batch id to report the answer with.
     pub id: BatchId,
-    /// Number of records in it.
-    pub records: usize,
+    /// How many records it carries.
+    pub record_count: usize,
     /// The HTTP request to send.
     pub request: HttpRequest,
 }
@@ -84,10 +89,13 @@ pub struct Stats {
     pub dropped: [u64; DropReason::ALL.len()],
     /// Events in calls not yet answered (gauge).
     pub in_flight: u64,
-    /// Events buffered or waiting for a retry (gauge).
+    /// Events buffered: in a topic queue or awaiting a retry, not in flight (gauge,
+    /// `adtap_buffered`). With [`Stats::in_flight`], every event held.
     pub buffered: u64,
-    /// Encoded bytes buffered, awaiting retry or in flight (gauge).
-    pub buffered_bytes: u64,
+    /// Encoded bytes (value and key, [`Record::size`]) of every record held: buffered,
+    /// awaiting a retry or in flight (gauge, `adtap_held_bytes`). `buffer.max_bytes` bounds
+    /// these plus [`RECORD_OVERHEAD_BYTES`] per record.
+    pub held_bytes: u64,
     /// Calls dispatched.
     pub batches_sent: u64,
     /// Calls whose answer was not a full success.
@@ -239,7 +247,7 @@ impl Pipeline {
     /// [`DropReason::TooLarge`]; one whose topic index is not configured as
     /// [`DropReason::Encode`] (no request could carry it); after [`Pipeline::abandon`] every new
     /// record is dropped as [`DropReason::Shutdown`].
-    pub fn push(&mut self, now_ms: u64, record: Record) {
+    pub fn push(&mut self, mono_ms: u64, record: Record) {
         self.stats.captured += 1;
         let topic = record.topic;
         if let Some(q) = self.topics.get_mut(topic) {
@@ -282,7 +290,7 @@ impl Pipeline {
             q.bytes += size;
             q.records.push_back(Queued {
                 seq,
-                arrived_ms: now_ms,
+                arrived_ms: mono_ms,
                 record,
             });
             self.queued_events += 1;
@@ -300,21 +308,21 @@ impl Pipeline {
         self.count_drop(reason, 1);
     }
 
-    /// The next batch due at `now_ms` (by count, bytes, age, or retry timer) within the
+    /// The next batch due at `mono_ms` (by count, bytes, age, or retry timer) within the
     /// in-flight limit; call until `None`.
     ///
     /// Retry entries whose timer has passed go first (oldest first failure first), then topic
     /// queues in round-robin order. A batch takes up to `batch.max_events` records and
     /// `batch.max_bytes` bytes from the front of one topic queue.
-    pub fn poll(&mut self, now_ms: u64) -> Option<Outbound> {
+    pub fn poll(&mut self, mono_ms: u64) -> Option<Outbound> {
         if self.in_flight.len() >= self.cfg.max_in_flight {
             return None;
         }
-        if let Some(i) = self.retries.iter().position(|e| e.due_at <= now_ms) {
+        if let Some(i) = self.retries.iter().position(|e| e.due_at <= mono_ms) {
             let entry = self.retries.remove(i)?;
             self.retry_events = self.retry_events.saturating_sub(entry.records.len());
             return Some(self.send(
-                now_ms,
+                mono_ms,
                 entry.topic,
                 Vec::from(entry.records),
                 entry.bytes,
@@ -328,7 +336,7 @@ impl Pipeline {
             let due = self
                 .topics
                 .get(t)
-                .is_some_and(|q| self.topic_due(q, now_ms));
+                .is_some_and(|q| self.topic_due(q, mono_ms));
             if !due {
                 continue;
             }
@@ -355,22 +363,22 @@ impl Pipeline {
             }
             q.bytes = q.bytes.saturating_sub(bytes);
             self.queued_events = self.queued_events.saturating_sub(records.len());
-            return Some(self.send(now_ms, t, records, bytes, 0, None));
+            return Some(self.send(mono_ms, t, records, bytes, 0, None));
         }
         None
     }
 
     /// The batch could not even be dispatched (host refused): treated as a failed call.
-    pub fn dispatch_failed(&mut self, now_ms: u64, id: BatchId) {
+    pub fn dispatch_failed(&mut self, mono_ms: u64, id: BatchId) {
         // No outcomes: every record counts as Retry.
-        self.on_outcomes(now_ms, id, &[]);
+        self.on_outcomes(mono_ms, id, &[]);
     }
 
     /// The answer to batch `id`: classified per the configured dialect, then applied as
     /// [`Pipeline::on_outcomes`]. An unknown id (e.g. answered after a reload) is ignored.
     pub fn on_response(
         &mut self,
-        now_ms: u64,
+        mono_ms: u64,
         id: BatchId,
         response: Response<'_>,
     ) -> ResponseReport {
@@ -383,7 +391,7 @@ impl Pipeline {
             return ResponseReport::default();
         };
         let outcomes = classify::classify(self.cfg.dialect, response, n);
-        self.on_outcomes(now_ms, id, &outcomes)
+        self.on_outcomes(mono_ms, id, &outcomes)
     }
 
     /// Applies one outcome per record of batch `id`, in the order of the request. Missing
@@ -395,7 +403,7 @@ impl Pipeline {
     /// [`Pipeline::abandon`]).
     pub fn on_outcomes(
         &mut self,
-        now_ms: u64,
+        mono_ms: u64,
         id: BatchId,
         outcomes: &[Outcome],
     ) -> ResponseReport {
@@ -407,7 +415,7 @@ impl Pipeline {
         self.in_flight_events = self.in_flight_events.saturating_sub(n);
         self.in_flight_bytes = self.in_flight_bytes.saturating_sub(batch.bytes);
         let mut report = ResponseReport {
-            rtt_ms: now_ms.saturating_sub(batch.sent_at),
+            rtt_ms: mono_ms.saturating_sub(batch.sent_at),
             ..ResponseReport::default()
         };
         let mut retry_records = VecDeque::new();
@@ -440,7 +448,7 @@ impl Pipeline {
         report.dropped = rejected;
         if !too_large.is_empty() {
             let origin = (batch.topic, batch.attempt, batch.first_failure_ms);
-            self.split(now_ms, origin, too_large, &mut report);
+            self.split(mono_ms, origin, too_large, &mut report);
         }
         if report.delivered != n as u64 {
             self.stats.batches_failed += 1;
@@ -448,9 +456,9 @@ impl Pipeline {
         if !retry_records.is_empty() {
             let k = retry_records.len() as u64;
             let attempt = batch.attempt.saturating_add(1);
-            let first_failure_ms = batch.first_failure_ms.unwrap_or(now_ms);
+            let first_failure_ms = batch.first_failure_ms.unwrap_or(mono_ms);
             let due_at =
-                now_ms.saturating_add(retry::backoff_ms(&self.cfg.retry, attempt, &mut self.rng));
+                mono_ms.saturating_add(retry::backoff_ms(&self.cfg.retry, attempt, &mut self.rng));
             let give_up = if self.abandoned {
                 Some(DropReason::Shutdown)
             } else if !retry::within_budget(&self.cfg.retry, first_failure_ms, due_at) {
@@ -489,17 +497,17 @@ impl Pipeline {
     /// and a lone record is dropped.
     fn split(
         &mut self,
-        now_ms: u64,
+        mono_ms: u64,
         (topic, attempt, first_failure_ms): (usize, u32, Option<u64>),
         mut records: Vec<Record>,
         report: &mut ResponseReport,
     ) {
-        let first_failure_ms = first_failure_ms.unwrap_or(now_ms);
+        let first_failure_ms = first_failure_ms.unwrap_or(mono_ms);
         let give_up = if self.abandoned {
             Some(DropReason::Shutdown)
         } else if records.len() < 2 {
             Some(DropReason::TooLarge)
-        } else if !retry::within_budget(&self.cfg.retry, first_failure_ms, now_ms) {
+        } else if !retry::within_budget(&self.cfg.retry, first_failure_ms, mono_ms) {
             // Resending is retrying: a zero budget means none, and a batch that keeps failing
             // (a proxy whose limit is below every half) stops at the budget like any other.
             Some(DropReason::RetryExhausted)
@@ -522,7 +530,7 @@ impl Pipeline {
                     records: VecDeque::from(half),
                     attempt,
                     first_failure_ms,
-                    due_at: now_ms,
+                    due_at: mono_ms,
                 },
                 report,
             );
@@ -544,9 +552,9 @@ impl Pipeline {
 
     /// Starts shutdown: from now on everything buffered is due at once, regardless of age.
     /// Records awaiting a retry keep their timers; the glue bounds the wait with its deadline.
-    pub fn begin_shutdown(&mut self, now_ms: u64) {
-        // `now_ms` is part of the agreed interface; buffered records become due whatever the time.
-        let _ = now_ms;
+    pub fn begin_shutdown(&mut self, mono_ms: u64) {
+        // `mono_ms` is part of the agreed interface; buffered records become due whatever the time.
+        let _ = mono_ms;
         self.shutting_down = true;
     }
 
@@ -579,12 +587,12 @@ impl Pipeline {
         self.sync_gauges();
     }
 
-    /// At the shutdown deadline, after [`Pipeline::abandon`]: forgets the calls still in
-    /// flight and counts their records as [`DropReason::Shutdown`]. Their fate is unknown (the
+    /// At the shutdown deadline: abandons everything, what [`Pipeline::abandon`] drops and
+    /// the calls still in flight too, counting their records as [`DropReason::Shutdown`]. Their fate is unknown (the
     /// REST proxy may yet accept them), but the VM is about to go and its stats with it, so the
     /// last published numbers must balance without them. A late answer finds an unknown id and
     /// is ignored, so nothing is counted twice.
-    pub fn abandon_in_flight(&mut self) {
+    pub fn abandon_all(&mut self) {
         self.abandon();
         let dropped = self.in_flight_events as u64;
         for b in &self.in_flight {
@@ -654,7 +662,7 @@ impl Pipeline {
         self.in_flight.len()
     }
 
-    fn topic_due(&self, q: &TopicQueue, now_ms: u64) -> bool {
+    fn topic_due(&self, q: &TopicQueue, mono_ms: u64) -> bool {
         let Some(front) = q.records.front() else {
             return false;
         };
@@ -662,13 +670,13 @@ impl Pipeline {
         self.shutting_down
             || q.records.len() >= batch.max_events
             || q.bytes >= batch.max_bytes
-            || now_ms.saturating_sub(front.arrived_ms) >= batch.max_age_ms
+            || mono_ms.saturating_sub(front.arrived_ms) >= batch.max_age_ms
     }
 
     /// Moves `records` in flight and builds their request.
     fn send(
         &mut self,
-        now_ms: u64,
+        mono_ms: u64,
         topic: usize,
         records: Vec<Record>,
         bytes: usize,
@@ -686,7 +694,7 @@ impl Pipeline {
             topic,
             records,
             bytes,
-            sent_at: now_ms,
+            sent_at: mono_ms,
             attempt,
             first_failure_ms,
         });
@@ -694,7 +702,7 @@ impl Pipeline {
         self.sync_gauges();
         Outbound {
             id,
-            records: n,
+            record_count: n,
             request,
         }
     }
@@ -772,6 +780,6 @@ impl Pipeline {
     fn sync_gauges(&mut self) {
         self.stats.in_flight = self.in_flight_events as u64;
         self.stats.buffered = (self.queued_events + self.retry_events) as u64;
-        self.stats.buffered_bytes = self.held_bytes as u64;
+        self.stats.held_bytes = self.held_bytes as u64;
     }
 }

@@ -10,7 +10,7 @@
 //! ([`Worker::wants_bodies`]); at log time [`Session::begin`] matches the rules and, if the
 //! matching rule captures bodies, [`Session::attach_body`] adds what was collected.
 //!
-//! Host reads, each one data-returning host call (`FACTS.md` §6), in the order a capture makes
+//! Host reads, each one data-returning host call (about a microsecond, see [`crate::host`]), in the order a capture makes
 //! them: the request header map (method, host, path, the allow-listed headers, user agent,
 //! referer, request id and `x-forwarded-for`, all in one call); then only what the configured
 //! fields need: `:status` from the response header map, the `response_fields` properties, and
@@ -113,10 +113,11 @@ impl Session {
     }
 
     /// Completes the event at log time with the configured response fields and hands the
-    /// record to the worker's pipeline.
-    pub fn finish(self, worker: &mut Worker, host: &mut dyn Host, now_wall_ms: u64, now_ms: u64) {
-        let record = self.complete(worker, host, now_wall_ms);
-        worker.accept(now_ms, record);
+    /// record to the worker's pipeline. `wall_ms` is the wall clock (the event's timestamp),
+    /// `mono_ms` the VM's monotonic clock ([`crate::vm::Clock`], the pipeline's timers).
+    pub fn finish(self, worker: &mut Worker, host: &mut dyn Host, wall_ms: u64, mono_ms: u64) {
+        let record = self.complete(worker, host, wall_ms);
+        worker.accept(mono_ms, record);
     }
 
     /// The rule that matched.
@@ -131,7 +132,7 @@ impl Session {
         self,
         worker: &mut Worker,
         host: &mut dyn Host,
-        now_wall_ms: u64,
+        wall_ms: u64,
     ) -> Result<Record, EncodeError> {
         let cfg = worker.config();
         let fields = cfg.response_fields;
@@ -165,7 +166,7 @@ impl Session {
             done.peer_address = host::property_string(host, Property::SourceAddress);
         }
         // The request began `duration` before the log time; without it the log time stands in.
-        let ts = now_wall_ms.saturating_sub(done.duration_us.unwrap_or(0) / 1_000);
+        let ts = wall_ms.saturating_sub(done.duration_us.unwrap_or(0) / 1_000);
         if self.body.as_ref().is_some_and(BodyCapture::truncated) {
             worker.local_mut().body_truncated += 1;
         }
@@ -191,9 +192,9 @@ impl Session {
 }
 
 /// The access logger's whole capture of one logged request.
-pub fn capture_logged(worker: &mut Worker, host: &mut dyn Host, now_wall_ms: u64, now_ms: u64) {
+pub fn capture_logged(worker: &mut Worker, host: &mut dyn Host, wall_ms: u64, mono_ms: u64) {
     if let Decision::Capture(session) = Session::begin(worker, host, Deployment::AccessLogger) {
-        session.finish(worker, host, now_wall_ms, now_ms);
+        session.finish(worker, host, wall_ms, mono_ms);
     }
 }
 

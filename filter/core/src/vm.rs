@@ -39,11 +39,13 @@ const MAX_STREAMS: usize = 4096;
 /// only bounds what a lost callback could leave behind).
 const STREAM_MAX_AGE_MS: u64 = 3_600_000;
 
-/// A monotonic millisecond clock driven by the host's wall clock.
+/// The VM's monotonic millisecond clock (`mono_ms` everywhere in the core: batch ages, retry
+/// timers, deadlines), driven by the host's wall clock (`wall_ms`: the only wall time, used
+/// for event timestamps) but never going back when the wall clock does.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Clock {
     last_wall_ms: u64,
-    now_ms: u64,
+    mono_ms: u64,
 }
 
 impl Clock {
@@ -51,16 +53,16 @@ impl Clock {
     /// the new time. A wall time of 0 (the host gave none) stands still.
     pub fn advance(&mut self, wall_ms: u64) -> u64 {
         if wall_ms == 0 {
-            return self.now_ms;
+            return self.mono_ms;
         }
-        self.now_ms = if self.last_wall_ms == 0 {
-            wall_ms.max(self.now_ms)
+        self.mono_ms = if self.last_wall_ms == 0 {
+            wall_ms.max(self.mono_ms)
         } else {
-            self.now_ms
+            self.mono_ms
                 .saturating_add(wall_ms.saturating_sub(self.last_wall_ms))
         };
         self.last_wall_ms = wall_ms;
-        self.now_ms
+        self.mono_ms
     }
 }
 
@@ -137,7 +139,7 @@ impl Vm {
         wall_ms: u64,
         config: &[u8],
     ) -> bool {
-        let now = self.clock.advance(wall_ms);
+        let mono_ms = self.clock.advance(wall_ms);
         let cfg = match Config::parse(config) {
             Ok(cfg) => cfg,
             Err(errors) => {
@@ -174,7 +176,7 @@ impl Vm {
                 // The same configuration again: keep the worker and everything it holds.
                 return true;
             }
-            self.release(host, key, now);
+            self.release(host, key, mono_ms);
         }
         let key = self.attach(cfg);
         if let Some(root) = self.roots.get_mut(at) {
@@ -188,15 +190,15 @@ impl Vm {
     /// `proxy_on_tick` of a root: ships what is due; while draining, finishes the final flush
     /// when idle or at the deadline. Publishes the stats.
     pub fn on_tick(&mut self, host: &mut dyn Host, root_id: u32, wall_ms: u64) {
-        let now = self.clock.advance(wall_ms);
+        let mono_ms = self.clock.advance(wall_ms);
         if let Some(key) = self.root(root_id).and_then(|r| r.worker) {
             if let Some(slot) = self.slot_mut(key) {
-                slot.worker.ship(now, host);
-                slot.worker.settle(now);
+                slot.worker.ship(mono_ms, host);
+                slot.worker.settle(mono_ms);
             }
         }
         self.streams
-            .retain(|s| now.saturating_sub(s.since_ms) < STREAM_MAX_AGE_MS);
+            .retain(|s| mono_ms.saturating_sub(s.since_ms) < STREAM_MAX_AGE_MS);
         self.finish_drained(host);
         if let Some(ledger) = self.ledger.as_mut() {
             ledger.tick(host);
@@ -207,11 +209,11 @@ impl Vm {
     /// `proxy_on_log`: for a root context, the access logger's capture of the logged request;
     /// for a stream, the HTTP filter's.
     pub fn on_log(&mut self, host: &mut dyn Host, context_id: u32, wall_ms: u64) {
-        let now = self.clock.advance(wall_ms);
+        let mono_ms = self.clock.advance(wall_ms);
         if let Some(root) = self.root(context_id) {
             let Some(key) = root.worker else { return };
             if let Some(slot) = self.running_mut(key) {
-                session::capture_logged(&mut slot.worker, host, wall_ms, now);
+                session::capture_logged(&mut slot.worker, host, wall_ms, mono_ms);
             }
             return;
         }
@@ -236,7 +238,7 @@ impl Vm {
             if let Some(stream) = body {
                 session.attach_body(&slot.worker, stream.body);
             }
-            session.finish(&mut slot.worker, host, wall_ms, now);
+            session.finish(&mut slot.worker, host, wall_ms, mono_ms);
         }
     }
 
@@ -249,7 +251,7 @@ impl Vm {
         wall_ms: u64,
         size: usize,
     ) {
-        let now = self.clock.advance(wall_ms);
+        let mono_ms = self.clock.advance(wall_ms);
         if let Some(stream) = self.streams.iter_mut().find(|s| s.context == context_id) {
             session::collect_body(&mut stream.body, host, size);
             return;
@@ -271,7 +273,7 @@ impl Vm {
         self.streams.push(Stream {
             context: context_id,
             worker: key,
-            since_ms: now,
+            since_ms: mono_ms,
             body,
         });
     }
@@ -286,7 +288,7 @@ impl Vm {
         num_headers: usize,
         body_size: usize,
     ) {
-        let now = self.clock.advance(wall_ms);
+        let mono_ms = self.clock.advance(wall_ms);
         let Some(at) = self.slots.iter().position(|s| s.worker.owns_call(token)) else {
             return;
         };
@@ -301,9 +303,9 @@ impl Vm {
         let Some(slot) = self.slots.get_mut(at) else {
             return;
         };
-        let report = slot.worker.on_answer(now, host, token, status, &body);
+        let report = slot.worker.on_answer(mono_ms, host, token, status, &body);
         let draining = matches!(slot.worker.phase(), Phase::Draining { .. });
-        slot.worker.settle(now);
+        slot.worker.settle(mono_ms);
         if let (Some(report), Some(ledger)) = (report, self.ledger.as_ref()) {
             ledger.record_rtt(host, report.rtt_ms);
         }
@@ -317,7 +319,7 @@ impl Vm {
     /// Returns false while that flush goes on (the root calls `done()` when it ends); true for
     /// streams and for roots with nothing to wait for.
     pub fn on_done(&mut self, host: &mut dyn Host, context_id: u32, wall_ms: u64) -> bool {
-        let now = self.clock.advance(wall_ms);
+        let mono_ms = self.clock.advance(wall_ms);
         let Some(at) = self.roots.iter().position(|r| r.id == context_id) else {
             return true;
         };
@@ -331,8 +333,8 @@ impl Vm {
             self.roots.remove(at);
             return true;
         }
-        slot.worker.begin_drain(now, host);
-        let finished = slot.worker.settle(now);
+        slot.worker.begin_drain(mono_ms, host);
+        let finished = slot.worker.settle(mono_ms);
         if finished {
             self.roots.remove(at);
             self.retire_finished(host);

@@ -9,8 +9,12 @@
 //! Lifecycle: `Running` → (the last root using it gets `on_done`) `Draining` with a deadline →
 //! `Finished`. While draining everything buffered is due at once; at the deadline whatever is
 //! still held is counted as dropped for shutdown, so the last published numbers balance.
+//!
+//! Every `mono_ms` is the VM's monotonic clock ([`crate::vm::Clock`]): the pipeline's timers
+//! and the drain deadline run on it, never on wall time.
 
-use crate::classify::{DropReason, Response};
+use crate::classify::Response;
+use crate::drop_reason::DropReason;
 use crate::encode::EncodeError;
 use crate::event::Record;
 use crate::host::{Host, LogLevel};
@@ -147,25 +151,25 @@ impl Worker {
 
     /// Hands a finished record to the pipeline; one that could not be written is counted as
     /// dropped for `encode`.
-    pub fn accept(&mut self, now_ms: u64, record: Result<Record, EncodeError>) {
+    pub fn accept(&mut self, mono_ms: u64, record: Result<Record, EncodeError>) {
         match record {
-            Ok(record) => self.pipeline.push(now_ms, record),
+            Ok(record) => self.pipeline.push(mono_ms, record),
             Err(_) => self.pipeline.push_failed(DropReason::Encode),
         }
     }
 
     /// Dispatches every batch that is due, within the in-flight limit.
-    pub fn ship(&mut self, now_ms: u64, host: &mut dyn Host) {
-        while let Some(out) = self.pipeline.poll(now_ms) {
+    pub fn ship(&mut self, mono_ms: u64, host: &mut dyn Host) {
+        while let Some(out) = self.pipeline.poll(mono_ms) {
             match host.dispatch(&self.cfg.cluster, &out.request, self.cfg.timeout_ms) {
                 Ok(token) => self.calls.push((token, out.id)),
                 Err(e) => {
                     // Unknown cluster or a bad header: the records go back for a retry; the
                     // budget bounds how long this can last.
                     self.local.dispatch_errors += 1;
-                    self.pipeline.dispatch_failed(now_ms, out.id);
+                    self.pipeline.dispatch_failed(mono_ms, out.id);
                     let what = format!("dispatch to cluster `{}` refused: {e:?}", self.cfg.cluster);
-                    self.failures.note(host, now_ms, &what);
+                    self.failures.note(host, mono_ms, &what);
                     break;
                 }
             }
@@ -182,7 +186,7 @@ impl Worker {
     /// waiting batch go now rather than on the next tick.
     pub fn on_answer(
         &mut self,
-        now_ms: u64,
+        mono_ms: u64,
         host: &mut dyn Host,
         token: u32,
         status: Option<u16>,
@@ -192,40 +196,40 @@ impl Worker {
         let (_, id) = self.calls.swap_remove(at);
         let report = self
             .pipeline
-            .on_response(now_ms, id, Response { status, body });
+            .on_response(mono_ms, id, Response { status, body });
         if report.retried > 0 || report.dropped > 0 {
             let status = status.map_or("no response".to_string(), |s| format!("HTTP {s}"));
             let what = format!(
                 "batch answered {status}: {} delivered, {} to retry, {} dropped",
                 report.delivered, report.retried, report.dropped
             );
-            self.failures.note(host, now_ms, &what);
+            self.failures.note(host, mono_ms, &what);
         }
-        self.ship(now_ms, host);
+        self.ship(mono_ms, host);
         Some(report)
     }
 
     /// Starts the final flush: everything buffered is due at once, until idle or `deadline`.
-    pub fn begin_drain(&mut self, now_ms: u64, host: &mut dyn Host) {
+    pub fn begin_drain(&mut self, mono_ms: u64, host: &mut dyn Host) {
         if self.phase != Phase::Running {
             return;
         }
-        self.pipeline.begin_shutdown(now_ms);
+        self.pipeline.begin_shutdown(mono_ms);
         self.phase = Phase::Draining {
-            deadline_ms: now_ms.saturating_add(self.cfg.shutdown_deadline_ms),
+            deadline_ms: mono_ms.saturating_add(self.cfg.shutdown_deadline_ms),
         };
-        self.ship(now_ms, host);
-        self.settle(now_ms);
+        self.ship(mono_ms, host);
+        self.settle(mono_ms);
     }
 
     /// While draining: finishes when idle, or at the deadline, counting what remains as
     /// dropped for shutdown. Returns true once finished.
-    pub fn settle(&mut self, now_ms: u64) -> bool {
+    pub fn settle(&mut self, mono_ms: u64) -> bool {
         match self.phase {
             Phase::Running => false,
             Phase::Finished => true,
             Phase::Draining { deadline_ms } => {
-                if now_ms >= deadline_ms && !self.pipeline.is_idle() {
+                if mono_ms >= deadline_ms && !self.pipeline.is_idle() {
                     self.abandon();
                 }
                 if self.pipeline.is_idle() {
@@ -239,7 +243,7 @@ impl Worker {
     /// Gives up on everything held (a root reconfigured in place, or the deadline): counted as
     /// dropped for shutdown. A late answer then finds no token and records nothing.
     pub fn abandon(&mut self) {
-        self.pipeline.abandon_in_flight();
+        self.pipeline.abandon_all();
         self.calls.clear();
         self.phase = Phase::Finished;
     }
@@ -254,11 +258,11 @@ struct FailureLog {
 
 impl FailureLog {
     /// Logs a failure at most once per interval, with how many were folded into it.
-    fn note(&mut self, host: &mut dyn Host, now_ms: u64, what: &str) {
+    fn note(&mut self, host: &mut dyn Host, mono_ms: u64, what: &str) {
         self.since_last += 1;
         let due = self
             .last
-            .is_none_or(|t| now_ms.saturating_sub(t) >= FAILURE_LOG_INTERVAL_MS);
+            .is_none_or(|t| mono_ms.saturating_sub(t) >= FAILURE_LOG_INTERVAL_MS);
         if due {
             host.log(
                 LogLevel::Warn,
@@ -267,7 +271,7 @@ impl FailureLog {
                     self.since_last
                 ),
             );
-            self.last = Some(now_ms);
+            self.last = Some(mono_ms);
             self.since_last = 0;
         }
     }

@@ -10,6 +10,8 @@ use adtap_core::capture::{match_rule, BodyCapture, Completion, RequestHead};
 use adtap_core::config::Config;
 use adtap_core::headers::HeaderPairs;
 use adtap_core::record::{self, EventId, Scratch};
+use adtap_core::testkit;
+use serde_json::json;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -50,14 +52,11 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn match_rule_does_not_allocate() {
-    let cfg = Config::parse(
-        br#"{"cluster": "k", "rules": [
-            {"event_type": "a", "topic": "t", "method": "GET", "path": {"exact": "/i"}, "host": "ads.example.com"},
-            {"event_type": "b", "topic": "t", "path": {"prefix": "/c/"}, "host": "[2001:db8::1]"},
-            {"event_type": "c", "topic": "t", "method": "POST", "path": {"prefix": "/bid"}}
-        ]}"#,
-    )
-    .unwrap();
+    let cfg = testkit::config(&json!({"cluster": "k", "rules": [
+        {"event_type": "a", "topic": "t", "method": "GET", "path": {"exact": "/i"}, "host": "ads.example.com"},
+        {"event_type": "b", "topic": "t", "path": {"prefix": "/c/"}, "host": "[2001:db8::1]"},
+        {"event_type": "c", "topic": "t", "method": "POST", "path": {"prefix": "/bid"}}
+    ]}));
     let long_query = format!("/nomatch?{}", "x=1&".repeat(10_000));
     let heads = [
         ("GET", "ADS.example.com:8443", "/i?cid=1", Some(0)),
@@ -82,24 +81,20 @@ fn match_rule_does_not_allocate() {
 /// A configuration that exercises every field of the record: allow-listed query parameters
 /// (one renamed) and headers, the client IP from `x-forwarded-for`, a body rule, and a key.
 fn full_config(format: &str, ip_mode: &str) -> Config {
-    let salt = if ip_mode == "hash" {
-        r#", "salt": "s""#
+    let client_ip = if ip_mode == "hash" {
+        json!({"mode": ip_mode, "trusted_hops": 1, "salt": "s"})
     } else {
-        ""
+        json!({"mode": ip_mode, "trusted_hops": 1})
     };
-    Config::parse(
-        format!(
-            r#"{{"cluster": "k", "format": "{format}",
-            "rules": [{{"event_type": "bid", "topic": "t", "path": {{"prefix": "/"}}, "capture_body": true}}],
-            "query_params": ["campaign_id", {{"name": "crid", "as": "creative"}}],
-            "headers": ["x-country", "accept-language"],
-            "client_ip": {{"mode": "{ip_mode}", "trusted_hops": 1{salt}}},
-            "response_fields": ["status", "duration", "sizes", "route", "upstream"],
-            "key": "query.campaign_id"}}"#
-        )
-        .as_bytes(),
-    )
-    .unwrap()
+    testkit::config(&json!({
+        "cluster": "k", "format": format,
+        "rules": [{"event_type": "bid", "topic": "t", "path": {"prefix": "/"}, "capture_body": true}],
+        "query_params": ["campaign_id", {"name": "crid", "as": "creative"}],
+        "headers": ["x-country", "accept-language"],
+        "client_ip": client_ip,
+        "response_fields": ["status", "duration", "sizes", "route", "upstream"],
+        "key": "query.campaign_id"
+    }))
 }
 
 #[test]

@@ -16,12 +16,12 @@
 mod struct_encoder;
 
 use adtap_core::capture::BodyCapture;
-use adtap_core::classify::DropReason;
+use adtap_core::config::{max_body_bytes, EVENT_RESERVE_BYTES, MAX_BODY_BYTES};
 use adtap_core::config::{Config, ValueFormat};
+use adtap_core::drop_reason::DropReason;
 use adtap_core::encode::to_record;
 use adtap_core::event::Event;
 use adtap_core::pipeline::Pipeline;
-use adtap_core::validate::{max_body_bytes, EVENT_RESERVE_BYTES, MAX_BODY_BYTES};
 use serde_json::{json, Value};
 
 /// A valid document with one rule; cases override fields.

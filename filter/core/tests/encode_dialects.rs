@@ -1,5 +1,6 @@
 //! Encoders against the documented request shapes of each dialect × value format
-//! (`FACTS.md` §2, the v3 OpenAPI `ProduceRequest`): path, headers, auth, body structure, base64
+//! (Confluent REST Proxy v2 API reference; the v3 `ProduceRequest` of confluentinc/kafka-rest's
+//! `api/v3/openapi.yaml`): path, headers, auth, body structure, base64
 //! round-trips, record headers and timestamps; plus value round-trips and record keys.
 
 #![allow(
@@ -9,62 +10,44 @@
     clippy::indexing_slicing
 )]
 
-use adtap_core::config::{
-    AuthConfig, BatchConfig, BodyConfig, BufferConfig, ClientIpConfig, Config, Dialect, KeySource,
-    PathMatch, RetryConfig, Rule, ValueFormat,
-};
+use adtap_core::config::{Config, Dialect, KeySource, ValueFormat};
 use adtap_core::encode::{
     build_request, decode_value, encode_value, record_key, rfc3339_ms, to_record, HttpRequest,
 };
 use adtap_core::event::{Event, Record, SCHEMA_VERSION};
+use adtap_core::testkit;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-/// A validated-looking configuration built directly (independent of the validator).
-fn config(dialect: Dialect, format: ValueFormat, auth: Option<AuthConfig>) -> Config {
-    let rule = |event_type: &str, topic: usize, key: Option<KeySource>| Rule {
-        event_type: event_type.into(),
-        topic,
-        method: Some("GET".into()),
-        path: PathMatch::Prefix("/imp".into()),
-        host: None,
-        sample_rate: 1.0,
-        capture_body: false,
-        key,
+/// Two rules (`impression` keyed by `query.campaign_id` to `ad.impressions`, `click` to
+/// `ad-clicks_v2`), with the given dialect, format and auth (`null`: none).
+fn config(dialect: Dialect, format: ValueFormat, auth: Value) -> Config {
+    let dialect = match dialect {
+        Dialect::ConfluentV2 => "confluent_v2",
+        Dialect::ConfluentV3 => "confluent_v3",
+        Dialect::Redpanda => "redpanda",
     };
-    Config {
-        cluster: "kafka_rest".into(),
-        authority: "rest-proxy.internal:8082".into(),
-        dialect,
-        cluster_id: Some("lkc-x1y2z3".into()),
-        path_prefix: String::new(),
-        format,
-        auth,
-        timeout_ms: 5_000,
-        tick_ms: 100,
-        rules: vec![
-            rule(
-                "impression",
-                0,
-                Some(KeySource::Query("campaign_id".into())),
-            ),
-            rule("click", 1, None),
-        ],
-        topics: vec!["ad.impressions".into(), "ad-clicks_v2".into()],
-        query_params: vec![],
-        headers: vec![],
-        client_ip: ClientIpConfig::default(),
-        body: BodyConfig::default(),
-        batch: BatchConfig::default(),
-        buffer: BufferConfig::default(),
-        max_in_flight: 4,
-        retry: RetryConfig::default(),
-        shutdown_deadline_ms: 5_000,
-        response_fields: adtap_core::config::ResponseFields::default(),
-        http_filter_rules: Default::default(),
-    }
+    let format = match format {
+        ValueFormat::Json => "json",
+        ValueFormat::Msgpack => "msgpack",
+    };
+    testkit::config(&json!({
+        "cluster": "kafka_rest",
+        "authority": "rest-proxy.internal:8082",
+        "dialect": dialect,
+        "cluster_id": "lkc-x1y2z3",
+        "format": format,
+        "auth": auth,
+        "query_params": ["campaign_id"],
+        "rules": [
+            {"event_type": "impression", "topic": "ad.impressions", "method": "GET",
+             "path": {"prefix": "/imp"}, "key": "query.campaign_id"},
+            {"event_type": "click", "topic": "ad-clicks_v2", "method": "GET",
+             "path": {"prefix": "/click"}}
+        ]
+    }))
 }
 
 /// An event with every field kind set, including characters that need JSON escaping.
@@ -176,7 +159,7 @@ fn sorted(mut e: Event) -> Event {
 }
 
 fn check_v2(dialect: Dialect, format: ValueFormat) {
-    let cfg = config(dialect, format, None);
+    let cfg = config(dialect, format, Value::Null);
     let recs = records(&cfg);
     let req = build_request(&cfg, 0, recs.iter());
     let (ct, binary) = match format {
@@ -268,7 +251,7 @@ fn split_concatenated(body: &[u8]) -> Vec<Value> {
 }
 
 fn check_v3(format: ValueFormat) {
-    let cfg = config(Dialect::ConfluentV3, format, None);
+    let cfg = config(Dialect::ConfluentV3, format, Value::Null);
     let recs = records(&cfg);
     let req = build_request(&cfg, 1, recs.iter());
     common_headers(
@@ -369,7 +352,7 @@ fn confluent_v3_binary_msgpack() {
 
 #[test]
 fn path_prefix_and_empty_batches() {
-    let mut cfg = config(Dialect::ConfluentV3, ValueFormat::Json, None);
+    let mut cfg = config(Dialect::ConfluentV3, ValueFormat::Json, Value::Null);
     cfg.path_prefix = "/kafka".into();
     let req = build_request(&cfg, 0, std::iter::empty());
     assert_eq!(
@@ -393,25 +376,19 @@ fn path_prefix_and_empty_batches() {
 fn auth_headers_and_redacted_debug() {
     let cases = [
         (
-            AuthConfig::Basic {
-                username: "API_KEY".into(),
-                password: "s3cr3t:with:colons".into(),
-            },
+            json!({"basic": {"username": "API_KEY", "password": "s3cr3t:with:colons"}}),
             "authorization",
             format!("Basic {}", STANDARD.encode("API_KEY:s3cr3t:with:colons")),
             "s3cr3t",
         ),
         (
-            AuthConfig::Bearer("tok-123".into()),
+            json!({"bearer": "tok-123"}),
             "authorization",
             "Bearer tok-123".to_string(),
             "tok-123",
         ),
         (
-            AuthConfig::Header {
-                name: "X-Api-Key".into(),
-                value: "k-999".into(),
-            },
+            json!({"header": {"name": "X-Api-Key", "value": "k-999"}}),
             "x-api-key",
             "k-999".to_string(),
             "k-999",
@@ -423,7 +400,7 @@ fn auth_headers_and_redacted_debug() {
         Dialect::Redpanda,
     ] {
         for (auth, name, value, secret) in &cases {
-            let cfg = config(dialect, ValueFormat::Json, Some(auth.clone()));
+            let cfg = config(dialect, ValueFormat::Json, auth.clone());
             let recs = records(&cfg);
             let req = build_request(&cfg, 0, recs.iter());
             assert_eq!(req.header(name), Some(value.as_str()), "{dialect:?} {name}");
@@ -536,7 +513,7 @@ fn record_keys_from_every_source() {
 #[test]
 fn to_record_uses_the_rule_topic_key_format_and_timestamp() {
     for format in [ValueFormat::Json, ValueFormat::Msgpack] {
-        let cfg = config(Dialect::ConfluentV2, format, None);
+        let cfg = config(Dialect::ConfluentV2, format, Value::Null);
         let e = full_event();
         let r = to_record(&cfg, 0, &e).unwrap();
         assert_eq!(r.topic, 0);
@@ -634,7 +611,7 @@ proptest! {
 
     #[test]
     fn keys_survive_json_escaping(key in "\\PC*|[\\x00-\\x1f\"\\\\]*") {
-        let cfg = config(Dialect::ConfluentV3, ValueFormat::Json, None);
+        let cfg = config(Dialect::ConfluentV3, ValueFormat::Json, Value::Null);
         let mut rec = to_record(&cfg, 1, &minimal_event()).unwrap();
         rec.key = Some(key.clone());
         let v3 = build_request(&cfg, 1, std::iter::once(&rec));

@@ -23,6 +23,7 @@ use adtap_core::encode;
 use adtap_core::headers::HeaderPairs;
 use adtap_core::record::{self, EventId, Scratch};
 use adtap_core::rng::Rng;
+use adtap_core::testkit;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -202,7 +203,7 @@ fn capture_config(dialect: &str, format: &str, mode: &str, key: &str) -> Config 
     if mode != "hash" {
         v["client_ip"].as_object_mut().unwrap().remove("salt");
     }
-    Config::parse(v.to_string().as_bytes()).unwrap()
+    testkit::config(&v)
 }
 
 fn text() -> impl Strategy<Value = String> {

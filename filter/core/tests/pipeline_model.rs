@@ -23,15 +23,15 @@
     clippy::indexing_slicing
 )]
 
-use adtap_core::classify::{DropReason, Outcome};
-use adtap_core::config::{
-    BatchConfig, BodyConfig, BufferConfig, ClientIpConfig, Dialect, Overflow, RetryConfig,
-    ValueFormat,
-};
+use adtap_core::classify::Outcome;
+use adtap_core::config::Overflow;
+use adtap_core::drop_reason::DropReason;
 use adtap_core::pipeline::{BatchId, Pipeline, ResponseReport, Stats, RECORD_OVERHEAD_BYTES};
 use adtap_core::rng::Rng;
+use adtap_core::testkit;
 use adtap_core::{retry, Config, Record};
 use proptest::prelude::*;
+use serde_json::json;
 
 const TOPICS: usize = 3;
 const BATCH_EVENTS: usize = 4;
@@ -45,45 +45,29 @@ const O: usize = RECORD_OVERHEAD_BYTES;
 const BUF_BYTES: usize = 300 + 6 * O;
 const MAX_IN_FLIGHT: usize = 2;
 
+/// [`TOPICS`] topics, the bounds above, no jitter. The byte bounds are below what an operator
+/// may configure (so that the generated records of tens of bytes reach them): set after
+/// validation.
 fn config(overflow: Overflow) -> Config {
-    Config {
-        cluster: "kafka_rest".into(),
-        authority: "kafka_rest".into(),
-        dialect: Dialect::ConfluentV2,
-        cluster_id: None,
-        path_prefix: String::new(),
-        format: ValueFormat::Json,
-        auth: None,
-        timeout_ms: 5_000,
-        tick_ms: 100,
-        rules: Vec::new(),
-        topics: (0..TOPICS).map(|t| format!("topic{t}")).collect(),
-        query_params: Vec::new(),
-        headers: Vec::new(),
-        client_ip: ClientIpConfig::default(),
-        body: BodyConfig::default(),
-        batch: BatchConfig {
-            max_events: BATCH_EVENTS,
-            max_bytes: BATCH_BYTES,
-            max_age_ms: MAX_AGE,
-        },
-        buffer: BufferConfig {
-            max_events: BUF_EVENTS,
-            max_bytes: BUF_BYTES,
-            overflow,
-        },
-        max_in_flight: MAX_IN_FLIGHT,
-        retry: RetryConfig {
-            initial_backoff_ms: 50,
-            max_backoff_ms: 400,
-            multiplier: 2.0,
-            jitter: 0.0,
-            budget_ms: 500,
-        },
-        shutdown_deadline_ms: 5_000,
-        response_fields: adtap_core::config::ResponseFields::default(),
-        http_filter_rules: Default::default(),
-    }
+    let rules: Vec<serde_json::Value> = (0..TOPICS)
+        .map(|t| json!({"event_type": "e", "topic": format!("topic{t}"), "path": {"exact": format!("/{t}")}}))
+        .collect();
+    let overflow = match overflow {
+        Overflow::DropNewest => "drop_newest",
+        Overflow::DropOldest => "drop_oldest",
+    };
+    let mut cfg = testkit::config(&json!({
+        "cluster": "kafka_rest",
+        "rules": rules,
+        "batch": {"max_events": BATCH_EVENTS, "max_age_ms": MAX_AGE},
+        "buffer": {"max_events": BUF_EVENTS, "overflow": overflow},
+        "max_in_flight": MAX_IN_FLIGHT,
+        "retry": {"initial_backoff_ms": 50, "max_backoff_ms": 400, "multiplier": 2.0,
+                  "jitter": 0.0, "budget_ms": 500}
+    }));
+    cfg.batch.max_bytes = BATCH_BYTES;
+    cfg.buffer.max_bytes = BUF_BYTES;
+    cfg
 }
 
 #[derive(Debug, Clone)]
@@ -202,7 +186,7 @@ impl Model {
                 r.state,
                 State::Buffered | State::Retrying { .. } | State::InFlight(_)
             ) {
-                s.buffered_bytes += r.size as u64;
+                s.held_bytes += r.size as u64;
             }
         }
         s
@@ -398,7 +382,7 @@ impl Model {
             .iter()
             .map(record_index)
             .collect();
-        assert_eq!(out.records, got.len());
+        assert_eq!(out.record_count, got.len());
         match expected_retry {
             Some(want) => assert_eq!(got, want, "due retry entry"),
             None => {
@@ -511,7 +495,7 @@ impl Model {
         assert!(s.balanced(), "accounting invariant");
         assert!(s.in_flight + s.buffered <= BUF_EVENTS as u64, "event bound");
         assert!(
-            s.buffered_bytes + (s.in_flight + s.buffered) * O as u64 <= BUF_BYTES as u64,
+            s.held_bytes + (s.in_flight + s.buffered) * O as u64 <= BUF_BYTES as u64,
             "byte bound"
         );
         assert!(p.in_flight_calls() <= MAX_IN_FLIGHT, "in-flight bound");

@@ -57,7 +57,7 @@ fn series_appear_on_the_first_tick_and_follow_the_vm() {
     assert_eq!(series(&host, &vm, "ticks"), 1);
     assert_eq!(series(&host, &vm, "captured"), 1);
     assert_eq!(series(&host, &vm, "buffered"), 1);
-    assert!(series(&host, &vm, "buffered_bytes") > 0);
+    assert!(series(&host, &vm, "held_bytes") > 0);
 
     // The second event fills the batch: it leaves on the next tick (in flight).
     log_impression(&mut vm, &mut host, T0 + 150);
@@ -67,8 +67,8 @@ fn series_appear_on_the_first_tick_and_follow_the_vm() {
     assert_eq!(series(&host, &vm, "buffered"), 0, "a gauge set, not summed");
     assert_eq!(series(&host, &vm, "in_flight"), 2);
     assert_eq!(
-        series(&host, &vm, "buffered_bytes"),
-        host.metric("adtap_buffered_bytes")
+        series(&host, &vm, "held_bytes"),
+        host.metric("adtap_held_bytes")
     );
     // The VM's own series and the totals agree for a lone VM.
     for n in ["captured", "delivered", "dropped", "in_flight", "buffered"] {

@@ -9,7 +9,7 @@
 //!
 //! # Why not the SDK's `proxy_wasm::main!`
 //! The SDK exports every `proxy_on_*` callback, and Envoy enters the VM for every exported one:
-//! seven entries per request on an ad route, about a microsecond each (`FACTS.md` §6). This
+//! seven entries per request on an ad route, about a microsecond each (as measured). This
 //! module exports only what adtap uses: per request, `proxy_on_log` (the access logger's root,
 //! or an HTTP filter stream), `proxy_on_done`, and `proxy_on_request_body` when a request has a
 //! body. No `proxy_on_context_create`, `proxy_on_request_headers`, response callbacks or

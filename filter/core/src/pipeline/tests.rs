@@ -10,48 +10,27 @@
 )]
 
 use super::*;
-use crate::config::ValueFormat;
-use crate::config::{BatchConfig, BodyConfig, BufferConfig, ClientIpConfig, Dialect, RetryConfig};
+use crate::testkit;
+use serde_json::json;
 
+/// Three topics (`a`, `b`, `c`), batches of 3 events or 100 ms, a buffer of 100 events, no
+/// jitter. The byte bounds (1000 per batch, 10 000 per buffer) are below what an operator may
+/// configure, so that a few records of tens of bytes reach them: set after validation.
 fn config() -> Config {
-    Config {
-        cluster: "kafka_rest".into(),
-        authority: "kafka_rest".into(),
-        dialect: Dialect::ConfluentV2,
-        cluster_id: None,
-        path_prefix: String::new(),
-        format: ValueFormat::Json,
-        auth: None,
-        timeout_ms: 5_000,
-        tick_ms: 100,
-        rules: Vec::new(),
-        topics: vec!["a".into(), "b".into(), "c".into()],
-        query_params: Vec::new(),
-        headers: Vec::new(),
-        client_ip: ClientIpConfig::default(),
-        body: BodyConfig::default(),
-        batch: BatchConfig {
-            max_events: 3,
-            max_bytes: 1_000,
-            max_age_ms: 100,
-        },
-        buffer: BufferConfig {
-            max_events: 100,
-            max_bytes: 10_000,
-            overflow: Overflow::DropNewest,
-        },
-        max_in_flight: 4,
-        retry: RetryConfig {
-            initial_backoff_ms: 100,
-            max_backoff_ms: 10_000,
-            multiplier: 2.0,
-            jitter: 0.0,
-            budget_ms: 60_000,
-        },
-        shutdown_deadline_ms: 5_000,
-        response_fields: crate::config::ResponseFields::default(),
-        http_filter_rules: Default::default(),
-    }
+    let mut cfg = testkit::config(&json!({
+        "cluster": "kafka_rest",
+        "rules": [
+            {"event_type": "a", "topic": "a", "path": {"exact": "/a"}},
+            {"event_type": "b", "topic": "b", "path": {"exact": "/b"}},
+            {"event_type": "c", "topic": "c", "path": {"exact": "/c"}}
+        ],
+        "batch": {"max_events": 3, "max_age_ms": 100},
+        "buffer": {"max_events": 100},
+        "retry": {"jitter": 0.0}
+    }));
+    cfg.batch.max_bytes = 1_000;
+    cfg.buffer.max_bytes = 10_000;
+    cfg
 }
 
 /// A record of `size` bytes (at least 8) whose value starts with `id`.
@@ -118,11 +97,11 @@ fn flushes_by_count() {
     assert!(p.poll(0).is_none(), "two of three events, young: not due");
     p.push(0, rec(0, 12, 20));
     let b = p.poll(0).unwrap();
-    assert_eq!(b.records, 3);
+    assert_eq!(b.record_count, 3);
     assert_eq!(ids(&p, b.id), vec![10, 11, 12]);
     let s = p.stats();
     assert_eq!(
-        (s.in_flight, s.buffered, s.buffered_bytes, s.batches_sent),
+        (s.in_flight, s.buffered, s.held_bytes, s.batches_sent),
         (3, 0, 60, 1)
     );
     assert!(s.balanced());
@@ -225,13 +204,13 @@ fn partial_failure_retries_only_the_failed_records() {
     );
     assert_eq!(dropped(&p, DropReason::Rejected), 1);
     assert_eq!((s.batches_sent, s.batches_failed), (1, 1));
-    assert_eq!(s.buffered_bytes, 10);
+    assert_eq!(s.held_bytes, 10);
     assert!(s.balanced());
     assert!(p.in_flight_records(b.id).is_none());
 
     let due = p.next_wakeup().unwrap();
     let again = p.poll(due).unwrap();
-    assert_eq!(again.records, 1);
+    assert_eq!(again.record_count, 1);
     assert_eq!(ids(&p, again.id), vec![1]);
     let report = p.on_outcomes(due + 1, again.id, &[D]);
     assert_eq!(
@@ -291,13 +270,9 @@ fn retry_timing_follows_the_backoff() {
 #[test]
 fn retry_budget_exhaustion_drops() {
     let mut cfg = config();
-    cfg.retry = RetryConfig {
-        initial_backoff_ms: 100,
-        max_backoff_ms: 100,
-        multiplier: 1.0,
-        jitter: 0.0,
-        budget_ms: 150,
-    };
+    cfg.retry.max_backoff_ms = 100;
+    cfg.retry.multiplier = 1.0;
+    cfg.retry.budget_ms = 150;
     let mut p = Pipeline::new(&cfg, 1);
     for i in 0..3 {
         p.push(0, rec(0, i, 10));
@@ -315,7 +290,7 @@ fn retry_budget_exhaustion_drops() {
     assert_eq!(dropped(&p, DropReason::RetryExhausted), 2);
     assert!(p.is_idle());
     assert!(p.stats().balanced());
-    assert_eq!(p.stats().buffered_bytes, 0);
+    assert_eq!(p.stats().held_bytes, 0);
 }
 
 #[test]
@@ -387,10 +362,7 @@ fn a_413_splits_the_batch_in_halves_until_single_records_are_dropped() {
     p.on_outcomes(40, q1.id, &[D]);
     p.on_outcomes(40, q2.id, &[D]);
     let s = p.stats();
-    assert_eq!(
-        (s.delivered, s.dropped_total(), s.buffered_bytes),
-        (2, 1, 0)
-    );
+    assert_eq!((s.delivered, s.dropped_total(), s.held_bytes), (2, 1, 0));
     assert!(s.balanced() && p.is_idle());
 }
 
@@ -499,7 +471,7 @@ fn drop_newest_rejects_the_new_record_by_events_and_by_bytes() {
     p.push(0, rec(0, 2, 40)); // 120 + 3 O > 100 + 3 O
     p.push(0, rec(0, 3, 20)); // exactly 100 + 3 O
     assert_eq!(dropped(&p, DropReason::BufferFull), 1);
-    assert_eq!(p.stats().buffered_bytes, 100);
+    assert_eq!(p.stats().held_bytes, 100);
     assert_eq!(drain_all(&mut p, 0), vec![vec![0, 1, 3]]);
 }
 
@@ -562,7 +534,7 @@ fn drop_oldest_evicts_exactly_enough_bytes() {
     }
     p.push(0, rec(0, 5, 30 + 2 * O));
     assert_eq!(dropped(&p, DropReason::BufferFull), 3);
-    assert_eq!(p.stats().buffered_bytes as usize, 20 + 30 + 2 * O);
+    assert_eq!(p.stats().held_bytes as usize, 20 + 30 + 2 * O);
     assert_eq!(drain_all(&mut p, 0), vec![vec![3, 4, 5]]);
 }
 
@@ -702,7 +674,7 @@ fn abandon_drops_what_is_not_in_flight() {
     p.abandon();
     assert_eq!(dropped(&p, DropReason::Shutdown), 2);
     let s = p.stats().clone();
-    assert_eq!((s.in_flight, s.buffered, s.buffered_bytes), (3, 0, 30));
+    assert_eq!((s.in_flight, s.buffered, s.held_bytes), (3, 0, 30));
     assert!(s.balanced());
     assert!(!p.is_idle());
     assert!(p.poll(10_000).is_none());
@@ -718,7 +690,7 @@ fn abandon_drops_what_is_not_in_flight() {
     assert_eq!(dropped(&p, DropReason::Shutdown), 4);
     assert!(p.is_idle());
     assert!(p.stats().balanced());
-    assert_eq!(p.stats().buffered_bytes, 0);
+    assert_eq!(p.stats().held_bytes, 0);
 }
 
 #[test]
@@ -739,11 +711,11 @@ fn abandon_in_flight_counts_unanswered_calls_once() {
         p.push(0, rec(0, i, 10));
     }
     let a = p.poll(0).unwrap(); // 0, 1, 2 in flight
-    p.abandon_in_flight();
+    p.abandon_all();
     // Everything held is gone: 3 in flight and 2 buffered.
     assert_eq!(dropped(&p, DropReason::Shutdown), 5);
     let s = p.stats().clone();
-    assert_eq!((s.in_flight, s.buffered, s.buffered_bytes), (0, 0, 0));
+    assert_eq!((s.in_flight, s.buffered, s.held_bytes), (0, 0, 0));
     assert!(s.balanced());
     assert!(p.is_idle());
     // A late answer to the forgotten call changes nothing.

@@ -12,11 +12,12 @@
 //!
 //! Messages never quote secrets (auth password, token or header value, the IP salt).
 
-use crate::config::{
-    AuthConfig, Config, ConfigError, IpMode, KeySource, PathMatch, QueryParamSpec, RawConfig,
-    RawRule, Rule, ValueFormat,
+use super::raw::{RawConfig, RawRule};
+use super::sections::{
+    AuthConfig, Dialect, PathMatch, QueryParamSpec, ResponseFields, ValueFormat,
 };
-use crate::ip::host_without_port;
+use super::{Config, ConfigError, KeySource, Rule};
+use crate::ip::{host_without_port, IpMode};
 use std::fmt::Display;
 
 /// Rules allowed at most; each is scanned on every request.
@@ -92,17 +93,43 @@ pub fn max_body_bytes(format: ValueFormat, batch_max_bytes: usize) -> usize {
 const JSON_WORST_EXPANSION: usize = 6;
 
 /// Validates `raw` into a [`Config`], or returns every problem found.
-pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
+pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
+    // Taken apart once, by move: every field is named here (a new one does not compile until
+    // it is), checked below, and moved into the `Config` at the end.
+    let RawConfig {
+        cluster,
+        authority,
+        dialect,
+        cluster_id,
+        path_prefix,
+        format,
+        auth,
+        timeout_ms,
+        tick_ms,
+        rules: raw_rules,
+        query_params,
+        headers: raw_headers,
+        client_ip,
+        body,
+        response_fields,
+        http_filter_rules,
+        key,
+        batch,
+        buffer,
+        max_in_flight,
+        retry,
+        shutdown_deadline_ms,
+    } = raw;
     let mut e = Errors::default();
 
     // Connection to the REST proxy.
-    if !is_cluster_name(&raw.cluster) {
+    if !is_cluster_name(&cluster) {
         e.push(
             "cluster",
             "must name an Envoy cluster: 1-255 visible ASCII characters, no spaces",
         );
     }
-    if let Some(a) = &raw.authority {
+    if let Some(a) = &authority {
         if a.len() > MAX_HOST_BYTES {
             e.push("authority", too_long(MAX_HOST_BYTES, a.len()));
         } else if a.is_empty() || !a.bytes().all(|b| b.is_ascii_graphic()) {
@@ -112,8 +139,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             );
         }
     }
-    match (&raw.dialect, &raw.cluster_id) {
-        (crate::config::Dialect::ConfluentV3, None) => e.push(
+    match (&dialect, &cluster_id) {
+        (Dialect::ConfluentV3, None) => e.push(
             "cluster_id",
             "is required when dialect is \"confluent_v3\" (the id from GET /v3/clusters)",
         ),
@@ -123,30 +150,29 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         ),
         _ => {}
     }
-    if raw.path_prefix.len() > MAX_PATH_PREFIX_BYTES {
+    if path_prefix.len() > MAX_PATH_PREFIX_BYTES {
         e.push(
             "path_prefix",
-            too_long(MAX_PATH_PREFIX_BYTES, raw.path_prefix.len()),
+            too_long(MAX_PATH_PREFIX_BYTES, path_prefix.len()),
         );
-    } else if !is_path_prefix(&raw.path_prefix) {
+    } else if !is_path_prefix(&path_prefix) {
         e.push(
             "path_prefix",
             "must be empty or start with '/', not end with '/', and contain no '?', '#' or spaces",
         );
     }
-    e.range("timeout_ms", raw.timeout_ms, 1, 300_000, " ms");
-    e.range("tick_ms", raw.tick_ms, 10, 60_000, " ms");
-    e.range("max_in_flight", raw.max_in_flight, 1, 64, "");
+    e.range("timeout_ms", timeout_ms, 1, 300_000, " ms");
+    e.range("tick_ms", tick_ms, 10, 60_000, " ms");
+    e.range("max_in_flight", max_in_flight, 1, 64, "");
     e.range(
         "shutdown_deadline_ms",
-        raw.shutdown_deadline_ms,
+        shutdown_deadline_ms,
         0,
         60_000,
         " ms",
     );
 
     // Batches and buffer.
-    let (batch, buffer) = (&raw.batch, &raw.buffer);
     e.range("batch.max_events", batch.max_events, 1, 10_000, "");
     e.range("batch.max_bytes", batch.max_bytes, KIB, 16 * MIB, " bytes");
     e.range("batch.max_age_ms", batch.max_age_ms, 1, 600_000, " ms");
@@ -176,7 +202,6 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     }
 
     // Retries.
-    let retry = &raw.retry;
     e.range(
         "retry.initial_backoff_ms",
         retry.initial_backoff_ms,
@@ -223,7 +248,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     }
 
     // Client IP and body.
-    let ip = &raw.client_ip;
+    let ip = &client_ip;
     match (ip.mode, ip.salt.as_deref()) {
         (IpMode::Hash, None | Some("")) => e.push(
             "client_ip.salt",
@@ -246,17 +271,17 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     }
     e.range(
         "body.max_bytes",
-        raw.body.max_bytes,
+        body.max_bytes,
         0,
         MAX_BODY_BYTES,
         " bytes",
     );
-    let body_ok = raw.body.max_bytes <= MAX_BODY_BYTES;
-    let captures_bodies = raw.rules.iter().any(|r| r.capture_body);
+    let body_ok = body.max_bytes <= MAX_BODY_BYTES;
+    let captures_bodies = raw_rules.iter().any(|r| r.capture_body);
     if body_ok && batch_bytes_ok && captures_bodies {
-        let max = max_body_bytes(raw.format, batch.max_bytes);
-        if raw.body.max_bytes > max {
-            let (format, why) = match raw.format {
+        let max = max_body_bytes(format, batch.max_bytes);
+        if body.max_bytes > max {
+            let (format, why) = match format {
                 ValueFormat::Json => (
                     "json",
                     "a body escapes to up to 6 bytes per byte in a JSON record (control characters as \\u00XX)",
@@ -270,17 +295,17 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
                 "body.max_bytes",
                 format!(
                     "must be at most {max} bytes with batch.max_bytes {} and format \"{format}\": {why}, {EVENT_RESERVE_BYTES} bytes are kept for the event's other fields, and an event larger than batch.max_bytes is dropped as too large; got {}",
-                    batch.max_bytes, raw.body.max_bytes
+                    batch.max_bytes, body.max_bytes
                 ),
             );
         }
     }
 
     // Allow-lists.
-    let query_targets = check_query_params(&mut e, &raw.query_params);
-    let headers = check_headers(&mut e, &raw.headers);
+    let query_targets = check_query_params(&mut e, &query_params);
+    let headers = check_headers(&mut e, &raw_headers);
 
-    if let Some(auth) = &raw.auth {
+    if let Some(auth) = &auth {
         check_auth(&mut e, auth);
     }
 
@@ -290,27 +315,26 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         headers: &headers,
         ip_mode: ip.mode,
     };
-    let default_key = raw
-        .key
+    let default_key = key
         .as_deref()
         .and_then(|k| keys.check(&mut e, "key".into(), k));
 
     // Rules.
-    if raw.rules.is_empty() || raw.rules.len() > MAX_RULES {
+    if raw_rules.is_empty() || raw_rules.len() > MAX_RULES {
         e.push(
             "rules",
             format!(
                 "must hold between 1 and {MAX_RULES} rules, got {}",
-                raw.rules.len()
+                raw_rules.len()
             ),
         );
     }
     let mut topics: Vec<String> = Vec::new();
-    let mut rules = Vec::with_capacity(raw.rules.len());
+    let mut rules = Vec::with_capacity(raw_rules.len());
     // Valid rules with their index, for the shadowing check.
-    let mut checked: Vec<(usize, Rule)> = Vec::with_capacity(raw.rules.len());
-    for (i, r) in raw.rules.into_iter().enumerate() {
-        if r.capture_body && raw.body.max_bytes == 0 {
+    let mut checked: Vec<(usize, Rule)> = Vec::with_capacity(raw_rules.len());
+    for (i, r) in raw_rules.into_iter().enumerate() {
+        if r.capture_body && body.max_bytes == 0 {
             e.push(
                 format!("rules[{i}].capture_body"),
                 "needs body.max_bytes greater than 0",
@@ -332,7 +356,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     if !e.0.is_empty() {
         return Err(e.0);
     }
-    let auth = raw.auth.map(|a| match a {
+    let auth = auth.map(|a| match a {
         AuthConfig::Header { name, value } => AuthConfig::Header {
             name: name.to_ascii_lowercase(),
             value,
@@ -340,28 +364,28 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         other => other,
     });
     Ok(Config {
-        authority: raw.authority.unwrap_or_else(|| raw.cluster.clone()),
-        cluster: raw.cluster,
-        dialect: raw.dialect,
-        cluster_id: raw.cluster_id,
-        path_prefix: raw.path_prefix,
-        format: raw.format,
+        authority: authority.unwrap_or_else(|| cluster.clone()),
+        cluster,
+        dialect,
+        cluster_id,
+        path_prefix,
+        format,
         auth,
-        timeout_ms: raw.timeout_ms,
-        tick_ms: raw.tick_ms,
+        timeout_ms,
+        tick_ms,
         rules,
         topics,
-        query_params: raw.query_params,
+        query_params,
         headers,
-        client_ip: raw.client_ip,
-        body: raw.body,
-        batch: raw.batch,
-        buffer: raw.buffer,
-        max_in_flight: raw.max_in_flight,
-        retry: raw.retry,
-        shutdown_deadline_ms: raw.shutdown_deadline_ms,
-        response_fields: crate::config::ResponseFields::from_list(&raw.response_fields),
-        http_filter_rules: raw.http_filter_rules,
+        client_ip,
+        body,
+        response_fields: ResponseFields::from_list(&response_fields),
+        http_filter_rules,
+        batch,
+        buffer,
+        max_in_flight,
+        retry,
+        shutdown_deadline_ms,
     })
 }
 
@@ -771,146 +795,4 @@ fn is_topic(s: &str) -> bool {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-mod tests {
-    use crate::config::{AuthConfig, Config, KeySource, PathMatch};
-    use serde_json::{json, Value};
-
-    fn parse(v: Value) -> Result<Config, Vec<crate::config::ConfigError>> {
-        Config::parse(v.to_string().as_bytes())
-    }
-
-    fn minimal() -> Value {
-        json!({
-            "cluster": "kafka_rest",
-            "rules": [{"event_type": "impression", "topic": "ad-impressions", "path": {"exact": "/i"}}]
-        })
-    }
-
-    #[test]
-    fn minimal_config_gets_defaults() {
-        let c = parse(minimal()).unwrap();
-        assert_eq!(c.authority, "kafka_rest");
-        assert_eq!(c.topics, vec!["ad-impressions".to_string()]);
-        assert_eq!(c.rules[0].topic, 0);
-        assert_eq!(c.rules[0].sample_rate, 1.0);
-        assert_eq!(c.rules[0].key, None);
-        assert_eq!(c.batch.max_events, 500);
-        assert_eq!(c.max_in_flight, 4);
-    }
-
-    #[test]
-    fn normalises_topics_hosts_headers_keys_and_auth() {
-        let c = parse(json!({
-            "cluster": "kafka_rest",
-            "authority": "rest.internal:8082",
-            "query_params": ["cid", {"name": "crid", "as": "creative"}],
-            "headers": ["X-Campaign", "Cookie"],
-            "key": "query.cid",
-            "auth": {"header": {"name": "X-Api-Key", "value": "s3cret"}},
-            "rules": [
-                {"event_type": "impression", "topic": "imps", "path": {"prefix": "/imp"}, "host": "Ads.Example.COM:8443"},
-                {"event_type": "click", "topic": "clicks", "path": {"exact": "/c"}, "key": "header.x-campaign"},
-                {"event_type": "conversion", "topic": "imps", "path": {"exact": "/v"}, "key": "query.creative"}
-            ]
-        }))
-        .unwrap();
-        assert_eq!(c.authority, "rest.internal:8082");
-        assert_eq!(c.topics, vec!["imps".to_string(), "clicks".to_string()]);
-        let topics: Vec<usize> = c.rules.iter().map(|r| r.topic).collect();
-        assert_eq!(topics, vec![0, 1, 0]);
-        assert_eq!(c.rules[0].host.as_deref(), Some("ads.example.com"));
-        assert_eq!(
-            c.headers,
-            vec!["x-campaign".to_string(), "cookie".to_string()]
-        );
-        assert_eq!(c.rules[0].key, Some(KeySource::Query("cid".into())));
-        assert_eq!(c.rules[1].key, Some(KeySource::Header("x-campaign".into())));
-        assert_eq!(c.rules[2].key, Some(KeySource::Query("creative".into())));
-        assert_eq!(c.rules[0].path, PathMatch::Prefix("/imp".into()));
-        match c.auth {
-            Some(AuthConfig::Header { name, value }) => {
-                assert_eq!(name, "x-api-key");
-                assert_eq!(value, "s3cret");
-            }
-            other => panic!("unexpected auth {other:?}"),
-        }
-    }
-
-    #[test]
-    fn collects_every_error_at_once() {
-        let errs = parse(json!({
-            "cluster": "",
-            "timeout_ms": 0,
-            "batch": {"max_events": 0},
-            "rules": [
-                {"event_type": "", "topic": "..", "path": {"exact": "x"}, "sample_rate": 2.0},
-                {"event_type": "ok", "topic": "t", "path": {"exact": "/x"}, "method": "G ET"}
-            ]
-        }))
-        .unwrap_err();
-        let mut paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
-        paths.sort_unstable();
-        assert_eq!(
-            paths,
-            vec![
-                "batch.max_events",
-                "cluster",
-                "rules[0].event_type",
-                "rules[0].path.exact",
-                "rules[0].sample_rate",
-                "rules[0].topic",
-                "rules[1].method",
-                "timeout_ms",
-            ]
-        );
-    }
-
-    #[test]
-    fn secrets_never_appear_in_errors() {
-        for auth in [
-            json!({"basic": {"username": "", "password": "PW-SECRET"}}),
-            json!({"bearer": "TOKEN-SECRET\r\nx: y"}),
-            json!({"header": {"name": ":bad", "value": "VALUE-SECRET\n"}}),
-        ] {
-            let mut v = minimal();
-            v["auth"] = auth;
-            v["client_ip"] = json!({"mode": "full", "salt": "SALT-SECRET"});
-            let errs = parse(v).unwrap_err();
-            assert!(errs.len() >= 2, "{errs:?}");
-            for e in &errs {
-                let text = e.to_string();
-                assert!(!text.contains("SECRET"), "secret leaked: {text}");
-            }
-        }
-    }
-
-    #[test]
-    fn inherited_top_level_key_is_reported_once() {
-        let mut v = minimal();
-        v["key"] = json!("query.nope");
-        v["rules"] = json!([
-            {"event_type": "a", "topic": "t", "path": {"exact": "/a"}},
-            {"event_type": "b", "topic": "t", "path": {"exact": "/b"}}
-        ]);
-        let errs = parse(v).unwrap_err();
-        assert_eq!(errs.len(), 1, "{errs:?}");
-        assert_eq!(errs[0].path, "key");
-    }
-
-    #[test]
-    fn nan_and_infinite_rates_rejected_when_built_in_code() {
-        let mut raw =
-            crate::config::RawConfig::from_json(minimal().to_string().as_bytes()).unwrap();
-        raw.rules[0].sample_rate = f64::NAN;
-        raw.retry.jitter = f64::INFINITY;
-        let errs = raw.validate().unwrap_err();
-        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths, vec!["retry.jitter", "rules[0].sample_rate"]);
-    }
-}
+mod tests;
