@@ -397,7 +397,7 @@ struct Overload {
     cap_bytes: usize,
     /// Linear memory at each quarter of the run.
     mem: Vec<usize>,
-    max_buffered_bytes: i64,
+    max_held_bytes: i64,
     captured: i64,
     dropped: i64,
 }
@@ -413,7 +413,7 @@ fn overload(
     let total = secs * 1_000_000 / OVERLOAD_GAP.as_micros() as u64;
     let mut run = Run::default();
     let mut mem = Vec::new();
-    let mut max_buffered_bytes = 0;
+    let mut max_held_bytes = 0;
     for q in 0..4 {
         let quarter = total / 4;
         let mut done = 0;
@@ -428,7 +428,7 @@ fn overload(
                 &mut run,
             )?;
             done += n;
-            max_buffered_bytes = max_buffered_bytes.max(metric(&host, "adtap_buffered_bytes"));
+            max_held_bytes = max_held_bytes.max(metric(&host, "adtap_held_bytes"));
         }
         let _ = q;
         mem.push(host.linear_memory_bytes());
@@ -440,7 +440,7 @@ fn overload(
         label: label.to_string(),
         cap_bytes,
         mem,
-        max_buffered_bytes,
+        max_held_bytes,
         captured: metric(&host, "adtap_captured"),
         dropped: metric(&host, "adtap_dropped"),
     })
@@ -594,7 +594,7 @@ pub fn run(tools: &Tools, noop_wasm: &Path, short: bool) -> Result<Section> {
                     .map(|m| format!("{:.2}", *m as f64 / MIB))
                     .collect::<Vec<_>>()
                     .join(" → "),
-                format!("{:.2}", o.max_buffered_bytes as f64 / MIB),
+                format!("{:.2}", o.max_held_bytes as f64 / MIB),
                 format!("{} / {}", o.captured, o.dropped),
             ]
         })

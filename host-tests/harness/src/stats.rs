@@ -81,7 +81,7 @@ impl AdtapStats {
 }
 
 /// One VM's own series (`adtap_vm.<id>.<name>`), by name without the prefix (`ticks`,
-/// `captured`, `delivered`, `dropped`, `in_flight`, `buffered`, `buffered_bytes`).
+/// `captured`, `delivered`, `dropped`, `in_flight`, `buffered`, `held_bytes`).
 pub type VmSeries = BTreeMap<String, u64>;
 
 impl AdtapStats {

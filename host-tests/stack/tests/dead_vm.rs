@@ -196,13 +196,13 @@ fn trap_request() -> AdRequest {
 fn table(title: &str, s: &AdtapStats, dead: Option<&str>) {
     println!("--- {title}");
     println!(
-        "  totals: captured {} delivered {} dropped {} in_flight {} buffered {} buffered_bytes {}",
+        "  totals: captured {} delivered {} dropped {} in_flight {} buffered {} held_bytes {}",
         s.captured(),
         s.delivered(),
         s.dropped(),
         s.in_flight(),
         s.buffered(),
-        s.get("buffered_bytes")
+        s.get("held_bytes")
     );
     for (id, v) in s.vms() {
         let tag = if Some(id.as_str()) == dead {
@@ -273,7 +273,7 @@ fn dead_vm(policy: &str) {
             ticks > Some(0.0),
             "adtap_vm_ticks{{vm=\"{id}\"}}: {ticks:?}"
         );
-        for g in ["buffered", "in_flight", "buffered_bytes"] {
+        for g in ["buffered", "in_flight", "held_bytes"] {
             assert_eq!(
                 sample(&prom, &format!("adtap_vm_{g}"), &[("vm", id)]),
                 Some(0.0)
@@ -402,7 +402,7 @@ fn dead_vm(policy: &str) {
         "dropped",
         "in_flight",
         "buffered",
-        "buffered_bytes",
+        "held_bytes",
     ] {
         assert_eq!(
             sum(k),

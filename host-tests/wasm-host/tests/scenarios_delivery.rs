@@ -75,7 +75,7 @@ fn flush_by_bytes() {
     let pad = "c".repeat(100);
     let send = |h: &mut Host, i: i64| request(h, &format!("/imp?n={i}&campaign_id={pad}"));
     send(&mut h, 0);
-    let size = check(&mut h).buffered_bytes;
+    let size = check(&mut h).held_bytes;
     assert!(size > 100 && size < 512, "one record is {size} bytes");
     // Records are the same size (one-digit n, one-digit hex sequence), so the batch is due at
     // the first record that brings the total to 1024 bytes, and takes what fits in 1024.
@@ -87,9 +87,9 @@ fn flush_by_bytes() {
         assert!(
             calls(&h).is_empty(),
             "{} bytes < 1024: not due",
-            c.buffered_bytes
+            c.held_bytes
         );
-        assert_eq!(c.buffered_bytes, size * k);
+        assert_eq!(c.held_bytes, size * k);
     }
     send(&mut h, due_count - 1);
     let c = check(&mut h);
@@ -99,7 +99,7 @@ fn flush_by_bytes() {
     assert_eq!(ns(&cs[0], V2, JSON), sent);
     assert_eq!((c.in_flight, c.buffered), (fits, due_count - fits));
     assert_eq!(
-        c.buffered_bytes,
+        c.held_bytes,
         size * due_count,
         "in-flight bytes count too"
     );

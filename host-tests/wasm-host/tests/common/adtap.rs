@@ -177,7 +177,7 @@ pub struct Counts {
     pub shutdown: i64,
     pub in_flight: i64,
     pub buffered: i64,
-    pub buffered_bytes: i64,
+    pub held_bytes: i64,
     pub batches_sent: i64,
     pub batches_failed: i64,
     pub retries: i64,
@@ -203,7 +203,7 @@ impl Counts {
             shutdown: m("adtap_dropped_shutdown"),
             in_flight: m("adtap_in_flight"),
             buffered: m("adtap_buffered"),
-            buffered_bytes: m("adtap_buffered_bytes"),
+            held_bytes: m("adtap_held_bytes"),
             batches_sent: m("adtap_batches_sent"),
             batches_failed: m("adtap_batches_failed"),
             retries: m("adtap_retries"),
@@ -237,7 +237,7 @@ pub fn assert_balanced(host: &Host) -> Counts {
     );
     assert_eq!(c.dropped, c.dropped_by_reason(), "drop reasons: {c:?}");
     assert!(
-        c.in_flight >= 0 && c.buffered >= 0 && c.buffered_bytes >= 0,
+        c.in_flight >= 0 && c.buffered >= 0 && c.held_bytes >= 0,
         "negative gauge: {c:?}"
     );
     c
