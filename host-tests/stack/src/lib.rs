@@ -425,6 +425,23 @@ impl Stack {
         }
     }
 
+    /// Matches `records` against `requests` ([`verify::reconcile`]) in the stack's dialect and
+    /// format, for requests sent within `window_ms`.
+    pub fn reconcile(
+        &self,
+        requests: &[traffic::AdRequest],
+        records: &[kafka::KafkaRecord],
+        window_ms: (u64, u64),
+    ) -> verify::Reconciliation {
+        verify::reconcile(
+            requests,
+            records,
+            self.opts.dialect,
+            self.opts.format,
+            window_ms,
+        )
+    }
+
     /// Stops the REST proxy (Envoy's calls then fail with connection refused).
     pub fn stop_rest_proxy(&mut self) -> Result<()> {
         self.rest

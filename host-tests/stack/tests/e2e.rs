@@ -26,7 +26,6 @@ use adtap_stack::adtap_config;
 use adtap_stack::envoy;
 use adtap_stack::kafka::KafkaRecord;
 use adtap_stack::traffic::{self, AdRequest, Kind, Outcome};
-use adtap_stack::verify::reconcile;
 use adtap_stack::{now_ms, Deployment, Stack, StackOptions};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -190,7 +189,7 @@ fn exactly_once_per_request(
         .read_records_expecting(want as usize, Duration::from_secs(10))
         .unwrap();
     check_where_rules_go(&stack, &reqs, Some(&records));
-    let rec = reconcile(&expected, &records, dialect, format, (t0, t1));
+    let rec = stack.reconcile(&expected, &records, (t0, t1));
     assert!(rec.is_perfect(), "{}", rec.problems());
     assert_eq!(records.len() as u64, want);
     // Both workers captured (event ids start with the worker's random id). In `both`, two ids
@@ -319,13 +318,7 @@ fn rest_proxy_outage_loses_nothing_within_the_buffer(deployment: Deployment) {
         .read_records_expecting(total as usize, Duration::from_secs(10))
         .unwrap();
     check_where_rules_go(&stack, &all, Some(&records));
-    let rec = reconcile(
-        &stack.expected(&all),
-        &records,
-        Dialect::ConfluentV2,
-        ValueFormat::Json,
-        (t0, t1),
-    );
+    let rec = stack.reconcile(&stack.expected(&all), &records, (t0, t1));
     assert!(rec.is_perfect(), "{}", rec.problems());
 }
 
@@ -382,13 +375,7 @@ fn overload_beyond_the_buffer_drops_exactly_and_never_slows_ads(deployment: Depl
         .unwrap();
     assert_eq!(records.len() as u64, held);
     check_where_rules_go(&stack, &reqs, Some(&records));
-    let rec = reconcile(
-        &expected,
-        &records,
-        Dialect::ConfluentV2,
-        ValueFormat::Json,
-        (t0, t1),
-    );
+    let rec = stack.reconcile(&expected, &records, (t0, t1));
     // Drops are expected here; everything that did arrive must be right and unique.
     assert_eq!(rec.lost.len() as u64, want - held);
     assert!(
@@ -449,13 +436,7 @@ fn drain_then_stop_delivers_buffered_events_before_exit(deployment: Deployment) 
     let records = stack
         .read_records_expecting(want as usize, Duration::from_secs(10))
         .unwrap();
-    let rec = reconcile(
-        &expected,
-        &records,
-        Dialect::ConfluentV2,
-        ValueFormat::Json,
-        (t0, t1),
-    );
+    let rec = stack.reconcile(&expected, &records, (t0, t1));
     assert!(rec.is_perfect(), "{}", rec.problems());
     assert_eq!(records.len() as u64, want);
 }

@@ -433,18 +433,12 @@ fn envoy_validates_the_entries_with_adtap_wasm() {
 
 /// A proxy-wasm module that logs each callback it gets (`probe <callback> <context> [<:path>]`).
 const PROBE: &str = r#"
-#![no_std]
-#![no_main]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! { core::arch::wasm32::unreachable() }
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_log(level: u32, ptr: *const u8, len: usize) -> u32;
     fn proxy_get_header_map_value(map: u32, key: *const u8, key_len: usize,
                                   value: *mut *const u8, value_len: *mut usize) -> u32;
 }
-static mut HEAP: [u8; 65536] = [0; 65536];
-static mut NEXT: usize = 0;
 struct Line { buf: [u8; 512], n: usize }
 impl Line {
     fn push(&mut self, s: &[u8]) { for b in s { if self.n < self.buf.len() { self.buf[self.n] = *b; self.n += 1; } } }
@@ -467,16 +461,6 @@ fn say(what: &[u8], ctx: u32, path: bool) {
     }
     unsafe { proxy_log(2, l.buf.as_ptr(), l.n); }
 }
-#[no_mangle] pub extern "C" fn proxy_abi_version_0_2_1() {}
-#[no_mangle] pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
-    unsafe {
-        if NEXT + size + 8 > 65536 { NEXT = 0; }
-        let start = (NEXT + 7) & !7;
-        NEXT = start + size;
-        core::ptr::addr_of_mut!(HEAP).cast::<u8>().add(start)
-    }
-}
-#[no_mangle] pub extern "C" fn proxy_on_vm_start(_: u32, _: u32) -> u32 { 1 }
 #[no_mangle] pub extern "C" fn proxy_on_configure(_: u32, _: u32) -> u32 { 1 }
 #[no_mangle] pub extern "C" fn proxy_on_context_create(ctx: u32, parent: u32) {
     if parent == 0 { say(b"root_create", ctx, false) } else { say(b"context_create", ctx, false) }

@@ -48,29 +48,13 @@ fn as_struct_configuration(yaml: &str, text: &str, doc: &Value) -> String {
 /// The probe: `proxy_on_configure` logs `probe config <hex>` of the plugin configuration it
 /// receives (`proxy_get_buffer_bytes` of `PluginConfiguration`, buffer type 7 in ABI 0.2.1).
 const PROBE: &str = r#"
-#![no_std]
-#![no_main]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! { core::arch::wasm32::unreachable() }
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_log(level: u32, ptr: *const u8, len: usize) -> u32;
     fn proxy_get_buffer_bytes(kind: u32, start: usize, max: usize,
                               data: *mut *const u8, len: *mut usize) -> u32;
 }
-static mut HEAP: [u8; 65536] = [0; 65536];
-static mut NEXT: usize = 0;
 static mut LINE: [u8; 8192] = [0; 8192];
-#[no_mangle] pub extern "C" fn proxy_abi_version_0_2_1() {}
-#[no_mangle] pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
-    unsafe {
-        if NEXT + size + 8 > 65536 { NEXT = 0; }
-        let start = (NEXT + 7) & !7;
-        NEXT = start + size;
-        core::ptr::addr_of_mut!(HEAP).cast::<u8>().add(start)
-    }
-}
-#[no_mangle] pub extern "C" fn proxy_on_vm_start(_: u32, _: u32) -> u32 { 1 }
 #[no_mangle] pub extern "C" fn proxy_on_context_create(_: u32, _: u32) {}
 #[no_mangle] pub extern "C" fn proxy_on_configure(_: u32, size: usize) -> u32 {
     let (mut p, mut n): (*const u8, usize) = (core::ptr::null(), 0);

@@ -25,7 +25,6 @@ use adtap_core::encode::decode_value;
 use adtap_core::native;
 use adtap_stack::kafka::KafkaRecord;
 use adtap_stack::traffic::{self, Kind};
-use adtap_stack::verify::reconcile;
 use adtap_stack::{now_ms, Deployment, Stack, StackOptions};
 use anyhow::{anyhow, bail, Result};
 use std::collections::BTreeMap;
@@ -220,7 +219,7 @@ fn demo(a: &Args) -> Result<bool> {
 
     step("reading the topics back with a Kafka consumer");
     let records = stack.read_records_expecting(expected as usize, Duration::from_secs(10))?;
-    let rec = reconcile(&expected_reqs, &records, a.dialect, a.format, (t0, t1));
+    let rec = stack.reconcile(&expected_reqs, &records, (t0, t1));
     let mut per_topic: BTreeMap<&str, BTreeMap<i32, usize>> = BTreeMap::new();
     for ((topic, partition), n) in &rec.per_partition {
         per_topic

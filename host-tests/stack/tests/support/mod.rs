@@ -230,12 +230,34 @@ pub fn point_cluster(bootstrap: &mut serde_json::Value, name: &str, addr: Socket
     );
 }
 
-/// Compiles the Rust proxy-wasm probe `source` into `dir/probe.wasm`; `None` (with a note saying
-/// that `what` is skipped) when rustc cannot target wasm32-unknown-unknown here.
+/// What every probe module starts with: `no_std` without a panic path, a bump allocator over a
+/// static heap for `proxy_on_memory_allocate`, the ABI marker (0.2.1) and a VM start that
+/// accepts. The probe's own source adds its imports and callbacks.
+const PROBE_PRELUDE: &str = r#"#![no_std]
+#![no_main]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! { core::arch::wasm32::unreachable() }
+static mut HEAP: [u8; 65536] = [0; 65536];
+static mut NEXT: usize = 0;
+#[no_mangle] pub extern "C" fn proxy_abi_version_0_2_1() {}
+#[no_mangle] pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
+    unsafe {
+        if NEXT + size + 8 > 65536 { NEXT = 0; }
+        let start = (NEXT + 7) & !7;
+        NEXT = start + size;
+        core::ptr::addr_of_mut!(HEAP).cast::<u8>().add(start)
+    }
+}
+#[no_mangle] pub extern "C" fn proxy_on_vm_start(_: u32, _: u32) -> u32 { 1 }
+"#;
+
+/// Compiles the Rust proxy-wasm probe `source` (after [`PROBE_PRELUDE`]) into `dir/probe.wasm`;
+/// `None` (with a note saying that `what` is skipped) when rustc cannot target
+/// wasm32-unknown-unknown here.
 pub fn compile_probe(dir: &Path, source: &str, what: &str) -> Option<PathBuf> {
     let src = dir.join("probe.rs");
     let out = dir.join("probe.wasm");
-    std::fs::write(&src, source).unwrap();
+    std::fs::write(&src, format!("{PROBE_PRELUDE}{source}")).unwrap();
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let result = Command::new(rustc)
         .args([
