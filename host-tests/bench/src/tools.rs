@@ -24,8 +24,7 @@ impl Tools {
     /// Locates everything; fails with the command that would provide what is missing.
     pub fn locate() -> Result<Tools> {
         let root = paths::repo_root();
-        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| paths::cache_dir().join("target"), PathBuf::from);
+        let target_dir = paths::target_dir();
         let envoy = paths::existing(paths::envoy(), "./build.sh setup or set ADTAP_ENVOY")
             .map_err(|e| anyhow!(e))?;
         let adtap_wasm = paths::existing(paths::wasm(), "./build.sh build or set ADTAP_WASM")

@@ -2,9 +2,10 @@
 //! way for every host test and bench.
 //!
 //! Environment overrides (the only ones): `ADTAP_CACHE` for the cache `./build.sh setup` fills,
-//! `ADTAP_WASM` for the module `./build.sh build` writes, and `ADTAP_ENVOY`, `ADTAP_TANSU`,
-//! `ADTAP_DRAIN` for single tools. The resolvers only say where a thing should be; [`existing`]
-//! turns a missing one into an error naming the command that provides it.
+//! `ADTAP_WASM` for the module `./build.sh build` writes, `ADTAP_ENVOY`, `ADTAP_TANSU` and
+//! `ADTAP_DRAIN` for single tools, and cargo's `CARGO_TARGET_DIR`. The resolvers only say where
+//! a thing should be; [`existing`] turns a missing one into an error naming the command that
+//! provides it.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,13 @@ pub fn cache_dir() -> PathBuf {
 pub fn wasm() -> PathBuf {
     std::env::var_os("ADTAP_WASM")
         .map_or_else(|| repo_root().join("dist/adtap.wasm"), PathBuf::from)
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR`, else `$ADTAP_CACHE/target` (what
+/// `./build.sh` uses). Helpers that build something (the REST proxy, the bench's no-op filter)
+/// pass it on to cargo, so they look where they built.
+pub fn target_dir() -> PathBuf {
+    env_or("CARGO_TARGET_DIR", || cache_dir().join("target"))
 }
 
 /// The Envoy binary: `$ADTAP_ENVOY`, else the cache's virtualenv (`./build.sh setup`).

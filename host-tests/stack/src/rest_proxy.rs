@@ -128,7 +128,7 @@ pub fn binary() -> Result<PathBuf> {
     } else {
         "release"
     };
-    let target = target_dir();
+    let target = adtap_harness::paths::target_dir();
     candidates.push(target.join(profile).join(BIN));
     if let Some(p) = candidates.iter().find(|p| p.is_file()) {
         return Ok(p.clone());
@@ -144,16 +144,11 @@ pub fn binary() -> Result<PathBuf> {
     }
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::repo_root().join("target"))
-}
-
 fn build(profile: &str) -> Result<()> {
     eprintln!("building {BIN} (cargo build -p {BIN}) …");
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(crate::repo_root())
+        .env("CARGO_TARGET_DIR", adtap_harness::paths::target_dir())
         .args(["build", "-q", "-p", BIN, "--bin", BIN]);
     if profile == "release" {
         cmd.arg("--release");
