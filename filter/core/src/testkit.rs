@@ -26,13 +26,53 @@ pub fn config(doc: &Value) -> Config {
     }
 }
 
-/// `base` with each top-level key of `overrides` replacing base's value (a whole section is
-/// replaced, never merged into; there is no delete).
-pub fn with(mut base: Value, overrides: &Value) -> Value {
-    if let (Some(b), Some(o)) = (base.as_object_mut(), overrides.as_object()) {
-        for (k, v) in o {
-            b.insert(k.clone(), v.clone());
+/// RFC 7396 JSON merge patch, the one merge of every test configuration (this crate's and the
+/// host tests', through `adtap_harness::config::merge`): objects merge deeply, `null` deletes the
+/// key (so the filter's default applies), anything else (arrays included) replaces. A patch that
+/// is not an object replaces `base` whole, as the RFC says; pass `{}` to change nothing.
+pub fn merge(base: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *base = patch.clone();
+        return;
+    };
+    if !base.is_object() {
+        *base = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(b) = base {
+        for (k, v) in p {
+            if v.is_null() {
+                b.remove(k);
+            } else {
+                merge(b.entry(k.clone()).or_insert(Value::Null), v);
+            }
         }
     }
-    base
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge;
+    use serde_json::json;
+
+    #[test]
+    fn merge_follows_rfc_7396() {
+        let mut b = json!({"a": {"x": 1, "y": 2}, "b": 1, "c": 3, "e": [1, 2]});
+        merge(
+            &mut b,
+            &json!({"a": {"y": 5, "z": null}, "b": [1], "c": null, "d": {"n": null, "m": 1}, "e": [3]}),
+        );
+        assert_eq!(
+            b,
+            json!({"a": {"x": 1, "y": 5}, "b": [1], "d": {"m": 1}, "e": [3]})
+        );
+        let before = b.clone();
+        merge(&mut b, &json!({}));
+        assert_eq!(b, before);
+        // A scalar replaced by an object becomes that object; a non-object patch replaces all.
+        let mut s = json!({"a": 1});
+        merge(&mut s, &json!({"a": {"b": 2}}));
+        assert_eq!(s, json!({"a": {"b": 2}}));
+        merge(&mut s, &json!([1]));
+        assert_eq!(s, json!([1]));
+    }
 }

@@ -88,27 +88,10 @@ pub fn base(dialect: Dialect, format: ValueFormat) -> Value {
     cfg
 }
 
-/// RFC 7396 JSON merge patch: objects merge deeply, `null` deletes the key, anything else
-/// (arrays included) replaces. A patch that is not an object replaces `base` whole, so a `null`
-/// patch makes `base` `null`, as the RFC says; pass `{}` to change nothing.
-pub fn merge(base: &mut Value, patch: &Value) {
-    let Value::Object(p) = patch else {
-        *base = patch.clone();
-        return;
-    };
-    if !base.is_object() {
-        *base = Value::Object(serde_json::Map::new());
-    }
-    if let Value::Object(b) = base {
-        for (k, v) in p {
-            if v.is_null() {
-                b.remove(k);
-            } else {
-                merge(b.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-    }
-}
+/// RFC 7396 JSON merge patch: the core's test merge, so that the core's own tests and the host
+/// tests patch configurations the same way (objects merge deeply, `null` deletes the key,
+/// anything else replaces).
+pub use adtap_core::testkit::merge;
 
 /// [`base`] with `patch` merged in: the usual way to get a test's configuration.
 pub fn patched(dialect: Dialect, format: ValueFormat, patch: &Value) -> Value {
@@ -152,28 +135,6 @@ mod tests {
             assert_eq!(topic_for(t), r["topic"].as_str(), "{r}");
         }
         assert_eq!(topic_for("view"), None);
-    }
-
-    #[test]
-    fn merge_follows_rfc_7396() {
-        let mut b = json!({"a": {"x": 1, "y": 2}, "b": 1, "c": 3, "e": [1, 2]});
-        merge(
-            &mut b,
-            &json!({"a": {"y": 5, "z": null}, "b": [1], "c": null, "d": {"n": null, "m": 1}, "e": [3]}),
-        );
-        assert_eq!(
-            b,
-            json!({"a": {"x": 1, "y": 5}, "b": [1], "d": {"m": 1}, "e": [3]})
-        );
-        let before = b.clone();
-        merge(&mut b, &json!({}));
-        assert_eq!(b, before);
-        // A scalar replaced by an object becomes that object; a non-object patch replaces all.
-        let mut s = json!({"a": 1});
-        merge(&mut s, &json!({"a": {"b": 2}}));
-        assert_eq!(s, json!({"a": {"b": 2}}));
-        merge(&mut s, &json!([1]));
-        assert_eq!(s, json!([1]));
     }
 
     #[test]

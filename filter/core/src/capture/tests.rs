@@ -19,7 +19,9 @@ pub(crate) fn config(extra: Value) -> Config {
             {"event_type": "bid", "topic": "bids", "method": "POST", "path": {"exact": "/bid"}, "capture_body": true}
         ]
     });
-    testkit::config(&testkit::with(base, &extra))
+    let mut doc = base;
+    testkit::merge(&mut doc, &extra);
+    testkit::config(&doc)
 }
 
 fn head<'a>(method: &'a str, host: &'a str, path: &'a str) -> RequestHead<'a> {

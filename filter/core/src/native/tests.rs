@@ -21,7 +21,9 @@ fn cfg(extra: Value) -> Config {
             {"event_type": "bid", "topic": "bids", "method": "POST", "path": {"exact": "/bid"}, "capture_body": true}
         ]
     });
-    testkit::config(&testkit::with(base, &extra))
+    let mut doc = base;
+    testkit::merge(&mut doc, &extra);
+    testkit::config(&doc)
 }
 
 fn rules(rules: Value, http_filter_rules: &str) -> Config {
