@@ -193,6 +193,7 @@ pub fn to_record_with(
         topic: r.topic,
         key: r.key.as_ref().and_then(|k| record_key(k, event)),
         value: scratch.as_slice().to_vec(),
+        headers: Vec::new(),
         ts_ms: event.ts,
     })
 }
@@ -342,7 +343,7 @@ fn v3_body(records: &[&Record], binary: bool) -> Vec<u8> {
     headers.extend_from_slice(if binary { CT_MSGPACK_B64 } else { CT_JSON_B64 }.as_bytes());
     headers.extend_from_slice(b"\"},{\"name\":\"adtap-schema\",\"value\":");
     write_b64_str(&mut headers, SCHEMA_VERSION.to_string().as_bytes());
-    headers.extend_from_slice(b"}]");
+    headers.push(b'}');
 
     let cap = records
         .iter()
@@ -353,7 +354,12 @@ fn v3_body(records: &[&Record], binary: bool) -> Vec<u8> {
                 r.value.len()
             };
             let key = r.key.as_ref().map_or(0, |k| 32 + json_str_estimate(k));
-            headers.len() + value + key + 80
+            let own_headers = r
+                .headers
+                .iter()
+                .map(|(n, v)| 22 + json_str_estimate(n) + b64_len(v.len()))
+                .sum::<usize>();
+            headers.len() + own_headers + value + key + 80
         })
         .sum::<usize>();
     let mut out = Vec::with_capacity(cap);
@@ -363,6 +369,14 @@ fn v3_body(records: &[&Record], binary: bool) -> Vec<u8> {
         }
         out.push(b'{');
         out.extend_from_slice(&headers);
+        for (name, value) in &r.headers {
+            out.extend_from_slice(b",{\"name\":");
+            write_json_str(&mut out, name);
+            out.extend_from_slice(b",\"value\":");
+            write_b64_str(&mut out, value.as_bytes());
+            out.push(b'}');
+        }
+        out.push(b']');
         if let Some(key) = &r.key {
             out.extend_from_slice(b",\"key\":{\"type\":\"STRING\",\"data\":");
             write_json_str(&mut out, key);
@@ -395,7 +409,7 @@ pub fn rfc3339_ms(ts_ms: u64) -> String {
 }
 
 /// Writes [`rfc3339_ms`] of `ts_ms` (24 bytes) at the end of `out`.
-fn write_rfc3339_ms(out: &mut Vec<u8>, ts_ms: u64) {
+pub(crate) fn write_rfc3339_ms(out: &mut Vec<u8>, ts_ms: u64) {
     let ts_ms = ts_ms.min(MAX_RFC3339_MS);
     let ms = ts_ms % 1000;
     let secs = ts_ms / 1000;

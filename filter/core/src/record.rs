@@ -177,6 +177,7 @@ pub fn write(cfg: &Config, f: &Fields<'_>, scratch: &mut Scratch) -> Result<Reco
         topic: rule.topic,
         key,
         value: out.as_slice().to_vec(),
+        headers: Vec::new(),
         ts_ms: f.ts,
     })
 }
@@ -426,6 +427,21 @@ fn json_escapes(b: u8) -> bool {
 pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(s.len() + 2);
     out.push(b'"');
+    write_json_str_content(out, s);
+    out.push(b'"');
+}
+
+/// [`write_json_str`] of the concatenation of `parts`, without building it.
+pub(crate) fn write_json_str_parts(out: &mut Vec<u8>, parts: &[&str]) {
+    out.push(b'"');
+    for part in parts {
+        write_json_str_content(out, part);
+    }
+    out.push(b'"');
+}
+
+/// The escaped content of a JSON string literal for `s`, without the quotes.
+fn write_json_str_content(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {
@@ -451,7 +467,6 @@ pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
         }
     }
     out.extend_from_slice(bytes.get(run..).unwrap_or_default());
-    out.push(b'"');
 }
 
 /// Length of the standard padded base64 of `n` bytes.

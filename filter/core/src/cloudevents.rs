@@ -1,0 +1,331 @@
+//! CloudEvents 1.0 for the records, opt-in (`cloudevents` in the configuration), following the
+//! CloudEvents Kafka protocol binding.
+//!
+//! - Binary mode, on Confluent v3 (the one dialect with record headers): the value is the event
+//!   as without CloudEvents; the attributes travel as record headers `ce_specversion`, `ce_id`,
+//!   `ce_source`, `ce_type`, `ce_time`, `ce_dataschema`, next to the `content-type` header that
+//!   v3 records always carry (the binding maps `content-type` to `datacontenttype`).
+//! - Structured mode, on v2 and Redpanda (no record headers): the value is the JSON envelope
+//!   (`application/cloudevents+json`) with the attributes and the event as `data` (JSON format)
+//!   or as `data_base64` of its MessagePack bytes (MessagePack format).
+//!
+//! The mapping, identical in both modes: `id` is the event id, `source` the configured source,
+//! `type` the configured prefix followed by the event type (`adtap.click` by default), `time`
+//! the event's `ts` in RFC 3339, UTC, with milliseconds (`2026-11-25T06:30:00.123Z`),
+//! `dataschema` the published schema's id ([`crate::schema::SCHEMA_ID`]), `datacontenttype`
+//! `application/json` or `application/msgpack`.
+//!
+//! Layout: [`CloudEventsConfig`] (as written, checked by [`check`]); [`mode`]; the writers
+//! [`push_binary_headers`] and [`write_structured`], which [`crate::record`] (the hot path) and
+//! [`crate::encode`] (serde's reference path) both call, so the two cannot disagree. Nothing
+//! here runs unless `cloudevents` is configured.
+
+use crate::config::{ConfigError, Dialect, ValueFormat};
+use crate::encode::write_rfc3339_ms;
+use crate::record::{write_base64, write_json_str, write_json_str_parts};
+use crate::schema::SCHEMA_ID;
+use serde::Deserialize;
+
+/// The CloudEvents version written as `specversion`.
+pub const SPEC_VERSION: &str = "1.0";
+
+/// Content type of a structured-mode value (v2, Redpanda).
+pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json";
+
+/// The default `type_prefix`: `type` is `adtap.` and the event type.
+pub const DEFAULT_TYPE_PREFIX: &str = "adtap.";
+
+/// Longest `cloudevents.source`, in bytes.
+pub const MAX_SOURCE_BYTES: usize = 1024;
+
+/// Longest `cloudevents.type_prefix`, in bytes.
+pub const MAX_TYPE_PREFIX_BYTES: usize = 128;
+
+/// `cloudevents` in the configuration: `{"source": "//ads.example.com/edge"}`, optionally with
+/// a `type_prefix`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudEventsConfig {
+    /// The `source` attribute: a non-empty URI reference naming this deployment.
+    pub source: String,
+    /// Prepended to the event type to make the `type` attribute (default `adtap.`).
+    #[serde(default = "default_type_prefix")]
+    pub type_prefix: String,
+}
+
+fn default_type_prefix() -> String {
+    DEFAULT_TYPE_PREFIX.to_string()
+}
+
+/// How the attributes travel in a dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Record headers (`ce_*`), the value unchanged: Confluent v3.
+    Binary,
+    /// A JSON envelope as the value: v2 and Redpanda, which have no record headers.
+    Structured,
+}
+
+/// The mode used in `dialect`.
+pub fn mode(dialect: Dialect) -> Mode {
+    match dialect {
+        Dialect::ConfluentV3 => Mode::Binary,
+        Dialect::ConfluentV2 | Dialect::Redpanda => Mode::Structured,
+    }
+}
+
+/// Bytes a URI reference may not contain unescaped (RFC 3986), beside controls and spaces.
+fn is_uri_char(b: u8) -> bool {
+    b.is_ascii_graphic() && !b"\"<>\\^`{|}".contains(&b)
+}
+
+/// The problems of `cloudevents`, each with its path (`cloudevents.source`, …).
+pub fn check(ce: &CloudEventsConfig) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let mut push = |path: &str, message: String| {
+        errors.push(ConfigError {
+            path: path.to_string(),
+            message,
+        })
+    };
+    let s = &ce.source;
+    if s.is_empty() {
+        push(
+            "cloudevents.source",
+            "must not be empty: CloudEvents requires a source (a URI reference such as `//ads.example.com/edge` or `urn:example:edge-eu-1`)".into(),
+        );
+    } else if s.len() > MAX_SOURCE_BYTES {
+        push(
+            "cloudevents.source",
+            format!(
+                "is {} bytes long, at most {MAX_SOURCE_BYTES} allowed",
+                s.len()
+            ),
+        );
+    } else if !s.bytes().all(is_uri_char) {
+        push(
+            "cloudevents.source",
+            "must be a URI reference: printable ASCII without spaces, quotes or any of \\ < > ^ ` { | } (percent-encode them)".into(),
+        );
+    }
+    let p = &ce.type_prefix;
+    if p.len() > MAX_TYPE_PREFIX_BYTES {
+        push(
+            "cloudevents.type_prefix",
+            format!(
+                "is {} bytes long, at most {MAX_TYPE_PREFIX_BYTES} allowed",
+                p.len()
+            ),
+        );
+    } else if !p
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        push(
+            "cloudevents.type_prefix",
+            "may contain only letters, digits, `_`, `.` and `-` (a reverse-DNS prefix such as `com.example.ads.`)".into(),
+        );
+    }
+    errors
+}
+
+/// Appends the binary-mode record headers of one event to `out`: `ce_specversion`, `ce_id`,
+/// `ce_source`, `ce_type`, `ce_time`, `ce_dataschema`, as (name, value) text. `id` is the
+/// event id's text.
+pub fn push_binary_headers(
+    ce: &CloudEventsConfig,
+    id: String,
+    event_type: &str,
+    ts_ms: u64,
+    out: &mut Vec<(String, String)>,
+) {
+    let mut time = Vec::with_capacity(24);
+    write_rfc3339_ms(&mut time, ts_ms);
+    let mut ce_type = String::with_capacity(ce.type_prefix.len() + event_type.len());
+    ce_type.push_str(&ce.type_prefix);
+    ce_type.push_str(event_type);
+    out.reserve(6);
+    out.push(("ce_specversion".into(), SPEC_VERSION.into()));
+    out.push(("ce_id".into(), id));
+    out.push(("ce_source".into(), ce.source.clone()));
+    out.push(("ce_type".into(), ce_type));
+    // Only ASCII digits and punctuation were written.
+    out.push((
+        "ce_time".into(),
+        String::from_utf8(time).unwrap_or_default(),
+    ));
+    out.push(("ce_dataschema".into(), SCHEMA_ID.into()));
+}
+
+/// Writes the structured-mode value of one event into `out` (cleared first): the envelope
+/// `{"specversion":"1.0","id":…,"source":…,"type":…,"time":…,"dataschema":…,
+/// "datacontenttype":…,"data":…}` around `data`, the event already encoded in `format`: JSON
+/// is spliced in as `data`, MessagePack goes as `data_base64`.
+///
+/// `write_id` writes the id as a JSON string literal (the hot path writes it from its parts).
+pub fn write_structured(
+    out: &mut Vec<u8>,
+    ce: &CloudEventsConfig,
+    write_id: impl FnOnce(&mut Vec<u8>),
+    event_type: &str,
+    ts_ms: u64,
+    format: ValueFormat,
+    data: &[u8],
+) {
+    out.clear();
+    out.reserve(data.len() / 3 * 4 + 4 + 192 + ce.source.len() + ce.type_prefix.len());
+    out.extend_from_slice(b"{\"specversion\":\"1.0\",\"id\":");
+    write_id(out);
+    out.extend_from_slice(b",\"source\":");
+    write_json_str(out, &ce.source);
+    out.extend_from_slice(b",\"type\":");
+    write_json_str_parts(out, &[&ce.type_prefix, event_type]);
+    out.extend_from_slice(b",\"time\":\"");
+    write_rfc3339_ms(out, ts_ms);
+    out.extend_from_slice(b"\",\"dataschema\":");
+    write_json_str(out, SCHEMA_ID);
+    match format {
+        ValueFormat::Json => {
+            out.extend_from_slice(b",\"datacontenttype\":\"application/json\",\"data\":");
+            out.extend_from_slice(data);
+        }
+        ValueFormat::Msgpack => {
+            out.extend_from_slice(
+                b",\"datacontenttype\":\"application/msgpack\",\"data_base64\":\"",
+            );
+            write_base64(out, data);
+            out.push(b'"');
+        }
+    }
+    out.push(b'}');
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn ce() -> CloudEventsConfig {
+        CloudEventsConfig {
+            source: "//ads.example.com/edge".into(),
+            type_prefix: DEFAULT_TYPE_PREFIX.into(),
+        }
+    }
+
+    fn quoted(id: &str) -> impl FnOnce(&mut Vec<u8>) + '_ {
+        move |o: &mut Vec<u8>| write_json_str(o, id)
+    }
+
+    #[test]
+    fn structured_json_envelope_exact_bytes() {
+        let mut out = b"junk".to_vec();
+        let data = br#"{"v":1,"id":"00000000000000ab-1f"}"#;
+        write_structured(
+            &mut out,
+            &ce(),
+            quoted("00000000000000ab-1f"),
+            "click",
+            1_764_657_000_123,
+            ValueFormat::Json,
+            data,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"specversion":"1.0","id":"00000000000000ab-1f","source":"//ads.example.com/edge","type":"adtap.click","time":"2025-12-02T06:30:00.123Z","dataschema":"urn:adtap:event:v1","datacontenttype":"application/json","data":{"v":1,"id":"00000000000000ab-1f"}}"#
+        );
+    }
+
+    #[test]
+    fn structured_msgpack_envelope_has_data_base64() {
+        let mut out = Vec::new();
+        let data = [0x81u8, 0xa1, b'v', 0x01];
+        let cfg = CloudEventsConfig {
+            type_prefix: String::new(),
+            ..ce()
+        };
+        write_structured(
+            &mut out,
+            &cfg,
+            quoted("x"),
+            "bid",
+            0,
+            ValueFormat::Msgpack,
+            &data,
+        );
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            json!({"specversion": "1.0", "id": "x", "source": "//ads.example.com/edge",
+                "type": "bid", "time": "1970-01-01T00:00:00.000Z", "dataschema": "urn:adtap:event:v1",
+                "datacontenttype": "application/msgpack", "data_base64": "gaF2AQ=="})
+        );
+    }
+
+    #[test]
+    fn binary_headers_in_order() {
+        let mut out = vec![("x-first".to_string(), "kept".to_string())];
+        push_binary_headers(&ce(), "id-1".into(), "impression", 86_400_000, &mut out);
+        let got: Vec<(&str, &str)> = out.iter().map(|(k, v)| (&**k, &**v)).collect();
+        assert_eq!(
+            got,
+            [
+                ("x-first", "kept"),
+                ("ce_specversion", "1.0"),
+                ("ce_id", "id-1"),
+                ("ce_source", "//ads.example.com/edge"),
+                ("ce_type", "adtap.impression"),
+                ("ce_time", "1970-01-02T00:00:00.000Z"),
+                ("ce_dataschema", "urn:adtap:event:v1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn checks_name_the_field() {
+        let msgs = |source: &str, prefix: &str| -> Vec<String> {
+            check(&CloudEventsConfig {
+                source: source.into(),
+                type_prefix: prefix.into(),
+            })
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+        };
+        assert!(msgs("urn:example:edge-1", "com.example.").is_empty());
+        assert!(msgs("https://ads.example.com/x?y=%20", "").is_empty());
+        assert_eq!(
+            msgs("", "a b"),
+            [
+                "cloudevents.source: must not be empty: CloudEvents requires a source (a URI reference such as `//ads.example.com/edge` or `urn:example:edge-eu-1`)",
+                "cloudevents.type_prefix: may contain only letters, digits, `_`, `.` and `-` (a reverse-DNS prefix such as `com.example.ads.`)"
+            ]
+        );
+        assert_eq!(
+            msgs("//a b", "x"),
+            ["cloudevents.source: must be a URI reference: printable ASCII without spaces, quotes or any of \\ < > ^ ` { | } (percent-encode them)"]
+        );
+        assert_eq!(
+            msgs(
+                &"a".repeat(MAX_SOURCE_BYTES + 1),
+                &"p".repeat(MAX_TYPE_PREFIX_BYTES + 1)
+            ),
+            [
+                "cloudevents.source: is 1025 bytes long, at most 1024 allowed",
+                "cloudevents.type_prefix: is 129 bytes long, at most 128 allowed"
+            ]
+        );
+        assert!(msgs(
+            &"a".repeat(MAX_SOURCE_BYTES),
+            &"p".repeat(MAX_TYPE_PREFIX_BYTES)
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn modes_follow_record_headers() {
+        assert_eq!(mode(Dialect::ConfluentV3), Mode::Binary);
+        assert_eq!(mode(Dialect::ConfluentV2), Mode::Structured);
+        assert_eq!(mode(Dialect::Redpanda), Mode::Structured);
+    }
+}
