@@ -2,7 +2,7 @@
 //! and validate against.
 //!
 //! [`event_schema`] builds it from the same constants the capture and validation code bound
-//! values with ([`crate::capture::MAX_QUERY_VALUE_BYTES`], [`crate::validate::MAX_BODY_BYTES`],
+//! values with ([`crate::capture::MAX_QUERY_VALUE_BYTES`], [`crate::config::MAX_BODY_BYTES`],
 //! …), so a bound cannot change in one place only. The committed copy,
 //! `filter/core/schema/event.v1.schema.json` ([`SCHEMA_FILE`]), is what the repository and the JS
 //! package publish; `tests/event_schema.rs` proves it is [`event_schema_text`] byte for byte,
@@ -16,9 +16,9 @@
 //! this module, so it adds nothing to the Wasm module.
 
 use crate::capture::{MAX_HEADER_VALUE_BYTES, MAX_QUERY_VALUE_BYTES};
+use crate::config::{MAX_BODY_BYTES, MAX_EVENT_TYPE_BYTES, MAX_HEADERS, MAX_QUERY_PARAMS};
 use crate::event::SCHEMA_VERSION;
 use crate::record::b64_len;
-use crate::validate::{MAX_BODY_BYTES, MAX_EVENT_TYPE_BYTES, MAX_HEADERS, MAX_QUERY_PARAMS};
 use serde_json::{json, Value};
 
 /// Where the committed schema lives, relative to the repository root.

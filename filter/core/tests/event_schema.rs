@@ -18,11 +18,10 @@
 use adtap_core::capture::{
     BodyCapture, Completion, RequestHead, MAX_HEADER_VALUE_BYTES, MAX_QUERY_VALUE_BYTES,
 };
-use adtap_core::config::{Config, ValueFormat};
+use adtap_core::config::{Config, ValueFormat, MAX_BODY_BYTES};
 use adtap_core::headers::HeaderPairs;
 use adtap_core::record::{self, EventId, Fields, Scratch};
 use adtap_core::schema::{event_schema, event_schema_text, SCHEMA_FILE};
-use adtap_core::validate::MAX_BODY_BYTES;
 use adtap_core::Event;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
