@@ -700,16 +700,13 @@ fn check_record_headers(e: &mut Errors, dialect: Dialect, names: &[String]) -> V
             "needs dialect \"confluent_v3\": the v2 and Redpanda APIs have no record headers (capture the header in the event with `headers` instead)",
         );
     }
-    let before = e.0.len();
     let names = check_headers(e, "record_headers", names, MAX_RECORD_HEADERS);
-    if e.0.len() == before {
-        for (i, name) in names.iter().enumerate() {
-            if is_reserved_record_header(name) {
-                e.push(
-                    format!("record_headers[{i}]"),
-                    format!("`{name}` is a record header adtap writes itself (content-type, adtap-schema, ce_*)"),
-                );
-            }
+    for (i, name) in names.iter().enumerate() {
+        if is_reserved_record_header(name) {
+            e.push(
+                format!("record_headers[{i}]"),
+                format!("`{name}` is a record header adtap writes itself (content-type, adtap-schema, ce_*)"),
+            );
         }
     }
     names
