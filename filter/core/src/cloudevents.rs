@@ -129,6 +129,42 @@ pub fn check(ce: &CloudEventsConfig) -> Vec<ConfigError> {
     errors
 }
 
+/// Names of the binary-mode headers, in the order written.
+const BINARY_HEADER_NAMES: [&str; 6] = [
+    "ce_specversion",
+    "ce_id",
+    "ce_source",
+    "ce_type",
+    "ce_time",
+    "ce_dataschema",
+];
+
+/// The envelope's text beside the event, the id, the source and the type (for the bound).
+const ENVELOPE_FIXED: &str = r#"{"specversion":"1.0","id":"","source":"","type":"","time":"2026-01-01T00:00:00.000Z","dataschema":"urn:adtap:event:v1","datacontenttype":"application/msgpack","data_base64":""}"#;
+
+/// Longest event id text: 16 hex digits, `-`, 16 hex digits.
+const MAX_ID_BYTES: usize = 33;
+
+/// The most bytes CloudEvents adds to a record's [`crate::Record::size`] in `dialect`: the
+/// `ce_*` headers (binary mode) or the envelope around the event (structured mode; with
+/// MessagePack, the event's growth to base64 is the caller's: see
+/// [`crate::config::max_body_bytes`]). The event type is at most
+/// [`crate::config::MAX_EVENT_TYPE_BYTES`].
+pub fn max_extra_bytes(ce: &CloudEventsConfig, dialect: Dialect, _format: ValueFormat) -> usize {
+    let ty = ce.type_prefix.len() + crate::config::MAX_EVENT_TYPE_BYTES;
+    match mode(dialect) {
+        Mode::Binary => {
+            let names: usize = BINARY_HEADER_NAMES.iter().map(|n| n.len()).sum();
+            let values =
+                SPEC_VERSION.len() + MAX_ID_BYTES + ce.source.len() + ty + 24 + SCHEMA_ID.len();
+            names + values + BINARY_HEADER_NAMES.len() * crate::event::HEADER_OVERHEAD_BYTES
+        }
+        // The longer (MessagePack) content type and `data_base64` key; nothing in the
+        // attributes needs escaping (the source and prefix are checked, ids are hex).
+        Mode::Structured => ENVELOPE_FIXED.len() + MAX_ID_BYTES + ce.source.len() + ty,
+    }
+}
+
 /// Appends the binary-mode record headers of one event to `out`: `ce_specversion`, `ce_id`,
 /// `ce_source`, `ce_type`, `ce_time`, `ce_dataschema`, as (name, value) text. `id` is the
 /// event id's text.

@@ -315,3 +315,97 @@ proptest! {
         }
     }
 }
+
+/// The body bound counts what CloudEvents and record headers add: at the largest accepted
+/// `body.max_bytes`, a worst-case body (control characters for JSON, non-UTF-8 bytes for
+/// MessagePack) with the longest source, type and record header values still makes a record
+/// the pipeline batches; one byte more is refused at load, saying why.
+#[test]
+fn the_largest_accepted_body_fits_with_cloudevents_and_record_headers() {
+    use adtap_core::capture::BodyCapture;
+    use adtap_core::classify::DropReason;
+    use adtap_core::config::{max_body_bytes, record_extra_bytes, MAX_BODY_BYTES};
+    use adtap_core::pipeline::Pipeline;
+
+    let event_type = "t".repeat(64);
+    let long_value = "v".repeat(MAX_HEADER_VALUE_BYTES + 5);
+    for dialect in ["confluent_v2", "confluent_v3", "redpanda"] {
+        for (format, worst) in [("json", 0x01u8), ("msgpack", 0xffu8)] {
+            for batch_bytes in [16_384usize, 1_048_576, 16 * 1024 * 1024] {
+                let cfg_for = |body: usize| {
+                    let mut doc = json!({
+                        "cluster": "kafka_rest", "cluster_id": "lkc-1",
+                        "dialect": dialect, "format": format,
+                        "cloudevents": {"source": "s".repeat(1024), "type_prefix": "p".repeat(128)},
+                        "rules": [{"event_type": event_type, "topic": "bids", "method": "POST",
+                                   "path": {"exact": "/bid"}, "capture_body": true}],
+                        "batch": {"max_bytes": batch_bytes},
+                        "buffer": {"max_bytes": batch_bytes.max(8 * 1024 * 1024)},
+                        "body": {"max_bytes": body},
+                    });
+                    if dialect == "confluent_v3" {
+                        doc["record_headers"] = json!(["traceparent", "x-b"]);
+                    }
+                    doc
+                };
+                let probe = config(cfg_for(1));
+                let (extra, base64) = record_extra_bytes(
+                    probe.dialect,
+                    probe.format,
+                    probe.cloudevents.as_ref(),
+                    &probe.record_headers,
+                );
+                let max =
+                    max_body_bytes(probe.format, batch_bytes, extra, base64).min(MAX_BODY_BYTES);
+                let at = format!("{dialect} {format} {batch_bytes}");
+                let over = Config::parse(cfg_for(max + 1).to_string().as_bytes()).unwrap_err();
+                assert_eq!(over.len(), 1, "{at}: {over:?}");
+                assert!(
+                    max == MAX_BODY_BYTES
+                        || over[0].message.contains(&format!(
+                            "and {extra} for its CloudEvents attributes and record headers"
+                        )),
+                    "{at}: {over:?}"
+                );
+                let cfg = config(cfg_for(max));
+                let mut body = BodyCapture::new(cfg.body.max_bytes);
+                body.push(&vec![worst; max + 10], max + 10);
+                let hdrs = HeaderPairs::from_pairs(&[
+                    ("traceparent", long_value.as_str()),
+                    ("x-b", long_value.as_str()),
+                ]);
+                let done = Completion::default();
+                let fields = Fields {
+                    rule: 0,
+                    id: EventId {
+                        vm: u64::MAX,
+                        seq: u64::MAX,
+                    },
+                    ts: u64::MAX,
+                    head: RequestHead {
+                        method: "POST",
+                        host: "rtb.ads.example.com",
+                        path: "/bid",
+                    },
+                    headers: &hdrs,
+                    done: &done,
+                    body: Some(&body),
+                };
+                let rec = record::write(&cfg, &fields, &mut Scratch::new()).unwrap();
+                assert!(
+                    rec.size() <= batch_bytes,
+                    "{at}: record of {} bytes",
+                    rec.size()
+                );
+                let mut pipeline = Pipeline::new(&cfg, 7);
+                pipeline.push(0, rec);
+                assert_eq!(
+                    pipeline.stats().dropped_for(DropReason::TooLarge),
+                    0,
+                    "{at}"
+                );
+                assert!(pipeline.poll(10_000).is_some(), "{at}: no batch");
+            }
+        }
+    }
+}

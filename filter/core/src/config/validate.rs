@@ -17,7 +17,9 @@ use super::sections::{
     AuthConfig, Dialect, PathMatch, QueryParamSpec, ResponseFields, ValueFormat,
 };
 use super::{Config, ConfigError, KeySource, Rule};
+use crate::capture::MAX_HEADER_VALUE_BYTES;
 use crate::cloudevents;
+use crate::event::HEADER_OVERHEAD_BYTES;
 use crate::ip::{host_without_port, IpMode};
 use crate::key::{Key, RawKey, MAX_KEY_FIELDS};
 use std::fmt::Display;
@@ -84,13 +86,43 @@ const RESERVED_AUTH_HEADERS: &[&str] = &[
 /// - `msgpack`: a str of the text as is (1 byte per byte), or of its base64 for non-UTF-8
 ///   bytes: `4·⌈n/3⌉` at worst.
 ///
-/// [`EVENT_RESERVE_BYTES`] is kept for the rest of the event.
-pub fn max_body_bytes(format: ValueFormat, batch_max_bytes: usize) -> usize {
-    let room = batch_max_bytes.saturating_sub(EVENT_RESERVE_BYTES);
+/// [`EVENT_RESERVE_BYTES`] is kept for the rest of the event, and `extra_bytes` for what the
+/// record carries beside its event ([`record_extra_bytes`]); `value_in_base64` when the event
+/// travels as base64 inside the value (MessagePack in a CloudEvents envelope: 4 bytes per 3 of
+/// the whole event). `(0, false)` is a record without CloudEvents or record headers.
+pub fn max_body_bytes(
+    format: ValueFormat,
+    batch_max_bytes: usize,
+    extra_bytes: usize,
+    value_in_base64: bool,
+) -> usize {
+    let room = batch_max_bytes.saturating_sub(extra_bytes);
+    let room = if value_in_base64 { room / 4 * 3 } else { room };
+    let room = room.saturating_sub(EVENT_RESERVE_BYTES);
     match format {
         ValueFormat::Json => room / JSON_WORST_EXPANSION,
         ValueFormat::Msgpack => room / 4 * 3,
     }
+}
+
+/// Bytes a record counts beyond its event at most, as [`crate::Record::size`] counts them:
+/// the CloudEvents envelope or headers ([`cloudevents::max_extra_bytes`]) and each record header
+/// at its longest value, and whether the event goes as base64 inside the value.
+pub fn record_extra_bytes(
+    dialect: Dialect,
+    format: ValueFormat,
+    ce: Option<&cloudevents::CloudEventsConfig>,
+    record_headers: &[String],
+) -> (usize, bool) {
+    let ce_bytes = ce.map_or(0, |ce| cloudevents::max_extra_bytes(ce, dialect, format));
+    let headers: usize = record_headers
+        .iter()
+        .map(|n| n.len() + MAX_HEADER_VALUE_BYTES + HEADER_OVERHEAD_BYTES)
+        .sum();
+    let base64 = ce.is_some()
+        && format == ValueFormat::Msgpack
+        && cloudevents::mode(dialect) == cloudevents::Mode::Structured;
+    (ce_bytes + headers, base64)
 }
 
 /// Bytes a JSON string literal spends on one body byte at worst (`\u00XX`).
@@ -285,7 +317,17 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     let body_ok = body.max_bytes <= MAX_BODY_BYTES;
     let captures_bodies = raw_rules.iter().any(|r| r.capture_body);
     if body_ok && batch_bytes_ok && captures_bodies {
-        let max = max_body_bytes(format, batch.max_bytes);
+        // CloudEvents and record headers count only when they are valid themselves.
+        let ce = cloudevents
+            .as_ref()
+            .filter(|ce| cloudevents::check(ce).is_empty());
+        let headers_ok = record_headers.len() <= MAX_RECORD_HEADERS
+            && record_headers
+                .iter()
+                .all(|n| n.len() <= MAX_HEADER_NAME_BYTES);
+        let headers_for_bound = if headers_ok { &record_headers[..] } else { &[] };
+        let (extra, base64) = record_extra_bytes(dialect, format, ce, headers_for_bound);
+        let max = max_body_bytes(format, batch.max_bytes, extra, base64);
         if body.max_bytes > max {
             let (format, why) = match format {
                 ValueFormat::Json => (
@@ -300,8 +342,14 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             e.push(
                 "body.max_bytes",
                 format!(
-                    "must be at most {max} bytes with batch.max_bytes {} and format \"{format}\": {why}, {EVENT_RESERVE_BYTES} bytes are kept for the event's other fields, and an event larger than batch.max_bytes is dropped as too large; got {}",
-                    batch.max_bytes, body.max_bytes
+                    "must be at most {max} bytes with batch.max_bytes {} and format \"{format}\": {why}, {EVENT_RESERVE_BYTES} bytes are kept for the event's other fields{}, and an event larger than batch.max_bytes is dropped as too large; got {}",
+                    batch.max_bytes,
+                    if extra > 0 {
+                        format!(" and {extra} for its CloudEvents attributes and record headers")
+                    } else {
+                        String::new()
+                    },
+                    body.max_bytes
                 ),
             );
         }
