@@ -17,13 +17,17 @@
 //!
 //! Layout: [`CloudEventsConfig`] (as written, checked by [`check`]); [`mode`]; the writers
 //! [`push_binary_headers`] and [`write_structured`], which [`crate::record`] (the hot path) and
-//! [`crate::encode`] (serde's reference path) both call, so the two cannot disagree. Nothing
-//! here runs unless `cloudevents` is configured.
+//! [`crate::encode`] (serde's reference path) both call, so the two cannot disagree;
+//! [`max_extra_bytes`] for the body bound; [`decode_structured`] for readers. Nothing here
+//! runs in the filter unless `cloudevents` is configured.
 
 use crate::config::{ConfigError, Dialect, ValueFormat};
-use crate::encode::write_rfc3339_ms;
+use crate::encode::{decode_value, write_rfc3339_ms, EncodeError};
+use crate::event::Event;
 use crate::record::{write_base64, write_json_str, write_json_str_parts};
 use crate::schema::SCHEMA_ID;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use serde::Deserialize;
 
 /// The CloudEvents version written as `specversion`.
@@ -236,6 +240,67 @@ pub fn write_structured(
     out.push(b'}');
 }
 
+/// A structured-mode value read back ([`decode_structured`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Structured {
+    /// The envelope's attributes as written: every member but `data` / `data_base64`.
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// The format of the event inside (from `datacontenttype`).
+    pub format: ValueFormat,
+    /// The event.
+    pub event: Event,
+}
+
+/// Reads a structured-mode value (v2, Redpanda with `cloudevents`): the envelope's attributes
+/// and the event in `data` (`application/json`) or `data_base64` (`application/msgpack`), for
+/// readers of records (the JS package's decoder, the CLI, tests).
+pub fn decode_structured(value: &[u8]) -> Result<Structured, EncodeError> {
+    let err = |m: String| EncodeError(format!("cloudevents envelope: {m}"));
+    let mut attributes: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(value).map_err(|e| err(format!("not a JSON object: {e}")))?;
+    if attributes.get("specversion").and_then(|v| v.as_str()) != Some(SPEC_VERSION) {
+        return Err(err(format!("`specversion` is not \"{SPEC_VERSION}\"")));
+    }
+    let content_type = attributes
+        .get("datacontenttype")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let (format, event) = match content_type.as_str() {
+        "application/json" => {
+            let data = attributes
+                .remove("data")
+                .ok_or_else(|| err("`data` missing".into()))?;
+            let event = serde_json::from_value(data)
+                .map_err(|e| err(format!("`data` is not an adtap event: {e}")))?;
+            (ValueFormat::Json, event)
+        }
+        "application/msgpack" => {
+            let data = attributes
+                .remove("data_base64")
+                .ok_or_else(|| err("`data_base64` missing".into()))?;
+            let bytes = data
+                .as_str()
+                .and_then(|b| STANDARD.decode(b).ok())
+                .ok_or_else(|| err("`data_base64` is not base64".into()))?;
+            (
+                ValueFormat::Msgpack,
+                decode_value(ValueFormat::Msgpack, &bytes)?,
+            )
+        }
+        other => {
+            return Err(err(format!(
+                "`datacontenttype` {other:?} is neither application/json nor application/msgpack"
+            )))
+        }
+    };
+    Ok(Structured {
+        attributes,
+        format,
+        event,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
@@ -356,6 +421,81 @@ mod tests {
             &"p".repeat(MAX_TYPE_PREFIX_BYTES)
         )
         .is_empty());
+    }
+
+    #[test]
+    fn structured_values_read_back() {
+        let ev = Event {
+            v: 1,
+            id: "00000000000000ab-1f".into(),
+            event_type: "click".into(),
+            ts: 5,
+            method: "GET".into(),
+            host: "h".into(),
+            path: "/c".into(),
+            ..Event::default()
+        };
+        for format in [ValueFormat::Json, ValueFormat::Msgpack] {
+            let data = crate::encode::encode_value(format, &ev).unwrap();
+            let mut out = Vec::new();
+            write_structured(&mut out, &ce(), quoted(&ev.id), "click", 5, format, &data);
+            let back = decode_structured(&out).unwrap();
+            assert_eq!((back.format, &back.event), (format, &ev));
+            assert_eq!(back.attributes["type"], "adtap.click");
+            assert_eq!(back.attributes["time"], "1970-01-01T00:00:00.005Z");
+            assert!(
+                !back.attributes.contains_key("data")
+                    && !back.attributes.contains_key("data_base64")
+            );
+        }
+        let msg = |v: &str| decode_structured(v.as_bytes()).unwrap_err().0;
+        assert!(msg("[1]").starts_with("cloudevents envelope: not a JSON object"));
+        assert_eq!(
+            msg(r#"{"specversion":"0.3"}"#),
+            "cloudevents envelope: `specversion` is not \"1.0\""
+        );
+        assert_eq!(
+            msg(r#"{"specversion":"1.0","datacontenttype":"text/plain"}"#),
+            "cloudevents envelope: `datacontenttype` \"text/plain\" is neither application/json nor application/msgpack"
+        );
+        assert_eq!(
+            msg(r#"{"specversion":"1.0","datacontenttype":"application/json"}"#),
+            "cloudevents envelope: `data` missing"
+        );
+        assert_eq!(
+            msg(
+                r#"{"specversion":"1.0","datacontenttype":"application/msgpack","data_base64":"!"}"#
+            ),
+            "cloudevents envelope: `data_base64` is not base64"
+        );
+    }
+
+    #[test]
+    fn extra_bytes_bound_the_longest_attributes() {
+        let ce = CloudEventsConfig {
+            source: "s".repeat(MAX_SOURCE_BYTES),
+            type_prefix: "p".repeat(MAX_TYPE_PREFIX_BYTES),
+        };
+        let ty = "t".repeat(crate::config::MAX_EVENT_TYPE_BYTES);
+        let id = format!("{:016x}-{:x}", u64::MAX, u64::MAX);
+        assert_eq!(id.len(), MAX_ID_BYTES);
+        let mut headers = Vec::new();
+        push_binary_headers(&ce, id.clone(), &ty, u64::MAX, &mut headers);
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, BINARY_HEADER_NAMES);
+        let size: usize = headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + crate::event::HEADER_OVERHEAD_BYTES)
+            .sum();
+        let json = ValueFormat::Json;
+        assert_eq!(size, max_extra_bytes(&ce, Dialect::ConfluentV3, json));
+        for format in [ValueFormat::Json, ValueFormat::Msgpack] {
+            let mut out = Vec::new();
+            write_structured(&mut out, &ce, quoted(&id), &ty, u64::MAX, format, b"");
+            assert!(out.len() <= max_extra_bytes(&ce, Dialect::ConfluentV2, format));
+            // Tight: the JSON envelope is 12 bytes shorter than the MessagePack one.
+            assert!(out.len() + 12 >= max_extra_bytes(&ce, Dialect::Redpanda, format));
+        }
     }
 
     #[test]
