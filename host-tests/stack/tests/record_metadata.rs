@@ -24,6 +24,7 @@
     clippy::indexing_slicing
 )]
 
+use adtap_core::cloudevents::decode_structured;
 use adtap_core::encode::rfc3339_ms;
 use adtap_core::schema::{SCHEMA_FILE, SCHEMA_ID};
 use adtap_core::Event;
@@ -250,6 +251,12 @@ fn records_carry_cloudevents_headers_and_joined_keys(dialect: Dialect, format: F
                     }
                 }
                 assert_eq!(env, &want_env, "{at}: envelope");
+                // The core's reader of envelopes (the JS package's decoder) agrees.
+                let read = decode_structured(&r.value).unwrap();
+                assert_eq!(
+                    read.event,
+                    serde_json::from_value::<Event>(value.clone()).unwrap()
+                );
             }
         }
         assert_eq!(r.key, expected_key(req), "{at}: key");
