@@ -323,8 +323,8 @@ proptest! {
 #[test]
 fn the_largest_accepted_body_fits_with_cloudevents_and_record_headers() {
     use adtap_core::capture::BodyCapture;
-    use adtap_core::classify::DropReason;
     use adtap_core::config::{max_body_bytes, record_extra_bytes, MAX_BODY_BYTES};
+    use adtap_core::drop_reason::DropReason;
     use adtap_core::pipeline::Pipeline;
 
     let event_type = "t".repeat(64);
