@@ -204,6 +204,15 @@ fn record_headers_absent_or_bounded() {
     assert_eq!(rec.headers[0].1, "é".repeat(MAX_HEADER_VALUE_BYTES / 2));
     let none = write(&cfg, "/c", &[]);
     assert!(none.headers.is_empty());
+    // The buffer holds the headers' bytes with the record's.
+    let size = rec.size();
+    assert_eq!(
+        size,
+        rec.value.len() + "baggage".len() + MAX_HEADER_VALUE_BYTES + HEADER_OVERHEAD_BYTES
+    );
+    let mut pipeline = adtap_core::pipeline::Pipeline::new(&cfg, 1);
+    pipeline.push(0, rec);
+    assert_eq!(pipeline.stats().held_bytes, size as u64);
 }
 
 #[test]
