@@ -75,7 +75,8 @@ const RESERVED_AUTH_HEADERS: &[&str] = &[
 
 /// The largest `body.max_bytes` whose worst-case body still lets the event fit a batch of
 /// `batch_max_bytes` (an event larger than `batch.max_bytes` can never be sent and is dropped as
-/// `too_large`; `pipeline` compares [`crate::Record::size`], the encoded value plus key, with
+/// `too_large`; `pipeline` compares [`crate::Record::size`], the encoded value, key and record
+/// headers, with
 /// it).
 ///
 /// Derived from what `encode` does with a body of `n` bytes (`capture::BodyCapture` keeps
