@@ -133,8 +133,11 @@ pub fn check(ce: &CloudEventsConfig) -> Vec<ConfigError> {
     errors
 }
 
+/// How many headers binary mode writes ([`push_binary_headers`]).
+pub const BINARY_HEADERS: usize = 6;
+
 /// Names of the binary-mode headers, in the order written.
-const BINARY_HEADER_NAMES: [&str; 6] = [
+const BINARY_HEADER_NAMES: [&str; BINARY_HEADERS] = [
     "ce_specversion",
     "ce_id",
     "ce_source",
@@ -184,7 +187,7 @@ pub fn push_binary_headers(
     let mut ce_type = String::with_capacity(ce.type_prefix.len() + event_type.len());
     ce_type.push_str(&ce.type_prefix);
     ce_type.push_str(event_type);
-    out.reserve(6);
+    out.reserve(BINARY_HEADERS);
     out.push(("ce_specversion".into(), SPEC_VERSION.into()));
     out.push(("ce_id".into(), id));
     out.push(("ce_source".into(), ce.source.clone()));

@@ -186,7 +186,10 @@ pub fn write(cfg: &Config, f: &Fields<'_>, scratch: &mut Scratch) -> Result<Reco
         Some(Key::Field(k)) => values.key(k).filter(|k| !k.is_empty()).map(Cow::into_owned),
         Some(Key::Joined(parts)) => key::joined(parts.iter().map(|k| values.key(k))),
     };
-    let mut headers = Vec::new();
+    // Sized once for every header the record may carry (none: no allocation).
+    let binary_ce = cfg.cloudevents.is_some() && cloudevents::mode(cfg.dialect) == Mode::Binary;
+    let most = usize::from(binary_ce) * cloudevents::BINARY_HEADERS + cfg.record_headers.len();
+    let mut headers = Vec::with_capacity(most);
     let value = match &cfg.cloudevents {
         None => out.as_slice().to_vec(),
         Some(ce) => match cloudevents::mode(cfg.dialect) {
