@@ -209,8 +209,9 @@ fn record_options_cost_only_when_enabled() {
             "query_params": ["campaign_id", {"name": "crid", "as": "creative"}],
             "key": "query.campaign_id"
         });
+        let obj = doc.as_object_mut().unwrap();
         for (k, v) in extra.as_object().unwrap() {
-            doc[k] = v.clone();
+            obj.insert(k.clone(), v.clone());
         }
         testkit::config(&doc)
     };
