@@ -1,6 +1,7 @@
 //! The capture path's allocations, counted. `capture::match_rule` runs on every request through
 //! Envoy, so it must not allocate; `record::write` runs on every captured request, so it may
-//! allocate only the record itself (its value, and its key when it has one). This binary
+//! allocate only the record itself (its value, and its key when it has one; CloudEvents
+//! headers and record headers on v3 when configured, counted here too). This binary
 //! installs a global allocator that counts each thread's allocations, so tests running at the
 //! same time do not see each other's.
 
