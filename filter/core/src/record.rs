@@ -9,7 +9,9 @@
 //!
 //! Layout:
 //! - [`Fields`]: what one event is written from (the capture session fills it at log time).
-//! - [`write()`]: the record (value and key) for those fields.
+//! - [`write()`]: the record (value, key, record headers) for those fields; with the options,
+//!   the key joined from several fields ([`crate::key`]) and the CloudEvents form
+//!   ([`crate::cloudevents`]), whose writers this module shares with serde's path.
 //! - `Values` and `Sink`: every field resolved once, then written by one generic writer in
 //!   either format (`Json`, `Msgpack`), so field order and presence are decided in one place.
 //!
