@@ -24,6 +24,10 @@ use serde_json::{json, Value};
 /// Where the committed schema lives, relative to the repository root.
 pub const SCHEMA_FILE: &str = "filter/core/schema/event.v1.schema.json";
 
+/// The committed schema file's text, byte for byte (what the JS package and the CLI print):
+/// the test that keeps the file current keeps this current too.
+pub const EVENT_SCHEMA_JSON: &str = include_str!("../schema/event.v1.schema.json");
+
 /// The schema's `$id` (and the CloudEvents `dataschema`): names the schema version, so a
 /// registry keeps v1 and a later v2 apart.
 pub const SCHEMA_ID: &str = "urn:adtap:event:v1";

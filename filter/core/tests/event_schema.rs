@@ -56,6 +56,7 @@ fn committed_file_is_current() {
         "{} is stale: regenerate it with ADTAP_BLESS_SCHEMA=1 cargo test -p adtap-core --test event_schema",
         path.display()
     );
+    assert_eq!(adtap_core::schema::EVENT_SCHEMA_JSON, got);
     let parsed: Value = serde_json::from_str(&got).unwrap();
     jsonschema::meta::validate(&parsed).unwrap();
     assert_eq!(
