@@ -41,8 +41,8 @@
 //! Tests are placed one way:
 //! - a module's unit tests (the ones that need its private items) sit in `mod tests` at the end
 //!   of the module while they are short (under about 100 lines), and in `<module>/tests.rs`
-//!   (`#[cfg(test)] mod tests;`) once longer (`capture`, `cloudevents`, `ip`, `native`, `pipeline`, `record`,
-//!   `retry`, `config/validate`);
+//!   (`#[cfg(test)] mod tests;`) once longer (`capture`, `cloudevents`, `ip`, `native`,
+//!   `pipeline`, `record`, `retry`, `config/validate`);
 //! - tests through the public API only are integration tests in `tests/`, one file per
 //!   subject; the per-event costs are measured in `benches/core.rs`;
 //! - every test and bench builds its [`Config`] one way: `testkit::config` over a JSON
