@@ -4,7 +4,8 @@
 //! Layout:
 //! - [`encode_value`] / [`decode_value`]: an [`Event`] as a record value and back. MessagePack
 //!   uses named fields, so every decoder sees a map with the same keys as the JSON object.
-//! - [`record_key`] and [`to_record`]: the per-event work, done once when the event is finished.
+//! - [`record_key`] and [`to_record`]: the per-event work, done once when the event is finished
+//!   (the key, the CloudEvents form when configured).
 //! - [`build_request`]: the per-batch work. Bodies are written straight into one `Vec<u8>` sized
 //!   up front; record values are already encoded, so JSON values are spliced in as raw bytes
 //!   and MessagePack values are base64-encoded in place. No `serde_json::Value` is built.
@@ -25,8 +26,10 @@
 //! values (Jackson's `MappingIterator`), which skips whitespace between values, and the newline
 //! keeps bodies readable in captures and compatible with line-oriented tools.
 
+use crate::cloudevents::{self, Mode};
 use crate::config::{AuthConfig, Config, Dialect, KeySource, ValueFormat};
 use crate::event::{Event, Record, SCHEMA_VERSION};
+use crate::key::{joined, Key};
 use crate::record::{b64_len, write_base64, write_json_str};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -150,9 +153,18 @@ fn estimate_event_len(e: &Event) -> usize {
         + opt(&e.body)
 }
 
-/// The record key for an event, or `None` when the source field is absent or empty (the rule
-/// [`crate::record::write`] follows; tests hold the two to the same keys).
-pub fn record_key(source: &KeySource, event: &Event) -> Option<String> {
+/// The record key for an event, or `None` when a source field is absent or empty (the rule
+/// [`crate::record::write`] follows; tests hold the two to the same keys). A key of several
+/// fields is joined as [`crate::key::joined`] joins it.
+pub fn record_key(key: &Key, event: &Event) -> Option<String> {
+    match key {
+        Key::Field(source) => field_key(source, event),
+        Key::Joined(parts) => joined(parts.iter().map(|k| field_key(k, event))),
+    }
+}
+
+/// The value of one key field in an event, or `None` when it is absent or empty.
+pub fn field_key(source: &KeySource, event: &Event) -> Option<String> {
     let pair = |pairs: &[(String, String)], name: &str| {
         pairs
             .iter()
@@ -171,7 +183,12 @@ pub fn record_key(source: &KeySource, event: &Event) -> Option<String> {
     .filter(|k| !k.is_empty())
 }
 
-/// Encodes a finished event into a [`Record`] for the given rule's topic and key.
+/// Encodes a finished event into a [`Record`] for the given rule's topic and key, with its
+/// CloudEvents form when `cloudevents` is configured: the `ce_*` headers in
+/// [`Record::headers`] (v3) or the structured envelope as the value (v2, Redpanda).
+///
+/// `record_headers` come from the request, which an event does not keep: this path adds none
+/// ([`crate::record::write`], the filter's path, does).
 pub fn to_record(cfg: &Config, rule: usize, event: &Event) -> Result<Record, EncodeError> {
     to_record_with(cfg, rule, event, &mut Vec::new())
 }
@@ -189,10 +206,36 @@ pub fn to_record_with(
         .get(rule)
         .ok_or_else(|| EncodeError(format!("no rule #{rule}")))?;
     encode_value_into(cfg.format, event, scratch)?;
+    let mut headers = Vec::new();
+    let value = match &cfg.cloudevents {
+        None => scratch.as_slice().to_vec(),
+        Some(ce) => match cloudevents::mode(cfg.dialect) {
+            Mode::Binary => {
+                let (id, ty) = (event.id.clone(), &event.event_type);
+                cloudevents::push_binary_headers(ce, id, ty, event.ts, &mut headers);
+                scratch.as_slice().to_vec()
+            }
+            Mode::Structured => {
+                let mut envelope = Vec::new();
+                let write_id = |o: &mut Vec<u8>| write_json_str(o, &event.id);
+                cloudevents::write_structured(
+                    &mut envelope,
+                    ce,
+                    write_id,
+                    &event.event_type,
+                    event.ts,
+                    cfg.format,
+                    scratch,
+                );
+                envelope
+            }
+        },
+    };
     Ok(Record {
         topic: r.topic,
         key: r.key.as_ref().and_then(|k| record_key(k, event)),
-        value: scratch.as_slice().to_vec(),
+        value,
+        headers,
         ts_ms: event.ts,
     })
 }
@@ -342,7 +385,7 @@ fn v3_body(records: &[&Record], binary: bool) -> Vec<u8> {
     headers.extend_from_slice(if binary { CT_MSGPACK_B64 } else { CT_JSON_B64 }.as_bytes());
     headers.extend_from_slice(b"\"},{\"name\":\"adtap-schema\",\"value\":");
     write_b64_str(&mut headers, SCHEMA_VERSION.to_string().as_bytes());
-    headers.extend_from_slice(b"}]");
+    headers.push(b'}');
 
     let cap = records
         .iter()
@@ -353,7 +396,12 @@ fn v3_body(records: &[&Record], binary: bool) -> Vec<u8> {
                 r.value.len()
             };
             let key = r.key.as_ref().map_or(0, |k| 32 + json_str_estimate(k));
-            headers.len() + value + key + 80
+            let own_headers = r
+                .headers
+                .iter()
+                .map(|(n, v)| 22 + json_str_estimate(n) + b64_len(v.len()))
+                .sum::<usize>();
+            headers.len() + own_headers + value + key + 80
         })
         .sum::<usize>();
     let mut out = Vec::with_capacity(cap);
@@ -363,6 +411,14 @@ fn v3_body(records: &[&Record], binary: bool) -> Vec<u8> {
         }
         out.push(b'{');
         out.extend_from_slice(&headers);
+        for (name, value) in &r.headers {
+            out.extend_from_slice(b",{\"name\":");
+            write_json_str(&mut out, name);
+            out.extend_from_slice(b",\"value\":");
+            write_b64_str(&mut out, value.as_bytes());
+            out.push(b'}');
+        }
+        out.push(b']');
         if let Some(key) = &r.key {
             out.extend_from_slice(b",\"key\":{\"type\":\"STRING\",\"data\":");
             write_json_str(&mut out, key);
@@ -395,7 +451,7 @@ pub fn rfc3339_ms(ts_ms: u64) -> String {
 }
 
 /// Writes [`rfc3339_ms`] of `ts_ms` (24 bytes) at the end of `out`.
-fn write_rfc3339_ms(out: &mut Vec<u8>, ts_ms: u64) {
+pub(crate) fn write_rfc3339_ms(out: &mut Vec<u8>, ts_ms: u64) {
     let ts_ms = ts_ms.min(MAX_RFC3339_MS);
     let ms = ts_ms % 1000;
     let secs = ts_ms / 1000;

@@ -115,6 +115,11 @@ pub mod pairs_as_map {
     }
 }
 
+/// What one record header counts beyond its name and value ([`Record::size`]): about what it
+/// costs in memory (its slot in the list, the allocator's headers of its two texts) and on the
+/// wire (the `{"name":…,"value":…}` framing of a v3 header, and its value's base64).
+pub const HEADER_OVERHEAD_BYTES: usize = 32;
+
 /// An event encoded for Kafka: the unit that is buffered, batched, sent and accounted.
 ///
 /// Encoding happens once, when the event is finalised, so the buffer's byte bound is exact and
@@ -125,15 +130,28 @@ pub struct Record {
     pub topic: usize,
     /// Record key, if the key source was present.
     pub key: Option<String>,
-    /// Encoded value (JSON text or MessagePack bytes).
+    /// Encoded value (JSON text or MessagePack bytes; with CloudEvents on v2 or Redpanda, the
+    /// structured envelope's JSON text).
     pub value: Vec<u8>,
+    /// Record headers beyond the two every v3 record carries (`content-type`, `adtap-schema`):
+    /// the CloudEvents attributes (binary mode) and the configured `record_headers` present on
+    /// the request, as (name, value) text, in that order. Empty (no allocation) unless one of
+    /// them is configured; always empty on dialects without record headers.
+    pub headers: Vec<(String, String)>,
     /// Event timestamp, Unix ms (v3 record timestamp).
     pub ts_ms: u64,
 }
 
 impl Record {
-    /// Bytes this record counts against buffer and batch byte limits.
+    /// Bytes this record counts against buffer and batch byte limits: value, key, and each
+    /// header's name and value plus [`HEADER_OVERHEAD_BYTES`].
     pub fn size(&self) -> usize {
-        self.value.len() + self.key.as_ref().map_or(0, |k| k.len())
+        self.value.len()
+            + self.key.as_ref().map_or(0, |k| k.len())
+            + self
+                .headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + HEADER_OVERHEAD_BYTES)
+                .sum::<usize>()
     }
 }

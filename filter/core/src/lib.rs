@@ -10,8 +10,12 @@
 //!   (value in JSON or MessagePack, and key), with no intermediate [`Event`].
 //! - [`event`]: the event model (the schema, and what decoders read back) and the encoded
 //!   [`Record`] that is buffered and sent.
+//! - [`key`]: record keys of one field or several joined.
+//! - [`cloudevents`]: the opt-in CloudEvents attributes (record headers on v3, an envelope on
+//!   v2 and Redpanda).
 //! - [`encode`]: serde's encoding and decoding of an [`Event`] (the reference the writer matches
 //!   byte for byte), and the HTTP request body for a batch in each REST dialect.
+//! - [`schema`]: the published JSON Schema of the event value (not used by the filter).
 //! - [`classify`]: turning a REST proxy's answer into a per-record outcome
 //!   (delivered / retry / drop).
 //! - [`drop_reason`]: why an event was dropped, one reason per `adtap_dropped_<name>` counter
@@ -37,8 +41,8 @@
 //! Tests are placed one way:
 //! - a module's unit tests (the ones that need its private items) sit in `mod tests` at the end
 //!   of the module while they are short (under about 100 lines), and in `<module>/tests.rs`
-//!   (`#[cfg(test)] mod tests;`) once longer (`capture`, `ip`, `native`, `pipeline`, `record`,
-//!   `retry`, `config/validate`);
+//!   (`#[cfg(test)] mod tests;`) once longer (`capture`, `cloudevents`, `ip`, `native`,
+//!   `pipeline`, `record`, `retry`, `config/validate`);
 //! - tests through the public API only are integration tests in `tests/`, one file per
 //!   subject; the per-event costs are measured in `benches/core.rs`;
 //! - every test and bench builds its [`Config`] one way: `testkit::config` over a JSON
@@ -47,6 +51,7 @@
 
 pub mod capture;
 pub mod classify;
+pub mod cloudevents;
 pub mod config;
 pub mod drop_reason;
 pub mod encode;
@@ -54,6 +59,7 @@ pub mod event;
 pub mod headers;
 pub mod host;
 pub mod ip;
+pub mod key;
 pub mod metrics;
 pub mod native;
 pub mod pb_struct;
@@ -61,6 +67,7 @@ pub mod pipeline;
 pub mod record;
 pub mod retry;
 pub mod rng;
+pub mod schema;
 pub mod session;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -92,7 +92,7 @@ pub struct Stats {
     /// Events buffered: in a topic queue or awaiting a retry, not in flight (gauge,
     /// `adtap_buffered`). With [`Stats::in_flight`], every event held.
     pub buffered: u64,
-    /// Encoded bytes (value and key, [`Record::size`]) of every record held: buffered,
+    /// Encoded bytes (value, key and record headers, [`Record::size`]) of every record held: buffered,
     /// awaiting a retry or in flight (gauge, `adtap_held_bytes`). `buffer.max_bytes` bounds
     /// these plus [`RECORD_OVERHEAD_BYTES`] per record.
     pub held_bytes: u64,

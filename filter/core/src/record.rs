@@ -9,7 +9,9 @@
 //!
 //! Layout:
 //! - [`Fields`]: what one event is written from (the capture session fills it at log time).
-//! - [`write()`]: the record (value and key) for those fields.
+//! - [`write()`]: the record (value, key, record headers) for those fields; with the options,
+//!   the key joined from several fields ([`crate::key`]) and the CloudEvents form
+//!   ([`crate::cloudevents`]), whose writers this module shares with serde's path.
 //! - `Values` and `Sink`: every field resolved once, then written by one generic writer in
 //!   either format (`Json`, `Msgpack`), so field order and presence are decided in one place.
 //!
@@ -24,11 +26,13 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
 use crate::capture::{self, BodyCapture, BodyView, Completion, QueryScratch, RequestHead};
+use crate::cloudevents::{self, CloudEventsConfig, Mode};
 use crate::config::{Config, KeySource, ValueFormat};
 use crate::encode::EncodeError;
 use crate::event::{Record, SCHEMA_VERSION};
 use crate::headers::HeaderPairs;
 use crate::ip;
+use crate::key::{self, Key};
 
 /// An event id: the VM's random id and a per-VM sequence, written `vvvvvvvvvvvvvvvv-seq` in
 /// lower-case hex (16 digits, then as many as the sequence needs).
@@ -103,6 +107,8 @@ pub struct Scratch {
     out: Vec<u8>,
     query: QueryScratch,
     client_ip: String,
+    /// The CloudEvents envelope around `out` (structured mode only; empty otherwise).
+    envelope: Vec<u8>,
 }
 
 impl Scratch {
@@ -112,14 +118,23 @@ impl Scratch {
             out: Vec::with_capacity(2048),
             query: QueryScratch::default(),
             client_ip: String::with_capacity(40),
+            envelope: Vec::new(),
         }
     }
 }
 
-/// Writes the record of one event: its value in the configured format and its key.
+/// Writes the record of one event: its value in the configured format, its key, and its
+/// record headers.
 ///
 /// The key is absent when the key source is absent from the event or empty (an empty key
-/// would send every such event to one partition, which is what having no key avoids).
+/// would send every such event to one partition, which is what having no key avoids); a key of
+/// several fields follows the same rule for each (see [`crate::key`]).
+///
+/// With `cloudevents` configured, the value is the structured envelope (v2, Redpanda) or the
+/// record carries the `ce_*` headers (v3); the configured `record_headers` present on the
+/// request follow them, each value bounded to [`capture::MAX_HEADER_VALUE_BYTES`]. Without
+/// either, nothing here differs from a plain record, byte for byte and allocation for
+/// allocation.
 pub fn write(cfg: &Config, f: &Fields<'_>, scratch: &mut Scratch) -> Result<Record, EncodeError> {
     let rule = cfg
         .rules
@@ -129,6 +144,7 @@ pub fn write(cfg: &Config, f: &Fields<'_>, scratch: &mut Scratch) -> Result<Reco
         out,
         query,
         client_ip,
+        envelope,
     } = scratch;
     let path_and_query = f.head.path;
     let query_string = path_and_query.split_once('?').map_or("", |(_, q)| q);
@@ -167,18 +183,65 @@ pub fn write(cfg: &Config, f: &Fields<'_>, scratch: &mut Scratch) -> Result<Reco
         ValueFormat::Json => values.write(&mut Json(out)),
         ValueFormat::Msgpack => values.write(&mut Msgpack(out)),
     }
-    let key = rule
-        .key
-        .as_ref()
-        .and_then(|k| values.key(k))
-        .filter(|k| !k.is_empty())
-        .map(Cow::into_owned);
+    let key = match &rule.key {
+        None => None,
+        Some(Key::Field(k)) => values.key(k).filter(|k| !k.is_empty()).map(Cow::into_owned),
+        Some(Key::Joined(parts)) => key::joined(parts.iter().map(|k| values.key(k))),
+    };
+    // Sized once for every header the record may carry (none: no allocation).
+    let binary_ce = cfg.cloudevents.is_some() && cloudevents::mode(cfg.dialect) == Mode::Binary;
+    let most = usize::from(binary_ce) * cloudevents::BINARY_HEADERS + cfg.record_headers.len();
+    let mut headers = Vec::with_capacity(most);
+    let value = match &cfg.cloudevents {
+        None => out.as_slice().to_vec(),
+        Some(ce) => match cloudevents::mode(cfg.dialect) {
+            Mode::Binary => {
+                cloudevents::push_binary_headers(
+                    ce,
+                    f.id.to_string(),
+                    &rule.event_type,
+                    f.ts,
+                    &mut headers,
+                );
+                out.as_slice().to_vec()
+            }
+            Mode::Structured => {
+                write_envelope(envelope, ce, f.id, &rule.event_type, f.ts, cfg.format, out);
+                envelope.as_slice().to_vec()
+            }
+        },
+    };
+    for name in &cfg.record_headers {
+        if let Some(v) = header(f.headers, name) {
+            headers.push((name.clone(), v.into_owned()));
+        }
+    }
     Ok(Record {
         topic: rule.topic,
         key,
-        value: out.as_slice().to_vec(),
+        value,
+        headers,
         ts_ms: f.ts,
     })
+}
+
+/// The structured CloudEvents value around the event in `data`, with the id written from its
+/// parts.
+fn write_envelope(
+    out: &mut Vec<u8>,
+    ce: &CloudEventsConfig,
+    id: EventId,
+    event_type: &str,
+    ts: u64,
+    format: ValueFormat,
+    data: &[u8],
+) {
+    let write_id = |o: &mut Vec<u8>| {
+        o.push(b'"');
+        id.write_to(o);
+        o.push(b'"');
+    };
+    cloudevents::write_structured(out, ce, write_id, event_type, ts, format, data);
 }
 
 /// Header `name` as text, bounded to [`capture::MAX_HEADER_VALUE_BYTES`].
@@ -426,6 +489,21 @@ fn json_escapes(b: u8) -> bool {
 pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(s.len() + 2);
     out.push(b'"');
+    write_json_str_content(out, s);
+    out.push(b'"');
+}
+
+/// [`write_json_str`] of the concatenation of `parts`, without building it.
+pub(crate) fn write_json_str_parts(out: &mut Vec<u8>, parts: &[&str]) {
+    out.push(b'"');
+    for part in parts {
+        write_json_str_content(out, part);
+    }
+    out.push(b'"');
+}
+
+/// The escaped content of a JSON string literal for `s`, without the quotes.
+fn write_json_str_content(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {
@@ -451,7 +529,6 @@ pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
         }
     }
     out.extend_from_slice(bytes.get(run..).unwrap_or_default());
-    out.push(b'"');
 }
 
 /// Length of the standard padded base64 of `n` bytes.

@@ -1,6 +1,7 @@
 //! The capture path's allocations, counted. `capture::match_rule` runs on every request through
 //! Envoy, so it must not allocate; `record::write` runs on every captured request, so it may
-//! allocate only the record itself (its value, and its key when it has one). This binary
+//! allocate only the record itself (its value, and its key when it has one; CloudEvents
+//! headers and record headers on v3 when configured, counted here too). This binary
 //! installs a global allocator that counts each thread's allocations, so tests running at the
 //! same time do not see each other's.
 
@@ -161,4 +162,81 @@ fn record_write_allocates_only_the_record() {
             }
         }
     }
+}
+
+/// What the record options cost, per record, once the scratch has grown: a joined key is one
+/// allocation like a single one; the structured envelope (v2, Redpanda) is written in the
+/// scratch and copied once, so it costs nothing more; binary mode (v3) allocates its header
+/// list and each header's name and value, and each request header carried is two more.
+#[test]
+fn record_options_cost_only_when_enabled() {
+    let headers = HeaderPairs::from_pairs(&[
+        (":path", "/c?campaign_id=c-42&crid=cr-7"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+    ]);
+    let done = Completion::default();
+    let per_record = |cfg: &Config| {
+        let mut scratch = Scratch::new();
+        let fields = |seq| record::Fields {
+            rule: 0,
+            id: EventId { vm: 7, seq },
+            ts: 1_700_000_000_000,
+            head: RequestHead {
+                method: "GET",
+                host: "ads.example.com",
+                path: "/c?campaign_id=c-42&crid=cr-7",
+            },
+            headers: &headers,
+            done: &done,
+            body: None,
+        };
+        for seq in 0..3 {
+            record::write(cfg, &fields(seq), &mut scratch).unwrap();
+        }
+        let mut records = Vec::with_capacity(100);
+        let before = allocations();
+        for seq in 3..103 {
+            records.push(record::write(cfg, &fields(seq), &mut scratch).unwrap());
+        }
+        (allocations() - before) as f64 / 100.0
+    };
+    let cfg = |extra: serde_json::Value| {
+        let mut doc = json!({
+            "cluster": "k", "dialect": "confluent_v3", "cluster_id": "lkc-1",
+            "rules": [{"event_type": "click", "topic": "t", "path": {"prefix": "/"}}],
+            "query_params": ["campaign_id", {"name": "crid", "as": "creative"}],
+            "key": "query.campaign_id"
+        });
+        let obj = doc.as_object_mut().unwrap();
+        for (k, v) in extra.as_object().unwrap() {
+            obj.insert(k.clone(), v.clone());
+        }
+        testkit::config(&doc)
+    };
+    let ce = json!({"source": "//ads.example.com/edge"});
+    // The value and the key, as without the options.
+    assert_eq!(per_record(&cfg(json!({}))), 2.0);
+    assert_eq!(
+        per_record(&cfg(
+            json!({"key": ["query.campaign_id", "query.creative"]})
+        )),
+        2.0
+    );
+    for dialect in ["confluent_v2", "redpanda"] {
+        assert_eq!(
+            per_record(&cfg(json!({"dialect": dialect, "cloudevents": ce}))),
+            2.0
+        );
+    }
+    // v3: the list, six `ce_*` names and values (the id's text takes two), then two per
+    // request header carried.
+    let binary = per_record(&cfg(json!({"cloudevents": ce})));
+    let with_header = per_record(&cfg(
+        json!({"cloudevents": ce, "record_headers": ["traceparent"]}),
+    ));
+    assert_eq!(with_header - binary, 2.0, "{binary} {with_header}");
+    assert_eq!(binary, 2.0 + 1.0 + 13.0, "{binary}");
 }

@@ -342,7 +342,7 @@ fn the_largest_accepted_body_fits_a_batch_in_its_worst_case() {
         (ValueFormat::Msgpack, "msgpack", 0xffu8),
     ] {
         for batch_bytes in [2048usize, 65_536, 1_048_576, 16 * 1024 * 1024] {
-            let bound = max_body_bytes(format, batch_bytes);
+            let bound = max_body_bytes(format, batch_bytes, 0, false);
             let max = bound.min(MAX_BODY_BYTES);
             let cfg_for = |body: usize| {
                 json!({

@@ -12,9 +12,11 @@
 
 use adtap_core::config::{Config, Dialect, KeySource, ValueFormat};
 use adtap_core::encode::{
-    build_request, decode_value, encode_value, record_key, rfc3339_ms, to_record, HttpRequest,
+    build_request, decode_value, encode_value, field_key, record_key, rfc3339_ms, to_record,
+    HttpRequest,
 };
 use adtap_core::event::{Event, Record, SCHEMA_VERSION};
+use adtap_core::key::Key;
 use adtap_core::testkit;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -503,11 +505,13 @@ fn record_keys_from_every_source() {
         (KeySource::EventType, Some("impression")),
     ];
     for (source, want) in cases {
-        assert_eq!(record_key(&source, &e).as_deref(), want, "{source:?}");
+        assert_eq!(field_key(&source, &e).as_deref(), want, "{source:?}");
+        let one = Key::Field(source.clone());
+        assert_eq!(record_key(&one, &e).as_deref(), want, "{source:?}");
     }
     let m = minimal_event();
-    assert_eq!(record_key(&KeySource::ClientIp, &m), None);
-    assert_eq!(record_key(&KeySource::RequestId, &m), None);
+    assert_eq!(field_key(&KeySource::ClientIp, &m), None);
+    assert_eq!(field_key(&KeySource::RequestId, &m), None);
 }
 
 #[test]

@@ -526,6 +526,7 @@ fn record(i: usize, topic: usize, size: usize) -> Record {
         topic,
         key: None,
         value,
+        headers: Vec::new(),
         ts_ms: 0,
     }
 }

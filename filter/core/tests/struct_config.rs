@@ -87,7 +87,9 @@ fn a_struct_and_its_json_text_give_the_same_configuration() {
         "client_ip": {"mode": "hash", "salt": "pepper", "trusted_hops": 2},
         "batch": {"max_events": 100, "max_bytes": 65536, "max_age_ms": 250},
         "retry": {"multiplier": 1.5, "jitter": 0.1},
-        "key": "query.cid"
+        "key": ["query.cid", "query.creative"],
+        "record_headers": ["traceparent"],
+        "cloudevents": {"source": "//ads.example.com/edge", "type_prefix": "com.example."}
     });
     let from_json = Config::parse(doc.to_string().as_bytes()).unwrap();
     let bytes = encode_struct(&doc).unwrap();

@@ -36,12 +36,15 @@ pub use sections::{
     PathMatch, QueryParamSpec, ResponseField, ResponseFields, RetryConfig, ValueFormat,
 };
 pub use validate::{
-    max_body_bytes, EVENT_RESERVE_BYTES, MAX_BODY_BYTES, MAX_EVENT_TYPE_BYTES, MAX_HEADERS,
-    MAX_HEADER_NAME_BYTES, MAX_HOST_BYTES, MAX_METHOD_BYTES, MAX_NAME_BYTES, MAX_PATH_BYTES,
-    MAX_PATH_PREFIX_BYTES, MAX_QUERY_PARAMS, MAX_RULES, MAX_SECRET_BYTES, MAX_TRUSTED_HOPS,
+    max_body_bytes, record_extra_bytes, EVENT_RESERVE_BYTES, MAX_BODY_BYTES, MAX_EVENT_TYPE_BYTES,
+    MAX_HEADERS, MAX_HEADER_NAME_BYTES, MAX_HOST_BYTES, MAX_METHOD_BYTES, MAX_NAME_BYTES,
+    MAX_PATH_BYTES, MAX_PATH_PREFIX_BYTES, MAX_QUERY_PARAMS, MAX_RECORD_HEADERS, MAX_RULES,
+    MAX_SECRET_BYTES, MAX_TRUSTED_HOPS,
 };
 
+use crate::cloudevents::CloudEventsConfig;
 use crate::ip::ClientIpConfig;
+use crate::key::Key;
 use std::fmt;
 
 /// One configuration problem: the JSON path of the field (e.g. `rules[1].sample_rate`) and what
@@ -126,7 +129,7 @@ pub struct Rule {
     /// Whether the request body is captured.
     pub capture_body: bool,
     /// Key source (rule's own, else the top-level one).
-    pub key: Option<KeySource>,
+    pub key: Option<Key>,
 }
 
 /// A validated configuration.
@@ -176,6 +179,10 @@ pub struct Config {
     pub retry: RetryConfig,
     /// Shutdown flush deadline.
     pub shutdown_deadline_ms: u64,
+    /// Request headers carried as record headers (lower-case names; empty unless v3).
+    pub record_headers: Vec<String>,
+    /// CloudEvents attributes, when enabled.
+    pub cloudevents: Option<CloudEventsConfig>,
 }
 
 impl Config {

@@ -8,8 +8,17 @@ use super::sections::{
 };
 use super::shape::{object, Obj};
 use super::{Config, ConfigError};
+use crate::cloudevents::CloudEventsConfig;
 use crate::ip::ClientIpConfig;
+use crate::key::RawKey;
 use serde::Deserialize;
+
+/// `deserialize_with` for an optional section that must be an object when present ([`Obj`]).
+fn optional_object<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Obj::<T>::deserialize(d).map(|o| Some(o.0))
+}
 
 /// `deserialize_with` for `rules`: a list of objects ([`Obj`]).
 fn rule_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<RawRule>, D::Error> {
@@ -39,9 +48,9 @@ pub struct RawRule {
     /// Capture the request body (bounded by `body.max_bytes`).
     #[serde(default)]
     pub capture_body: bool,
-    /// Record key source for this rule; overrides the top-level `key`.
+    /// Record key source for this rule (one field or a list); overrides the top-level `key`.
     #[serde(default)]
-    pub key: Option<String>,
+    pub key: Option<RawKey>,
 }
 
 fn default_sample_rate() -> f64 {
@@ -100,9 +109,16 @@ pub struct RawConfig {
     /// always captures the rules without `capture_body`, since it sees no body).
     #[serde(default)]
     pub http_filter_rules: HttpFilterRules,
-    /// Default record key source (see [`KeySource`](super::KeySource)).
+    /// Default record key source: one field or a list (see [`KeySource`](super::KeySource),
+    /// [`crate::key`]).
     #[serde(default)]
-    pub key: Option<String>,
+    pub key: Option<RawKey>,
+    /// Request headers carried as Kafka record headers (Confluent v3 only).
+    #[serde(default)]
+    pub record_headers: Vec<String>,
+    /// CloudEvents attributes on every record (see [`crate::cloudevents`]); off when absent.
+    #[serde(default, deserialize_with = "optional_object")]
+    pub cloudevents: Option<CloudEventsConfig>,
     /// Batch triggers.
     #[serde(default, deserialize_with = "object")]
     pub batch: BatchConfig,

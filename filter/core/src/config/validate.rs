@@ -17,7 +17,11 @@ use super::sections::{
     AuthConfig, Dialect, PathMatch, QueryParamSpec, ResponseFields, ValueFormat,
 };
 use super::{Config, ConfigError, KeySource, Rule};
+use crate::capture::MAX_HEADER_VALUE_BYTES;
+use crate::cloudevents;
+use crate::event::HEADER_OVERHEAD_BYTES;
 use crate::ip::{host_without_port, IpMode};
+use crate::key::{Key, RawKey, MAX_KEY_FIELDS};
 use std::fmt::Display;
 
 /// Rules allowed at most; each is scanned on every request.
@@ -26,6 +30,8 @@ pub const MAX_RULES: usize = 256;
 pub const MAX_QUERY_PARAMS: usize = 64;
 /// Headers in the allow-list at most.
 pub const MAX_HEADERS: usize = 64;
+/// Request headers carried as record headers at most (`record_headers`).
+pub const MAX_RECORD_HEADERS: usize = 16;
 /// Longest query-parameter name or rename, in bytes.
 pub const MAX_NAME_BYTES: usize = 256;
 /// Longest event type.
@@ -69,7 +75,8 @@ const RESERVED_AUTH_HEADERS: &[&str] = &[
 
 /// The largest `body.max_bytes` whose worst-case body still lets the event fit a batch of
 /// `batch_max_bytes` (an event larger than `batch.max_bytes` can never be sent and is dropped as
-/// `too_large`; `pipeline` compares [`crate::Record::size`], the encoded value plus key, with
+/// `too_large`; `pipeline` compares [`crate::Record::size`], the encoded value, key and record
+/// headers, with
 /// it).
 ///
 /// Derived from what `encode` does with a body of `n` bytes (`capture::BodyCapture` keeps
@@ -80,13 +87,43 @@ const RESERVED_AUTH_HEADERS: &[&str] = &[
 /// - `msgpack`: a str of the text as is (1 byte per byte), or of its base64 for non-UTF-8
 ///   bytes: `4·⌈n/3⌉` at worst.
 ///
-/// [`EVENT_RESERVE_BYTES`] is kept for the rest of the event.
-pub fn max_body_bytes(format: ValueFormat, batch_max_bytes: usize) -> usize {
-    let room = batch_max_bytes.saturating_sub(EVENT_RESERVE_BYTES);
+/// [`EVENT_RESERVE_BYTES`] is kept for the rest of the event, and `extra_bytes` for what the
+/// record carries beside its event ([`record_extra_bytes`]); `value_in_base64` when the event
+/// travels as base64 inside the value (MessagePack in a CloudEvents envelope: 4 bytes per 3 of
+/// the whole event). `(0, false)` is a record without CloudEvents or record headers.
+pub fn max_body_bytes(
+    format: ValueFormat,
+    batch_max_bytes: usize,
+    extra_bytes: usize,
+    value_in_base64: bool,
+) -> usize {
+    let room = batch_max_bytes.saturating_sub(extra_bytes);
+    let room = if value_in_base64 { room / 4 * 3 } else { room };
+    let room = room.saturating_sub(EVENT_RESERVE_BYTES);
     match format {
         ValueFormat::Json => room / JSON_WORST_EXPANSION,
         ValueFormat::Msgpack => room / 4 * 3,
     }
+}
+
+/// Bytes a record counts beyond its event at most, as [`crate::Record::size`] counts them:
+/// the CloudEvents envelope or headers ([`cloudevents::max_extra_bytes`]) and each record header
+/// at its longest value, and whether the event goes as base64 inside the value.
+pub fn record_extra_bytes(
+    dialect: Dialect,
+    format: ValueFormat,
+    ce: Option<&cloudevents::CloudEventsConfig>,
+    record_headers: &[String],
+) -> (usize, bool) {
+    let ce_bytes = ce.map_or(0, |ce| cloudevents::max_extra_bytes(ce, dialect, format));
+    let headers: usize = record_headers
+        .iter()
+        .map(|n| n.len() + MAX_HEADER_VALUE_BYTES + HEADER_OVERHEAD_BYTES)
+        .sum();
+    let base64 = ce.is_some()
+        && format == ValueFormat::Msgpack
+        && cloudevents::mode(dialect) == cloudevents::Mode::Structured;
+    (ce_bytes + headers, base64)
 }
 
 /// Bytes a JSON string literal spends on one body byte at worst (`\u00XX`).
@@ -119,6 +156,8 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         max_in_flight,
         retry,
         shutdown_deadline_ms,
+        record_headers,
+        cloudevents,
     } = raw;
     let mut e = Errors::default();
 
@@ -279,7 +318,17 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     let body_ok = body.max_bytes <= MAX_BODY_BYTES;
     let captures_bodies = raw_rules.iter().any(|r| r.capture_body);
     if body_ok && batch_bytes_ok && captures_bodies {
-        let max = max_body_bytes(format, batch.max_bytes);
+        // CloudEvents and record headers count only when they are valid themselves.
+        let ce = cloudevents
+            .as_ref()
+            .filter(|ce| cloudevents::check(ce).is_empty());
+        let headers_ok = record_headers.len() <= MAX_RECORD_HEADERS
+            && record_headers
+                .iter()
+                .all(|n| n.len() <= MAX_HEADER_NAME_BYTES);
+        let headers_for_bound = if headers_ok { &record_headers[..] } else { &[] };
+        let (extra, base64) = record_extra_bytes(dialect, format, ce, headers_for_bound);
+        let max = max_body_bytes(format, batch.max_bytes, extra, base64);
         if body.max_bytes > max {
             let (format, why) = match format {
                 ValueFormat::Json => (
@@ -294,8 +343,14 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             e.push(
                 "body.max_bytes",
                 format!(
-                    "must be at most {max} bytes with batch.max_bytes {} and format \"{format}\": {why}, {EVENT_RESERVE_BYTES} bytes are kept for the event's other fields, and an event larger than batch.max_bytes is dropped as too large; got {}",
-                    batch.max_bytes, body.max_bytes
+                    "must be at most {max} bytes with batch.max_bytes {} and format \"{format}\": {why}, {EVENT_RESERVE_BYTES} bytes are kept for the event's other fields{}, and an event larger than batch.max_bytes is dropped as too large; got {}",
+                    batch.max_bytes,
+                    if extra > 0 {
+                        format!(" and {extra} for its CloudEvents attributes and record headers")
+                    } else {
+                        String::new()
+                    },
+                    body.max_bytes
                 ),
             );
         }
@@ -303,7 +358,11 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
 
     // Allow-lists.
     let query_targets = check_query_params(&mut e, &query_params);
-    let headers = check_headers(&mut e, &raw_headers);
+    let headers = check_headers(&mut e, "headers", &raw_headers, MAX_HEADERS);
+    let record_headers = check_record_headers(&mut e, dialect, &record_headers);
+    if let Some(ce) = &cloudevents {
+        e.0.extend(cloudevents::check(ce));
+    }
 
     if let Some(auth) = &auth {
         check_auth(&mut e, auth);
@@ -316,7 +375,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         ip_mode: ip.mode,
     };
     let default_key = key
-        .as_deref()
+        .as_ref()
         .and_then(|k| keys.check(&mut e, "key".into(), k));
 
     // Rules.
@@ -386,6 +445,8 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         max_in_flight,
         retry,
         shutdown_deadline_ms,
+        record_headers,
+        cloudevents,
     })
 }
 
@@ -428,8 +489,42 @@ struct KeyContext<'a> {
 }
 
 impl KeyContext<'_> {
+    /// Checks a key of one field or a list of fields (each part as a single key is, at
+    /// `key[i]`); a list needs 2 to [`MAX_KEY_FIELDS`] distinct fields.
+    fn check(&self, e: &mut Errors, path: String, key: &RawKey) -> Option<Key> {
+        let fields = match key {
+            RawKey::One(field) => return self.check_field(e, path, field).map(Key::Field),
+            RawKey::Many(fields) => fields,
+        };
+        if fields.len() < 2 {
+            e.push(
+                path,
+                format!(
+                    "a key list needs 2 to {MAX_KEY_FIELDS} fields, got {}: write a key of one field as a string (\"key\": \"query.campaign_id\")",
+                    fields.len()
+                ),
+            );
+            return None;
+        }
+        let before = e.0.len();
+        let mut parts: Vec<KeySource> = Vec::with_capacity(fields.len());
+        for (i, field) in fields.iter().enumerate() {
+            let Some(src) = self.check_field(e, format!("{path}[{i}]"), field) else {
+                continue;
+            };
+            if parts.contains(&src) {
+                e.push(
+                    format!("{path}[{i}]"),
+                    format!("`{field}` is listed twice: each field of a key appears once"),
+                );
+            }
+            parts.push(src);
+        }
+        (e.0.len() == before).then_some(Key::Joined(parts))
+    }
+
     /// Parses a key source and checks that it can ever be present in an event.
-    fn check(&self, e: &mut Errors, path: String, key: &str) -> Option<KeySource> {
+    fn check_field(&self, e: &mut Errors, path: String, key: &str) -> Option<KeySource> {
         let src = match KeySource::parse(key) {
             Ok(src) => src,
             Err(msg) => {
@@ -535,7 +630,7 @@ fn check_rule(
             ),
         );
     }
-    let key = r.key.as_deref().and_then(|k| keys.check(e, p("key"), k));
+    let key = r.key.as_ref().and_then(|k| keys.check(e, p("key"), k));
     if e.0.len() != before {
         return None;
     }
@@ -597,15 +692,13 @@ fn check_query_params<'a>(e: &mut Errors, specs: &'a [QueryParamSpec]) -> Vec<&'
     targets
 }
 
-/// Checks the header allow-list; returns it lower-cased.
-fn check_headers(e: &mut Errors, names: &[String]) -> Vec<String> {
-    if names.len() > MAX_HEADERS {
+/// Checks a list of request header names (`headers`, `record_headers`) holding at most `max`;
+/// returns it lower-cased.
+fn check_headers(e: &mut Errors, field: &str, names: &[String], max: usize) -> Vec<String> {
+    if names.len() > max {
         e.push(
-            "headers",
-            format!(
-                "must hold at most {MAX_HEADERS} headers, got {}",
-                names.len()
-            ),
+            field,
+            format!("must hold at most {max} headers, got {}", names.len()),
         );
     }
     let mut out: Vec<String> = Vec::with_capacity(names.len());
@@ -613,28 +706,59 @@ fn check_headers(e: &mut Errors, names: &[String]) -> Vec<String> {
         let lower = name.to_ascii_lowercase();
         if name.len() > MAX_HEADER_NAME_BYTES {
             e.push(
-                format!("headers[{i}]"),
+                format!("{field}[{i}]"),
                 too_long(MAX_HEADER_NAME_BYTES, name.len()),
             );
         } else if name.starts_with(':') {
             e.push(
-                format!("headers[{i}]"),
+                format!("{field}[{i}]"),
                 "must not be a pseudo-header (:method, :path… are captured as fields already)",
             );
         } else if !is_token(name) {
             e.push(
-                format!("headers[{i}]"),
+                format!("{field}[{i}]"),
                 "must be a valid header name (letters, digits and !#$%&'*+-.^_`|~)",
             );
         } else if out.contains(&lower) {
             e.push(
-                format!("headers[{i}]"),
+                format!("{field}[{i}]"),
                 format!("`{lower}` is listed twice (names are case-insensitive)"),
             );
         }
         out.push(lower);
     }
     out
+}
+
+/// Record header names adtap writes itself on v3 records: `content-type`, `adtap-schema`, and
+/// the CloudEvents attributes (`ce_` and the attribute).
+fn is_reserved_record_header(name: &str) -> bool {
+    name == "content-type" || name == "adtap-schema" || name.starts_with("ce_")
+}
+
+/// Checks `record_headers`: Confluent v3 only (the other dialects have no record headers, and
+/// a header silently left out would be lost), valid distinct names not reserved by adtap;
+/// returns them lower-cased.
+fn check_record_headers(e: &mut Errors, dialect: Dialect, names: &[String]) -> Vec<String> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    if dialect != Dialect::ConfluentV3 {
+        e.push(
+            "record_headers",
+            "needs dialect \"confluent_v3\": the v2 and Redpanda APIs have no record headers (capture the header in the event with `headers` instead)",
+        );
+    }
+    let names = check_headers(e, "record_headers", names, MAX_RECORD_HEADERS);
+    for (i, name) in names.iter().enumerate() {
+        if is_reserved_record_header(name) {
+            e.push(
+                format!("record_headers[{i}]"),
+                format!("`{name}` is a record header adtap writes itself (content-type, adtap-schema, ce_*)"),
+            );
+        }
+    }
+    names
 }
 
 /// Checks the auth header settings without ever quoting a secret.

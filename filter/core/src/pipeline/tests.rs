@@ -44,6 +44,7 @@ fn rec(topic: usize, id: u64, size: usize) -> Record {
         topic,
         key: None,
         value,
+        headers: Vec::new(),
         ts_ms: 0,
     }
 }

@@ -9,6 +9,7 @@
 )]
 
 use crate::config::{AuthConfig, Config, KeySource, PathMatch};
+use crate::key::Key;
 use serde_json::{json, Value};
 
 fn parse(v: Value) -> Result<Config, Vec<crate::config::ConfigError>> {
@@ -59,9 +60,18 @@ fn normalises_topics_hosts_headers_keys_and_auth() {
         c.headers,
         vec!["x-campaign".to_string(), "cookie".to_string()]
     );
-    assert_eq!(c.rules[0].key, Some(KeySource::Query("cid".into())));
-    assert_eq!(c.rules[1].key, Some(KeySource::Header("x-campaign".into())));
-    assert_eq!(c.rules[2].key, Some(KeySource::Query("creative".into())));
+    assert_eq!(
+        c.rules[0].key,
+        Some(Key::Field(KeySource::Query("cid".into())))
+    );
+    assert_eq!(
+        c.rules[1].key,
+        Some(Key::Field(KeySource::Header("x-campaign".into())))
+    );
+    assert_eq!(
+        c.rules[2].key,
+        Some(Key::Field(KeySource::Query("creative".into())))
+    );
     assert_eq!(c.rules[0].path, PathMatch::Prefix("/imp".into()));
     match c.auth {
         Some(AuthConfig::Header { name, value }) => {
