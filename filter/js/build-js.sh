@@ -4,6 +4,7 @@
 #   dist/js/web/    --target web     (ES module, used by the page)
 #   dist/js/page/   the static page (serve dist/js/ over http: node filter/js/serve.mjs)
 #   dist/js/bin/, cli/ the `adtap` command (the package's npm bin)
+#   dist/js/schema/     the published JSON Schema of the event value
 #   dist/js/package.json, package-lock.json, node_modules/ (the CLI's `yaml`)
 # Idempotent; installs wasm-bindgen-cli at the crate's pinned version when missing.
 # Respects CARGO_TARGET_DIR and ADTAP_CACHE.
@@ -70,7 +71,11 @@ if [[ "$NPM_VERSION" != "$VERSION" ]]; then
     log "filter/js/npm/package.json has version $NPM_VERSION, the crate $VERSION: make them equal"
     exit 1
 fi
-rm -rf "$OUT/bin" "$OUT/cli"
+rm -rf "$OUT/bin" "$OUT/cli" "$OUT/schema"
+# The published event schema, as committed (filter/core/tests/event_schema.rs keeps it equal to
+# the core's; test/schema.test.mjs checks the shipped copy against eventSchema()).
+mkdir -p "$OUT/schema"
+cp "$ROOT"/filter/core/schema/*.schema.json "$OUT/schema/"
 cp -r "$ROOT/filter/js/bin" "$OUT/bin"
 cp -r "$ROOT/filter/js/cli" "$OUT/cli"
 chmod +x "$OUT/bin/adtap.mjs"

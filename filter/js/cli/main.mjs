@@ -28,6 +28,7 @@ Commands:
   preview        the event and the Kafka record a sample request would produce
   decode         a record value back into the event
   native-filter  the native Envoy filter that keeps unmatched requests out of the Wasm VM
+  schema         the published JSON Schema of the event value
 
 Run \`adtap <command> --help\` for a command's options. \`adtap --version\` prints the version.
 Exit status: 0 ok, 1 invalid input or configuration, 2 bad usage.`,
@@ -58,7 +59,10 @@ be read or parsed), 2 bad usage.`,
   preview: `usage: adtap preview --config FILE (--request JSON | --request-file FILE)
 
 Prints (JSON) the event and the Kafka record (topic, key, and the value as the configured
-dialect sends it) that the sample request would produce, or why it produces none.
+dialect sends it) that the sample request would produce, or why it produces none. With
+\`cloudevents\` configured, the record shows its CloudEvents form: \`cloudEvents: "binary"\` and
+the \`ce_*\` record headers on Confluent v3, \`cloudEvents: "structured"\` and the
+application/cloudevents+json envelope as the value on v2 and Redpanda.
 
   --config FILE        the configuration (any form \`adtap validate\` reads, holding exactly one)
   --request JSON       the request, e.g. '{"method":"GET","path":"/imp?campaign_id=c-1",
@@ -73,7 +77,8 @@ configuration or request, 2 bad usage.`,
 
   decode: `usage: adtap decode --format json|msgpack [--dialect DIALECT] <file|->
 
-Decodes a record value back into the event (JSON on stdout).
+Decodes a record value back into the event (JSON on stdout). A structured CloudEvents
+envelope (v2 and Redpanda with \`cloudevents\`) is opened: its data is the event.
 
 Without --dialect the input is one record value: raw bytes, or base64 text (whitespace
 ignored). With --dialect it is what that REST dialect carries, as the batch request's body or
@@ -87,6 +92,17 @@ the record objects in it; every record is decoded and printed as [{ "key", "even
   -h, --help             this text
 
 Exit status: 0 decoded, 1 the input does not decode, 2 bad usage.`,
+
+  schema: `usage: adtap schema
+
+Prints the published JSON Schema (draft 2020-12) of the event value, versioned by \`v\`: what
+downstream teams register and validate records against. The package ships it as
+schema/event.v1.schema.json (\`require.resolve('adtap/schema/event.v1.schema.json')\`); it is
+generated from the core's own event type and bounds.
+
+  -h, --help  this text
+
+Exit status: 0 printed, 2 bad usage.`,
 
   'native-filter': `usage: adtap native-filter --config FILE [--deployment access-logger|http-filter]
                            [--wasm PATH] [--filter-only]
@@ -116,7 +132,7 @@ Exit status: 0 printed, 1 invalid configuration, 2 bad usage.`,
  */
 export async function main(argv, io) {
   const [command, ...rest] = argv;
-  const commands = { validate, preview, decode, 'native-filter': nativeFilter };
+  const commands = { validate, preview, decode, 'native-filter': nativeFilter, schema };
   try {
     if (command === undefined) throw new UsageError('missing command');
     if (command === '-h' || command === '--help' || command === 'help') {
@@ -293,8 +309,10 @@ async function preview(argv, io) {
   const dialect = dialectOf(f.text);
   const r = requestRecord(dialect, p.requests[dialect].body);
   const record = { dialect, topic: p.record.topic, key: p.record.key };
-  // v3 records carry Kafka record headers; v2 and Redpanda have none.
-  if (r.headers !== undefined) record.headers = r.headers;
+  if (p.record.cloudEvents) record.cloudEvents = p.record.cloudEvents;
+  // v3 records carry Kafka record headers (CloudEvents attributes, record_headers), shown as
+  // text; v2 and Redpanda have none.
+  if (p.record.headers) record.headers = p.record.headers;
   record.value = r.value;
   record.size = p.record.size;
   io.stdout(json({
@@ -488,5 +506,16 @@ async function nativeFilter(argv, io) {
   if (!r.ok) throw configErrors(options.config, f, r.errors);
   if (r.warning) io.stderr(`adtap native-filter: warning: ${r.warning}`);
   io.stdout(json(options['filter-only'] ? r.filter : r.entry));
+  return 0;
+}
+
+// ---- schema ------------------------------------------------------------------------------
+
+async function schema(argv, io) {
+  const { help, positionals } = parseArgs(argv, {});
+  if (help) return helpOf('schema', io);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  // The shipped file, as downstream teams get it from the package.
+  io.stdout(fs.readFileSync(new URL('../schema/event.v1.schema.json', import.meta.url), 'utf8').trimEnd());
   return 0;
 }

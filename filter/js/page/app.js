@@ -1,6 +1,6 @@
-// The adtap page: three panels wired to the wasm-bindgen `--target web` build of the core.
+// The adtap page: four panels wired to the wasm-bindgen `--target web` build of the core.
 // Everything runs in the browser; every panel recomputes on input.
-import init, { validateConfig, previewEvent, decodeRecord } from '../web/adtap.js';
+import init, { validateConfig, previewEvent, decodeRecord, eventSchema } from '../web/adtap.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -81,9 +81,12 @@ function showRequest(id, req) {
 let lastRecord = null;
 
 function clearPreview() {
-  for (const id of ['preview-event', 'preview-record', 'req-v2', 'req-v3', 'req-redpanda']) {
+  for (const id of ['preview-event', 'preview-record', 'req-v2', 'req-v3', 'req-redpanda', 'preview-ce-mode']) {
     $(id).textContent = '';
   }
+  $('preview-headers').replaceChildren();
+  $('preview-cloudevents').hidden = true;
+  $('preview-headers-block').hidden = true;
   $('preview-output').hidden = true;
   lastRecord = null;
 }
@@ -136,11 +139,42 @@ function renderPreview(configOk) {
   ]);
   $('preview-event').textContent = JSON.stringify(result.event, null, 2);
   $('preview-record').textContent = result.record.valueText ?? result.record.valueBase64;
-  lastRecord = result.record;
+  lastRecord = { ...result.record, format: configFormat() };
+  showCloudEvents(result.record);
   $('preview-output').hidden = false;
   showRequest('req-v2', result.requests.confluent_v2);
   showRequest('req-v3', result.requests.confluent_v3);
   showRequest('req-redpanda', result.requests.redpanda);
+}
+
+/** The configured record format (the configuration is valid when this runs). */
+function configFormat() {
+  try {
+    return JSON.parse($('config').value).format ?? 'json';
+  } catch {
+    return 'json';
+  }
+}
+
+const CE_MODES = {
+  binary: 'Binary mode (Confluent v3): the value is the event; the CloudEvents attributes travel as ' +
+    'the ce_* record headers below.',
+  structured: 'Structured mode (no record headers in this dialect): the value is the ' +
+    'application/cloudevents+json envelope, the event inside it.',
+};
+
+function showCloudEvents(record) {
+  if (record.cloudEvents) {
+    $('preview-ce-mode').textContent = CE_MODES[record.cloudEvents] ?? record.cloudEvents;
+    $('preview-ce-mode').dataset.mode = record.cloudEvents;
+    $('preview-cloudevents').hidden = false;
+  }
+  const headers = record.headers ?? [];
+  if (headers.length > 0) {
+    $('preview-headers').replaceChildren(...headers.flatMap(({ name, value }) =>
+      [el('dt', { textContent: name }), el('dd', { textContent: value, dataset: { header: name } })]));
+    $('preview-headers-block').hidden = false;
+  }
 }
 
 // ---- 3. decode --------------------------------------------------------------------------
@@ -158,7 +192,8 @@ function renderDecode() {
   }
   try {
     // JSON records may be pasted as their text; anything else is base64.
-    const input = format === 'json' && text.startsWith('{') ? new TextEncoder().encode(text) : text;
+    // (A CloudEvents envelope is JSON text in either format; base64 never starts with `{`.)
+    const input = text.startsWith('{') ? new TextEncoder().encode(text) : text;
     const event = decodeRecord(input, format);
     setStatus($('record-status'), 'ok', `✓ Decoded a ${format} record (schema v${event.v}).`);
     const shown = [
@@ -174,6 +209,42 @@ function renderDecode() {
   } catch (err) {
     setStatus($('record-status'), 'bad', `✗ ${err.message}`);
   }
+}
+
+// ---- 4. schema --------------------------------------------------------------------------
+
+function typeOf(prop) {
+  if (prop.type) return Array.isArray(prop.type) ? prop.type.join(' | ') : prop.type;
+  if (prop.const !== undefined) return JSON.stringify(prop.const);
+  if (prop.enum) return prop.enum.map((v) => JSON.stringify(v)).join(' | ');
+  return '';
+}
+
+function boundsOf(prop) {
+  const parts = [];
+  const add = (key, label) => prop[key] !== undefined && parts.push(`${label} ${prop[key]}`);
+  add('minimum', '≥'); add('maximum', '≤'); add('minLength', 'min length'); add('maxLength', 'max length');
+  add('maxProperties', 'max entries');
+  if (prop.additionalProperties && typeof prop.additionalProperties === 'object') {
+    const inner = boundsOf(prop.additionalProperties);
+    if (inner) parts.push(`values: ${inner}`);
+  }
+  return parts.join(', ');
+}
+
+function renderSchema() {
+  const text = eventSchema();
+  const schema = JSON.parse(text);
+  $('schema-id').textContent = schema.$id;
+  $('schema-json').textContent = text;
+  const required = new Set(schema.required ?? []);
+  const rows = Object.entries(schema.properties ?? {}).map(([name, prop]) =>
+    el('tr', { dataset: { field: name } },
+      el('td', { textContent: required.has(name) ? `${name} *` : name }),
+      el('td', { textContent: typeOf(prop) }),
+      el('td', { textContent: boundsOf(prop) }),
+      el('td', { textContent: prop.description ?? '' })));
+  $('schema-fields').tBodies[0].replaceChildren(...rows);
 }
 
 // ---- wiring -----------------------------------------------------------------------------
@@ -195,11 +266,12 @@ async function main() {
   $('record-use').addEventListener('click', () => {
     if (!lastRecord) return;
     $('record-input').value = lastRecord.valueText ?? lastRecord.valueBase64;
-    $('record-format').value = lastRecord.valueText !== undefined ? 'json' : 'msgpack';
+    $('record-format').value = lastRecord.format;
     renderDecode();
   });
   update();
   renderDecode();
+  renderSchema();
   $('load-status').textContent = 'Ready.';
   document.body.dataset.ready = 'true';
 }

@@ -1,6 +1,10 @@
 //! `decodeRecord`: a record value (raw bytes or base64 text) back into the event, as a JSON
-//! object with the wire field names downstream consumers see.
+//! object with the wire field names downstream consumers see. A structured CloudEvents
+//! envelope (`application/cloudevents+json`, what v2 and Redpanda records carry with
+//! `cloudevents` configured) is opened: its `data` (JSON) or `data_base64` (MessagePack) is the
+//! event.
 
+use adtap_core::cloudevents;
 use adtap_core::config::ValueFormat;
 use adtap_core::encode;
 use adtap_core::Event;
@@ -30,16 +34,48 @@ pub fn bytes_from_base64(text: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("record is not valid base64: {e}"))
 }
 
-/// Decodes a record value into the event it carries.
+/// Decodes a record value into the event it carries (inside its CloudEvents envelope, if it
+/// is one).
 pub fn decode(bytes: &[u8], format: ValueFormat) -> Result<Event, String> {
     if bytes.is_empty() {
         return Err("record is empty".to_string());
     }
-    let name = match format {
+    let name = format_name(format);
+    let decoded = if is_envelope(bytes) {
+        decode_envelope(bytes, format)
+    } else {
+        encode::decode_value(format, bytes).map_err(|e| e.0)
+    };
+    decoded.map_err(|e| format!("cannot decode {name} record: {e}"))
+}
+
+/// Whether `bytes` are a JSON object with a `specversion` member: a CloudEvents envelope (no
+/// event has that field, and a MessagePack map never starts with `{`).
+fn is_envelope(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+        && serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes)
+            .is_ok_and(|m| m.contains_key("specversion"))
+}
+
+/// The event in a structured CloudEvents envelope, read by the core
+/// ([`cloudevents::decode_structured`]); the envelope's `datacontenttype` must be `format`'s.
+pub fn decode_envelope(bytes: &[u8], format: ValueFormat) -> Result<Event, String> {
+    let envelope = cloudevents::decode_structured(bytes).map_err(|e| e.0)?;
+    if envelope.format != format {
+        return Err(format!(
+            "the CloudEvents envelope holds a {} event (its datacontenttype), not {}",
+            format_name(envelope.format),
+            format_name(format)
+        ));
+    }
+    Ok(envelope.event)
+}
+
+fn format_name(format: ValueFormat) -> &'static str {
+    match format {
         ValueFormat::Json => "json",
         ValueFormat::Msgpack => "msgpack",
-    };
-    encode::decode_value(format, bytes).map_err(|e| format!("cannot decode {name} record: {}", e.0))
+    }
 }
 
 #[cfg(test)]
@@ -58,5 +94,30 @@ mod tests {
         assert!(decode(b"", ValueFormat::Json)
             .unwrap_err()
             .contains("empty"));
+    }
+
+    #[test]
+    fn envelopes_are_opened_in_both_formats() {
+        let event =
+            r#"{"v":1,"id":"e-1","type":"click","ts":5,"method":"GET","host":"h","path":"/c"}"#;
+        let want = encode::decode_value(ValueFormat::Json, event.as_bytes()).unwrap();
+        let json = format!(
+            r#"{{"specversion":"1.0","id":"e-1","datacontenttype":"application/json","data":{event}}}"#
+        );
+        assert_eq!(decode(json.as_bytes(), ValueFormat::Json).unwrap(), want);
+        let packed = BASE64.encode(encode::encode_value(ValueFormat::Msgpack, &want).unwrap());
+        let msgpack = format!(
+            r#"{{"specversion":"1.0","datacontenttype":"application/msgpack","data_base64":"{packed}"}}"#
+        );
+        assert_eq!(
+            decode(msgpack.as_bytes(), ValueFormat::Msgpack).unwrap(),
+            want
+        );
+        let e = decode(msgpack.as_bytes(), ValueFormat::Json).unwrap_err();
+        assert!(e.contains("holds a msgpack event"), "{e}");
+        let e = decode(br#"{"specversion":"1.0"}"#, ValueFormat::Msgpack).unwrap_err();
+        assert!(e.contains("datacontenttype"), "{e}");
+        // A plain event is no envelope.
+        assert_eq!(decode(event.as_bytes(), ValueFormat::Json).unwrap(), want);
     }
 }

@@ -3,13 +3,14 @@
 //! filter runs instead of a re-implementation that drifts.
 //!
 //! Layout:
-//! - `lib.rs` (this file): the four exports and their TypeScript types; it only converts
+//! - `lib.rs` (this file): the five exports and their TypeScript types; it only converts
 //!   between JavaScript values and JSON text (`JSON.parse`/`JSON.stringify`), so every number and
 //!   field name is exactly what serde writes.
 //! - [`preview`] holds `validateConfig` and `previewEvent` as pure functions over JSON.
 //! - [`request`] reads the sample request a caller describes.
 //! - [`decode`] implements `decodeRecord`.
 //! - [`native`] implements `nativeFilter` (the core's native Envoy pre-filter, without secrets).
+//! - `eventSchema` is the core's published JSON Schema of the event value, as text.
 //!
 //! Errors cross to JavaScript as `Error` objects with a message that names what is wrong.
 
@@ -86,7 +87,14 @@ export interface PreviewResult {
   /** The rule's sampling probability; the preview shows the event as if sampled in. */
   sampleRate?: number;
   event?: AdtapEvent;
-  record?: { topic: string; key: string | null; valueBase64: string; valueText?: string; size: number };
+  record?: {
+    topic: string; key: string | null;
+    /** v3 record headers beyond content-type and adtap-schema: CloudEvents `ce_*`, then `record_headers`. */
+    headers?: { name: string; value: string }[];
+    /** With `cloudevents`: attributes as v3 record headers, or the value as the envelope. */
+    cloudEvents?: "binary" | "structured";
+    valueBase64: string; valueText?: string; size: number;
+  };
   requests?: { confluent_v2: PreviewHttpRequest; confluent_v3: PreviewHttpRequest; redpanda: PreviewHttpRequest };
 }
 
@@ -215,4 +223,12 @@ pub fn native_filter(
         Some(p) => p,
     };
     to_js(&native::native_filter(&config, deployment, &wasm))
+}
+
+/// The published JSON Schema (draft 2020-12) of the event value: the core's committed file
+/// (`schema::EVENT_SCHEMA_JSON`, kept equal to what the core generates by its own test), byte
+/// for byte the package's `schema/event.v1.schema.json`.
+#[wasm_bindgen(js_name = eventSchema)]
+pub fn event_schema() -> String {
+    adtap_core::schema::EVENT_SCHEMA_JSON.to_string()
 }

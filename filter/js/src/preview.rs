@@ -8,13 +8,14 @@
 
 use crate::request::{RequestHeaders, SampleRequest};
 use adtap_core::capture::{self, BodyCapture};
+use adtap_core::cloudevents;
 use adtap_core::config::{AuthConfig, Dialect, ValueFormat};
 use adtap_core::encode::{self, HttpRequest};
 use adtap_core::headers::HeaderPairs;
 use adtap_core::host::{Host, HostError, LogLevel, MetricKind, Property};
 use adtap_core::session::{self, Decision, Deployment, Session};
 use adtap_core::worker::Worker;
-use adtap_core::{Config, ConfigError, Event};
+use adtap_core::{Config, ConfigError, Event, Record};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::ser::{SerializeMap as _, Serializer};
@@ -116,13 +117,71 @@ pub struct RecordView {
     pub topic: String,
     /// Record key.
     pub key: Option<String>,
+    /// Record headers beyond `content-type` and `adtap-schema` (v3): the CloudEvents
+    /// attributes, then the configured request headers; as text.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<RecordHeader>,
+    /// With `cloudevents` configured: `binary` (attributes as v3 record headers) or
+    /// `structured` (the value is the `application/cloudevents+json` envelope).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_events: Option<&'static str>,
     /// The value, base64.
     pub value_base64: String,
-    /// The value as text, for the JSON format.
+    /// The value as text, for the JSON format and the structured CloudEvents envelope.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_text: Option<String>,
     /// Bytes counted against buffer and batch limits.
     pub size: usize,
+}
+
+/// One record header, as text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordHeader {
+    /// Header name.
+    pub name: String,
+    /// Header value (text; v3 sends it base64-encoded).
+    pub value: String,
+}
+
+/// Whether the configured dialect gets the structured CloudEvents envelope as its value.
+fn structured(cfg: &Config) -> bool {
+    cfg.cloudevents.is_some() && cloudevents::mode(cfg.dialect) == cloudevents::Mode::Structured
+}
+
+/// The event a record value carries: the value itself, or the `data` / `data_base64` of a
+/// structured CloudEvents envelope.
+fn event_of(cfg: &Config, value: &[u8]) -> Result<Event, String> {
+    let decoded = if structured(cfg) {
+        crate::decode::decode_envelope(value, cfg.format)
+    } else {
+        encode::decode_value(cfg.format, value).map_err(|e| e.0)
+    };
+    decoded.map_err(|e| format!("cannot decode the record: {e}"))
+}
+
+/// The record headers the filter took from the request (`record_headers`): those after the
+/// CloudEvents attributes, which come first and are rebuilt with the preview id.
+fn request_record_headers(cfg: &Config, record: &Record) -> Vec<(String, String)> {
+    let ce = record
+        .headers
+        .iter()
+        .take_while(|(name, _)| cfg.cloudevents.is_some() && name.starts_with("ce_"))
+        .count();
+    record.headers.iter().skip(ce).cloned().collect()
+}
+
+/// The record of `event` under `cfg` (its CloudEvents form included), with `extra` record
+/// headers after the CloudEvents ones, as the filter's writer orders them.
+fn record_for(
+    cfg: &Config,
+    rule: usize,
+    event: &Event,
+    extra: &[(String, String)],
+) -> Result<Record, String> {
+    let mut record = encode::to_record(cfg, rule, event)
+        .map_err(|e| format!("cannot encode the event: {}", e.0))?;
+    record.headers.extend(extra.iter().cloned());
+    Ok(record)
 }
 
 /// The same record shipped in each REST dialect.
@@ -243,36 +302,51 @@ pub fn preview(config: &[u8], request: &SampleRequest, ts_ms: u64) -> Result<Pre
     }
     // The filter's timestamp is the log time, less the duration when it is read.
     let log_time = ts_ms.saturating_add(request.duration_us.unwrap_or(0) / 1_000);
-    let mut record = session
+    let record = session
         .complete(&mut worker, &mut host, log_time)
         .map_err(|e| format!("cannot encode the event: {}", e.0))?;
-    // The preview shows a fixed id rather than the random one the filter draws: the value is
-    // re-encoded with it (serde's encoding is the writer's, byte for byte). The key never
-    // depends on the id.
-    let mut event = encode::decode_value(cfg.format, &record.value)
-        .map_err(|e| format!("cannot decode the record: {}", e.0))?;
+    // The preview shows a fixed id rather than the random one the filter draws: the record is
+    // rebuilt with it by the core's serde path (`to_record`, byte for byte the writer's, with
+    // the CloudEvents form), keeping the configured record headers the filter took from the
+    // request (an event does not carry them). The key never depends on the id.
+    let mut event = event_of(&cfg, &record.value)?;
     event.id = PREVIEW_EVENT_ID.to_string();
-    record.value = encode::encode_value(cfg.format, &event)
-        .map_err(|e| format!("cannot encode the event: {}", e.0))?;
-    let value_text = match cfg.format {
-        ValueFormat::Json => String::from_utf8(record.value.clone()).ok(),
-        ValueFormat::Msgpack => None,
-    };
+    let from_request = request_record_headers(&cfg, &record);
+    let record = record_for(&cfg, rule_idx, &event, &from_request)?;
+    let value_text = std::str::from_utf8(&record.value)
+        .ok()
+        .filter(|_| cfg.format == ValueFormat::Json || structured(&cfg))
+        .map(str::to_string);
     let auth = auth_header_name(&cfg);
-    let request_in = |dialect: Dialect| {
+    // Each dialect's request carries that dialect's record: CloudEvents travel as headers on
+    // v3 and as an envelope on v2 and Redpanda, and only v3 has record headers.
+    let request_in = |dialect: Dialect| -> Result<RequestView, String> {
         let mut c = cfg.clone();
         c.dialect = dialect;
         if dialect == Dialect::ConfluentV3 && c.cluster_id.is_none() {
             c.cluster_id = Some(PREVIEW_CLUSTER_ID.to_string());
         }
-        let req = encode::build_request(&c, record.topic, std::iter::once(&record));
-        request_view(&req, auth.as_deref())
+        let extra: &[(String, String)] = if dialect == Dialect::ConfluentV3 {
+            &from_request
+        } else {
+            &[]
+        };
+        let r = record_for(&c, rule_idx, &event, extra)?;
+        let req = encode::build_request(&c, r.topic, std::iter::once(&r));
+        Ok(request_view(&req, auth.as_deref()))
     };
     let requests = Requests {
-        confluent_v2: request_in(Dialect::ConfluentV2),
-        confluent_v3: request_in(Dialect::ConfluentV3),
-        redpanda: request_in(Dialect::Redpanda),
+        confluent_v2: request_in(Dialect::ConfluentV2)?,
+        confluent_v3: request_in(Dialect::ConfluentV3)?,
+        redpanda: request_in(Dialect::Redpanda)?,
     };
+    let cloud_events = cfg.cloudevents.as_ref().map(|_| {
+        if structured(&cfg) {
+            "structured"
+        } else {
+            "binary"
+        }
+    });
 
     Ok(Preview {
         matched: true,
@@ -281,6 +355,15 @@ pub fn preview(config: &[u8], request: &SampleRequest, ts_ms: u64) -> Result<Pre
         record: Some(RecordView {
             topic,
             key: record.key.clone(),
+            headers: record
+                .headers
+                .iter()
+                .map(|(name, value)| RecordHeader {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+            cloud_events,
             value_base64: BASE64.encode(&record.value),
             value_text,
             size: record.size(),
@@ -423,6 +506,42 @@ mod tests {
         let json = serde_json::to_value(preview(b"[]", &req, 0).unwrap()).unwrap();
         assert_eq!(json["matched"], json!(false));
         assert!(json.get("event").is_none());
+    }
+
+    #[test]
+    fn cloudevents_use_the_preview_id_in_every_dialect() {
+        let cfg = br#"{"cluster": "c", "dialect": "confluent_v3", "cluster_id": "k",
+            "cloudevents": {"source": "/s"}, "record_headers": ["traceparent"],
+            "rules": [{"event_type": "i", "topic": "t", "path": {"prefix": "/i"}}]}"#;
+        let req =
+            SampleRequest::from_json(r#"{"path":"/i","headers":{"traceparent":"00-1"}}"#).unwrap();
+        let p = preview(cfg, &req, 1_000).unwrap();
+        let record = p.record.unwrap();
+        assert_eq!(record.cloud_events, Some("binary"));
+        let names: Vec<_> = record.headers.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "ce_specversion",
+                "ce_id",
+                "ce_source",
+                "ce_type",
+                "ce_time",
+                "ce_dataschema",
+                "traceparent"
+            ]
+        );
+        assert_eq!(record.headers[1].value, PREVIEW_EVENT_ID);
+        let requests = p.requests.unwrap();
+        // v2: the structured envelope, with the same id; no record headers.
+        let v2: serde_json::Value = serde_json::from_str(&requests.confluent_v2.body).unwrap();
+        assert_eq!(v2["records"][0]["value"]["id"], json!(PREVIEW_EVENT_ID));
+        assert_eq!(
+            v2["records"][0]["value"]["data"]["id"],
+            json!(PREVIEW_EVENT_ID)
+        );
+        assert!(!requests.confluent_v2.body.contains("traceparent"));
+        assert!(requests.confluent_v3.body.contains("\"ce_id\""));
     }
 
     #[test]

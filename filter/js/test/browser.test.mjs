@@ -1,7 +1,9 @@
 // The page in a real headless browser (Debian's chromium via playwright-core), served over http
 // from dist/js like a person would open it: a bad config shows its error with the path, a
-// sample request shows its event, a pasted record is decoded. Screenshots:
-// dist/artifacts/js-page.png (bad config + decoded record), js-page-preview.png (an event preview).
+// sample request shows its event (and its CloudEvents form), a pasted record is decoded, the
+// event schema is listed. Screenshots:
+// dist/artifacts/js-page.png (bad config + decoded record), js-page-preview.png (an event preview),
+// js-page-cloudevents.png (a v3 record's CloudEvents headers).
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -115,6 +117,56 @@ test('the page validates, previews and decodes in headless chromium', async (t) 
   assert.match(await page.textContent('#record-status'), /not valid base64/);
   await page.fill('#record-input', rec.record.valueBase64);
   await page.waitForSelector('#record-status.ok');
+
+  // 4. CloudEvents: binary mode on v3 (ce_* record headers, then the configured record headers),
+  // structured mode on v2 (the envelope as the value), each as the core builds the record.
+  const ce = {
+    ...AD_CONFIG, dialect: 'confluent_v3', cluster_id: 'lkc-1',
+    cloudevents: { source: '/adtap/page-test' }, record_headers: ['traceparent'],
+  };
+  await page.fill('#req-path', '/imp/top?campaign_id=c-77&crid=cr-1');
+  await page.fill('#req-headers', 'User-Agent: Browser/1\ntraceparent: 00-4bf92f-01');
+  await page.fill('#config', JSON.stringify(ce, null, 2));
+  await page.waitForSelector('#preview-ce-mode[data-mode="binary"]');
+  const headers = await page.$$eval('#preview-headers dd', (dds) => dds.map((d) => [d.dataset.header, d.textContent]));
+  assert.deepEqual(headers.map(([n]) => n), ['ce_specversion', 'ce_id', 'ce_source', 'ce_type', 'ce_time', 'ce_dataschema', 'traceparent']);
+  assert.deepEqual(Object.fromEntries(headers).ce_id, 'preview-0');
+  assert.deepEqual(Object.fromEntries(headers).ce_source, '/adtap/page-test');
+  assert.deepEqual(Object.fromEntries(headers).ce_type, 'adtap.impression');
+  assert.deepEqual(Object.fromEntries(headers).traceparent, '00-4bf92f-01');
+  assert.match(await page.textContent('#req-v3'), /"ce_id"/);
+  const v3Event = JSON.parse(await page.textContent('#preview-event'));
+  assert.equal(v3Event.id, 'preview-0');
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'js-page-cloudevents.png'), fullPage: true });
+
+  const { dialect: _d, cluster_id: _c, record_headers: _r, ...v2ce } = ce;
+  await page.fill('#config', JSON.stringify({ ...v2ce, format: 'msgpack' }, null, 2));
+  await page.waitForSelector('#preview-ce-mode[data-mode="structured"]');
+  assert.equal(await page.isVisible('#preview-headers-block'), false, 'v2 has no record headers');
+  const envelope = JSON.parse(await page.textContent('#preview-record'));
+  assert.equal(envelope.specversion, '1.0');
+  assert.equal(envelope.id, 'preview-0');
+  assert.equal(envelope.datacontenttype, 'application/msgpack');
+  const v2Event = JSON.parse(await page.textContent('#preview-event'));
+  assert.deepEqual(loadAdtap().decodeRecord(envelope.data_base64, 'msgpack'), v2Event);
+  // The envelope handed to the decoder opens to the event, in the configured format.
+  await page.click('#record-use');
+  await page.waitForFunction(() => /msgpack record/.test(document.querySelector('#record-status').textContent));
+  assert.equal(await page.inputValue('#record-format'), 'msgpack');
+  assert.deepEqual(JSON.parse(await page.textContent('#record-output')), v2Event);
+
+  // 5. The schema: every property listed, the JSON and the download are the core's schema.
+  const schemaText = loadAdtap().eventSchema();
+  const schema = JSON.parse(schemaText);
+  assert.equal(await page.textContent('#schema-id'), 'urn:adtap:event:v1');
+  const fields = await page.$$eval('#schema-fields tbody tr', (trs) => trs.map((tr) => tr.dataset.field));
+  assert.deepEqual(fields, Object.keys(schema.properties));
+  assert.equal(await page.textContent('#schema-fields tr[data-field="v"] td:first-child'), 'v *');
+  assert.match(await page.textContent('#schema-fields tr[data-field="query"] td:nth-child(3)'), /max entries 64/);
+  assert.equal(await page.textContent('#schema-json'), schemaText);
+  const downloaded = await page.evaluate(async () => (await fetch(document.querySelector('#schema-download').href)).text());
+  assert.equal(downloaded, schemaText);
 
   // Keep the bad-config state in the screenshot too: it is the page's main job.
   await page.fill('#config', JSON.stringify(bad, null, 2));

@@ -37,11 +37,11 @@ test('--help for the tool and each command; usage errors exit 2 with the cause',
   const top = run(['--help']);
   assert.equal(top.status, 0);
   assert.match(top.stdout, /^usage: adtap <command> \[options\]/);
-  for (const c of ['validate', 'preview', 'decode', 'native-filter']) {
+  for (const c of ['validate', 'preview', 'decode', 'native-filter', 'schema']) {
     assert.match(top.stdout, new RegExp(`^  ${c} `, 'm'), `the overview lists ${c}`);
     const h = run([c, '--help']);
     assert.equal(h.status, 0, c);
-    assert.ok(h.stdout.startsWith(`usage: adtap ${c} `), `${c}: ${h.stdout}`);
+    assert.match(h.stdout, new RegExp(`^usage: adtap ${c}[ \n]`), c);
     assert.match(h.stdout, /Exit status: 0 /);
     assert.equal(h.stderr, '');
   }
@@ -389,8 +389,8 @@ test('validate never shows a secret: valid, invalid, structural and YAML errors,
   assert.match(plain.stderr, /document 2, adtap configuration at \$: auth\.basic\.user: unknown field `user`/);
   assert.match(plain.stderr, /document 3, adtap configuration at \$: client_ip\.salt: is only used when/);
   assert.match(plain.stderr, /document 4, adtap configuration at \$: auth\.header\.value: /);
-  // The core quotes an unknown auth kind (a map key); the command redacts it.
-  assert.match(plain.stderr, /document 5, adtap configuration at \$: auth: unknown variant `<redacted>`, expected one of `basic`, `bearer`, `header`/);
+  // An unknown auth kind (a map key, perhaps a pasted credential) is never quoted.
+  assert.match(plain.stderr, /document 5, adtap configuration at \$: auth: unknown variant <redacted>, expected one of `basic`, `bearer`, `header`/);
   assert.match(plain.stderr, /document 6: not valid YAML at line \d+, column \d+: /);
   assert.match(fromIstio.stderr, /Istio WasmPlugin "adtap" at \$\.spec\.pluginConfig: rules: /);
 });
@@ -637,4 +637,88 @@ test('the packed package installs and puts `adtap` on the path (npm bin)', () =>
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /Istio WasmPlugin "adtap" at \$\.spec\.pluginConfig: ok\n1 configuration checked: all valid\n$/);
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(app, 'node_modules', 'adtap', 'package.json'), 'utf8')).dependencies, { yaml: '2.9.1' });
+});
+
+// ---- schema and CloudEvents ----------------------------------------------------------------
+
+test('schema prints the published schema: the file the package ships, the core\'s EVENT_SCHEMA_JSON', () => {
+  const shipped = fs.readFileSync(path.join(DIST, 'schema', 'event.v1.schema.json'), 'utf8');
+  assert.equal(shipped, fs.readFileSync(path.join(ROOT, 'filter', 'core', 'schema', 'event.v1.schema.json'), 'utf8'));
+  assert.equal(shipped, adtap.eventSchema(), 'the shipped file is the core\'s, byte for byte');
+  const r = run(['schema']);
+  assert.deepEqual(r, { status: 0, stdout: `${shipped.trimEnd()}\n`, stderr: '' });
+  const s = JSON.parse(r.stdout);
+  assert.equal(s.$id, 'urn:adtap:event:v1');
+  for (const field of ['v', 'id', 'type', 'ts', 'method', 'host', 'path']) assert.ok(field in s.properties, field);
+  const extra = run(['schema', 'v2']);
+  assert.equal(extra.status, 2);
+  assert.equal(extra.stderr.split('\n')[0], 'adtap schema: unexpected argument "v2"');
+});
+
+const CE = {
+  cluster: 'kafka_rest',
+  cloudevents: { source: '/adtap/edge' },
+  rules: [{ event_type: 'impression', topic: 'ad-impressions', path: { prefix: '/imp' } }],
+  query_params: ['campaign_id'],
+  key: 'query.campaign_id',
+};
+const CE_REQUEST = { path: '/imp?campaign_id=c-42', host: 'ads.example.com', headers: { traceparent: '00-abc-01' }, ts: 1_700_000_000_000 };
+
+test('preview shows the CloudEvents form: v3 record headers, the v2 structured envelope', () => {
+  const v3 = file('ce-v3.json', { ...CE, dialect: 'confluent_v3', cluster_id: 'lkc-1', record_headers: ['traceparent'] });
+  const r3 = run(['preview', '--config', v3, '--request', JSON.stringify(CE_REQUEST)]);
+  assert.equal(r3.status, 0, r3.stderr);
+  const p3 = JSON.parse(r3.stdout);
+  assert.equal(p3.record.cloudEvents, 'binary');
+  assert.deepEqual(p3.record.headers, [
+    { name: 'ce_specversion', value: '1.0' },
+    { name: 'ce_id', value: 'preview-0' },
+    { name: 'ce_source', value: '/adtap/edge' },
+    { name: 'ce_type', value: 'adtap.impression' },
+    { name: 'ce_time', value: '2023-11-14T22:13:20.000Z' },
+    { name: 'ce_dataschema', value: 'urn:adtap:event:v1' },
+    { name: 'traceparent', value: '00-abc-01' },
+  ]);
+  assert.equal(p3.event.id, 'preview-0', 'ce_id is the event id');
+  assert.deepEqual(p3.record.value, { type: 'JSON', data: p3.event });
+
+  for (const format of ['json', 'msgpack']) {
+    const v2 = file(`ce-v2-${format}.json`, { ...CE, format });
+    const r2 = run(['preview', '--config', v2, '--request', JSON.stringify(CE_REQUEST)]);
+    assert.equal(r2.status, 0, r2.stderr);
+    const p2 = JSON.parse(r2.stdout);
+    assert.equal(p2.record.cloudEvents, 'structured');
+    assert.equal(p2.record.headers, undefined, 'v2 has no record headers');
+    const envelope = format === 'json' ? p2.record.value : JSON.parse(Buffer.from(p2.record.value, 'base64').toString('utf8'));
+    const { data, data_base64: data64, ...attributes } = envelope;
+    assert.deepEqual(attributes, {
+      specversion: '1.0', id: 'preview-0', source: '/adtap/edge', type: 'adtap.impression',
+      time: '2023-11-14T22:13:20.000Z', dataschema: 'urn:adtap:event:v1',
+      datacontenttype: format === 'json' ? 'application/json' : 'application/msgpack',
+    });
+    if (format === 'json') assert.deepEqual(data, p2.event);
+    else assert.deepEqual(adtap.decodeRecord(data64, 'msgpack'), p2.event);
+  }
+});
+
+test('decode opens structured CloudEvents envelopes, raw and in a v2 or Redpanda body', () => {
+  for (const format of ['json', 'msgpack']) {
+    const p = adtap.previewEvent({ ...CE, format }, CE_REQUEST);
+    assert.equal(p.record.cloudEvents, 'structured');
+    const raw = file(`ce-value-${format}`, Buffer.from(p.record.valueBase64, 'base64'));
+    const r = run(['decode', '--format', format, raw]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), p.event);
+    for (const dialect of ['confluent_v2', 'redpanda']) {
+      const body = file(`ce-body-${format}-${dialect}`, p.requests[dialect].body);
+      const d = run(['decode', '--format', format, '--dialect', dialect, body]);
+      assert.equal(d.status, 0, d.stderr);
+      assert.deepEqual(JSON.parse(d.stdout), [{ key: 'c-42', event: p.event }]);
+    }
+  }
+  const noData = run(['decode', '--format', 'json', '-'], '{"specversion":"1.0","id":"x"}');
+  assert.deepEqual(noData, { status: 1, stdout: '', stderr: 'adtap decode: (stdin): cannot decode json record: cloudevents envelope: `datacontenttype` "" is neither application/json nor application/msgpack\n' });
+  const p = adtap.previewEvent({ ...CE, format: 'msgpack' }, CE_REQUEST);
+  const wrong = run(['decode', '--format', 'json', '-'], p.record.valueBase64);
+  assert.deepEqual(wrong, { status: 1, stdout: '', stderr: 'adtap decode: (stdin): cannot decode json record: the CloudEvents envelope holds a msgpack event (its datacontenttype), not json\n' });
 });
