@@ -25,10 +25,10 @@
 )]
 
 use adtap_core::cloudevents::decode_structured;
+use adtap_core::config::{Dialect, ValueFormat as Format};
 use adtap_core::encode::rfc3339_ms;
 use adtap_core::schema::{SCHEMA_FILE, SCHEMA_ID};
 use adtap_core::Event;
-use adtap_stack::adtap_config::{Dialect, Format};
 use adtap_stack::kafka::KafkaRecord;
 use adtap_stack::traffic::{self, AdRequest};
 use adtap_stack::verify::reconcile;
@@ -107,7 +107,8 @@ fn event_value(dialect: Dialect, format: Format, r: &KafkaRecord) -> (Value, Opt
     };
     match dialect {
         Dialect::ConfluentV3 => (decode(&r.value), None),
-        Dialect::ConfluentV2 => {
+        // Redpanda has no record headers either: the same structured envelope as v2.
+        Dialect::ConfluentV2 | Dialect::Redpanda => {
             let env: Value = serde_json::from_slice(&r.value)
                 .unwrap_or_else(|e| panic!("v2 value is not a JSON envelope: {e}"));
             let data = match format {
