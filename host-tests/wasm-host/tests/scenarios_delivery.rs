@@ -98,11 +98,7 @@ fn flush_by_bytes() {
     let sent: Vec<u32> = (0..fits as u32).collect();
     assert_eq!(ns(&cs[0], V2, JSON), sent);
     assert_eq!((c.in_flight, c.buffered), (fits, due_count - fits));
-    assert_eq!(
-        c.held_bytes,
-        size * due_count,
-        "in-flight bytes count too"
-    );
+    assert_eq!(c.held_bytes, size * due_count, "in-flight bytes count too");
 }
 
 #[test]

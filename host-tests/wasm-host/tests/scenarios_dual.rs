@@ -18,8 +18,8 @@
 
 mod common;
 
-use adtap_core::drop_reason::DropReason;
 use adtap_core::config::{Config, Dialect, ValueFormat};
+use adtap_core::drop_reason::DropReason;
 use adtap_core::headers::HeaderPairs;
 use adtap_core::host::{FakeCall, FakeHost};
 use adtap_core::vm::Vm;
