@@ -3,14 +3,21 @@
 //! Each request carries a unique `x-request-id`, recorded by adtap as `request_id`; so the
 //! events expected are those of the requests a rule matches, found by request id. Loss,
 //! duplicates (by event id), strays and per-field mismatches are all reported, never just
-//! counted, so a failing test says which field of which event was wrong.
+//! counted, so a failing test says which field of which event was wrong. Every record's value
+//! is also validated against the published event schema
+//! (`filter/core/schema/event.v1.schema.json`, [`adtap_core::schema::EVENT_SCHEMA_JSON`]), in
+//! either format and inside a CloudEvents envelope, so no end-to-end run can deliver a record
+//! the schema does not describe.
 
 use crate::kafka::KafkaRecord;
 use crate::traffic::AdRequest;
 use adtap_core::config::{Dialect, ValueFormat};
 use adtap_core::event::SCHEMA_VERSION;
 use adtap_harness::config::topic_for;
+use base64::Engine as _;
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::OnceLock;
 
 /// The outcome of [`reconcile`].
 #[derive(Debug, Clone, Default)]
@@ -29,6 +36,8 @@ pub struct Reconciliation {
     pub undecodable: Vec<String>,
     /// Field mismatches, one line each (`request id: field: got … want …`).
     pub mismatches: Vec<String>,
+    /// Records whose value the published event schema refuses, with the validator's reason.
+    pub off_schema: Vec<String>,
     /// Keys seen on more than one partition of a topic.
     pub split_keys: Vec<String>,
     /// Distinct VM ids (event id prefixes): how many worker VMs captured.
@@ -45,13 +54,14 @@ impl Reconciliation {
             && self.strays.is_empty()
             && self.undecodable.is_empty()
             && self.mismatches.is_empty()
+            && self.off_schema.is_empty()
             && self.split_keys.is_empty()
     }
 
     /// A multi-line summary with the first few problems of each kind.
     pub fn problems(&self) -> String {
         let mut s = format!(
-            "expected {} events, read {} records: lost {}, duplicates {}, strays {}, undecodable {}, mismatches {}, split keys {}\n",
+            "expected {} events, read {} records: lost {}, duplicates {}, strays {}, undecodable {}, mismatches {}, off schema {}, split keys {}\n",
             self.expected,
             self.records,
             self.lost.len(),
@@ -59,6 +69,7 @@ impl Reconciliation {
             self.strays.len(),
             self.undecodable.len(),
             self.mismatches.len(),
+            self.off_schema.len(),
             self.split_keys.len()
         );
         for (what, list) in [
@@ -66,6 +77,7 @@ impl Reconciliation {
             ("stray", &self.strays),
             ("undecodable", &self.undecodable),
             ("mismatch", &self.mismatches),
+            ("off schema", &self.off_schema),
             ("split key", &self.split_keys),
         ] {
             for line in list.iter().take(8) {
@@ -110,6 +122,9 @@ pub fn reconcile(
                 continue;
             }
         };
+        if let Err(why) = schema_check(format, &r.value) {
+            rec.off_schema.push(format!("{where_}: {why}"));
+        }
         if let Some((vm, _)) = ev.id.split_once('-') {
             rec.vm_ids.insert(vm.to_string());
         }
@@ -144,6 +159,59 @@ pub fn reconcile(
         }
     }
     rec
+}
+
+/// The published event schema, compiled once per process.
+fn schema() -> Result<&'static jsonschema::Validator, String> {
+    static SCHEMA: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let doc: Value = serde_json::from_str(adtap_core::schema::EVENT_SCHEMA_JSON)
+                .map_err(|e| format!("the published schema is not JSON: {e}"))?;
+            jsonschema::draft202012::options()
+                .should_validate_formats(true)
+                .build(&doc)
+                .map_err(|e| format!("the published schema does not compile: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Validates a record's event against the published schema: the value itself, or the `data`
+/// (`data_base64`) of a structured CloudEvents envelope. MessagePack is read into its JSON
+/// equivalent (same keys), as the schema's docs say.
+fn schema_check(format: ValueFormat, value: &[u8]) -> Result<(), String> {
+    let read = |bytes: &[u8]| -> Result<Value, String> {
+        match format {
+            ValueFormat::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+            ValueFormat::Msgpack => rmp_serde::from_slice(bytes).map_err(|e| e.to_string()),
+        }
+    };
+    // An envelope is always JSON (`application/cloudevents+json`), whatever the event's format.
+    let envelope = serde_json::from_slice::<Value>(value)
+        .ok()
+        .filter(|v| v.get("specversion").is_some());
+    let event = match envelope {
+        Some(env) => match (
+            env.get("data"),
+            env.get("data_base64").and_then(Value::as_str),
+        ) {
+            (Some(data), _) => data.clone(),
+            (None, Some(b64)) => read(
+                &base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| format!("data_base64: {e}"))?,
+            )?,
+            (None, None) => return Err("a CloudEvents envelope without data".into()),
+        },
+        None => read(value)?,
+    };
+    let validator = schema()?;
+    let first = validator
+        .iter_errors(&event)
+        .next()
+        .map(|e| format!("{} at {}", e, e.instance_path()));
+    first.map_or(Ok(()), Err)
 }
 
 fn check_fields(
@@ -263,5 +331,44 @@ fn check_fields(
             format!("{ct:?} fits {format:?}: {ok}"),
             format!("{ct:?} fits {format:?}: true"),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use serde_json::json;
+
+    fn event() -> Value {
+        json!({"v": 1, "id": "0123456789abcdef-2a", "type": "impression", "ts": 1,
+               "method": "GET", "host": "ads.example.com", "path": "/imp"})
+    }
+
+    #[test]
+    fn the_schema_check_reads_both_formats_and_envelopes() {
+        let json_bytes = serde_json::to_vec(&event()).unwrap();
+        let msgpack = rmp_serde::to_vec_named(&event()).unwrap();
+        assert_eq!(schema_check(ValueFormat::Json, &json_bytes), Ok(()));
+        assert_eq!(schema_check(ValueFormat::Msgpack, &msgpack), Ok(()));
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&msgpack);
+        let env = json!({"specversion": "1.0", "data_base64": b64});
+        assert_eq!(
+            schema_check(ValueFormat::Msgpack, &serde_json::to_vec(&env).unwrap()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn the_schema_check_refuses_what_the_schema_does_not_describe() {
+        let mut bad = event();
+        bad["id"] = json!("not-an-id");
+        let err = schema_check(ValueFormat::Json, &serde_json::to_vec(&bad).unwrap()).unwrap_err();
+        assert!(err.contains("/id"), "{err}");
+        let mut extra = event();
+        extra["campaign"] = json!("c-1");
+        assert!(schema_check(ValueFormat::Json, &serde_json::to_vec(&extra).unwrap()).is_err());
+        let env = json!({"specversion": "1.0", "data": bad});
+        assert!(schema_check(ValueFormat::Json, &serde_json::to_vec(&env).unwrap()).is_err());
     }
 }

@@ -20,7 +20,6 @@ mod support;
 
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use support::yaml_docs_of;
 
 /// The manifests, relative to the repository root.
@@ -80,12 +79,6 @@ fn schemas_dir() -> PathBuf {
         || adtap_stack::repo_root().join("../shared/reference/k8s"),
         PathBuf::from,
     )
-}
-
-fn check_jsonschema() -> PathBuf {
-    let p = adtap_stack::cache_dir().join("venv/bin/check-jsonschema");
-    assert!(p.exists(), "{} missing: run ./build.sh setup", p.display());
-    p
 }
 
 /// Kubernetes' structural schema as a strict JSON Schema: `x-kubernetes-*` dropped, and
@@ -161,21 +154,7 @@ fn validate(doc: &Value, dir: &Path, name: &str) -> Result<(), String> {
     let instance = dir.join(format!("{name}.json"));
     std::fs::write(&schema, serde_json::to_vec(&schema_for(doc)).unwrap()).unwrap();
     std::fs::write(&instance, serde_json::to_vec(doc).unwrap()).unwrap();
-    let out = Command::new(check_jsonschema())
-        .arg("--schemafile")
-        .arg(&schema)
-        .arg(&instance)
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    support::check_jsonschema(&schema, &[instance])
 }
 
 fn parse_adtap(rel: &str, cfg: &Value) -> adtap_core::Config {

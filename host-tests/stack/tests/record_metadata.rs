@@ -24,6 +24,8 @@
     clippy::indexing_slicing
 )]
 
+mod support;
+
 use adtap_core::cloudevents::decode_structured;
 use adtap_core::config::{Dialect, ValueFormat as Format};
 use adtap_core::encode::rfc3339_ms;
@@ -37,16 +39,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
+use std::path::Path;
 use std::time::Duration;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use support::serial;
 
 const SOURCE: &str = "//adtap.test/edge-e2e";
 const TYPE_PREFIX: &str = "com.example.ads.";
@@ -124,12 +119,6 @@ fn event_value(dialect: Dialect, format: Format, r: &KafkaRecord) -> (Value, Opt
     }
 }
 
-fn check_jsonschema() -> PathBuf {
-    let p = adtap_stack::cache_dir().join("venv/bin/check-jsonschema");
-    assert!(p.exists(), "{} missing: run ./build.sh setup", p.display());
-    p
-}
-
 /// `check-jsonschema` of `values` against the published schema, one file each: `Ok` or its
 /// report.
 fn validate_all(values: &[Value], dir: &Path) -> Result<(), String> {
@@ -140,21 +129,7 @@ fn validate_all(values: &[Value], dir: &Path) -> Result<(), String> {
         std::fs::write(&f, serde_json::to_vec(v).unwrap()).unwrap();
         files.push(f);
     }
-    let out = Command::new(check_jsonschema())
-        .arg("--schemafile")
-        .arg(&schema)
-        .args(&files)
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    support::check_jsonschema(&schema, &files)
 }
 
 /// Sends the traffic, waits for every event, and checks every record (see the module docs).

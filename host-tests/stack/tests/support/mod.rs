@@ -286,3 +286,29 @@ pub fn compile_probe(dir: &Path, source: &str, what: &str) -> Option<PathBuf> {
         }
     }
 }
+
+/// `check-jsonschema` (from `./build.sh setup`'s virtualenv: an implementation independent of
+/// ours) of every file in `instances` against `schema`: `Ok`, or its report.
+pub fn check_jsonschema(schema: &Path, instances: &[PathBuf]) -> Result<(), String> {
+    let bin = adtap_stack::cache_dir().join("venv/bin/check-jsonschema");
+    assert!(
+        bin.exists(),
+        "{} missing: run ./build.sh setup",
+        bin.display()
+    );
+    let out = Command::new(bin)
+        .arg("--schemafile")
+        .arg(schema)
+        .args(instances)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
