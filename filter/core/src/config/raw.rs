@@ -287,8 +287,8 @@ fn numbers_from_yaml_strings(doc: &mut serde_json::Value) {
 /// serde quotes the offending value in its messages (``unknown variant `Bearer SECRET` ``,
 /// ``invalid type: integer `9876543210123` ``, `invalid type: string "…"`). Every scalar under
 /// `auth` and `client_ip.salt` is a secret whatever its shape, so each one is replaced by
-/// `<redacted>` wherever the message quotes it, and so is every key under `auth` that is not a
-/// word of the schema; a misspelt field elsewhere stays readable.
+/// `<redacted>` wherever the message quotes it, and so is each of `auth`'s own keys (the kind)
+/// that is not a word of the schema; a misspelt field elsewhere stays readable.
 fn redact_secrets(json: &[u8], message: &str) -> String {
     let Ok(doc) = serde_json::from_slice::<serde_json::Value>(json) else {
         return message.to_string();
@@ -296,11 +296,13 @@ fn redact_secrets(json: &[u8], message: &str) -> String {
     let mut secrets = Vec::new();
     if let Some(v) = doc.get("auth") {
         scalars(v, &mut secrets);
-        // A key under `auth` may be a credential pasted in the wrong place
-        // (`auth: {"Bearer eyJ…": ""}`), and serde quotes an unknown kind: keys count too. The
-        // schema's own words are spared below, so the message still names a misspelt kind's
-        // field and what it expected.
-        keys(v, &mut secrets);
+        // The kind's position (`auth`'s own keys) is where a credential pasted in the wrong
+        // place lands (`auth: {"Bearer eyJ…": ""}`), and serde quotes an unknown kind: those
+        // keys count too. The schema's words are spared below; deeper keys (a misspelt
+        // `auth.basic.user`) stay readable.
+        if let Some(map) = v.as_object() {
+            secrets.extend(map.keys().cloned());
+        }
     }
     if let Some(v) = doc.get("client_ip").and_then(|c| c.get("salt")) {
         scalars(v, &mut secrets);
@@ -325,18 +327,6 @@ fn redact_secrets(json: &[u8], message: &str) -> String {
         }
     }
     out
-}
-
-/// Every object key at any depth of `v`.
-fn keys(v: &serde_json::Value, out: &mut Vec<String>) {
-    match v {
-        serde_json::Value::Object(map) => map.iter().for_each(|(k, i)| {
-            out.push(k.clone());
-            keys(i, out);
-        }),
-        serde_json::Value::Array(items) => items.iter().for_each(|i| keys(i, out)),
-        _ => {}
-    }
 }
 
 /// Every scalar leaf of `v` as text (strings as themselves, numbers and booleans as written).
