@@ -24,7 +24,7 @@
 use crate::config::{ConfigError, Dialect, ValueFormat};
 use crate::encode::{decode_value, write_rfc3339_ms, EncodeError};
 use crate::event::Event;
-use crate::record::{write_base64, write_json_str, write_json_str_parts};
+use crate::json_text::{write_base64, write_json_str, write_json_str_parts};
 use crate::schema::SCHEMA_ID;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;

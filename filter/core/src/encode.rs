@@ -29,8 +29,8 @@
 use crate::cloudevents::{self, Mode};
 use crate::config::{AuthConfig, Config, Dialect, KeySource, ValueFormat};
 use crate::event::{Event, Record, SCHEMA_VERSION};
+use crate::json_text::{b64_len, write_base64, write_json_str};
 use crate::key::{joined, Key};
-use crate::record::{b64_len, write_base64, write_json_str};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use std::fmt;

@@ -16,7 +16,7 @@
 //! form), [`joined`] (the writer both the hot path and serde's reference path use).
 
 use crate::config::KeySource;
-use crate::record::write_json_str;
+use crate::json_text::write_json_str;
 use serde::Deserialize;
 use std::fmt;
 

@@ -13,6 +13,8 @@
 //! - [`key`]: record keys of one field or several joined.
 //! - [`cloudevents`]: the opt-in CloudEvents attributes (record headers on v3, an envelope on
 //!   v2 and Redpanda).
+//! - `json_text`: JSON string literals and base64 written into a buffer, the bytes the
+//!   writer, the encoder, the envelope and joined keys share (so none depends on another).
 //! - [`encode`]: serde's encoding and decoding of an [`Event`] (the reference the writer matches
 //!   byte for byte), and the HTTP request body for a batch in each REST dialect.
 //! - [`schema`]: the published JSON Schema of the event value (not used by the filter).
@@ -59,6 +61,7 @@ pub mod event;
 pub mod headers;
 pub mod host;
 pub mod ip;
+mod json_text;
 pub mod key;
 pub mod metrics;
 pub mod native;

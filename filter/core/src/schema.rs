@@ -18,7 +18,7 @@
 use crate::capture::{MAX_HEADER_VALUE_BYTES, MAX_QUERY_VALUE_BYTES};
 use crate::config::{MAX_BODY_BYTES, MAX_EVENT_TYPE_BYTES, MAX_HEADERS, MAX_QUERY_PARAMS};
 use crate::event::SCHEMA_VERSION;
-use crate::record::b64_len;
+use crate::json_text::b64_len;
 use serde_json::{json, Value};
 
 /// Where the committed schema lives, relative to the repository root.

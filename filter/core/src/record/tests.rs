@@ -7,8 +7,10 @@ use super::*;
 use crate::capture::tests::config;
 use crate::capture::MAX_HEADER_VALUE_BYTES;
 use crate::encode::{decode_value, encode_value};
+use crate::json_text::write_json_str;
 use crate::Event;
 use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use serde_json::{json, Value};
 
 const ID: EventId = EventId { vm: 0xab0, seq: 1 };
