@@ -9,9 +9,10 @@
 //! ([`Envoy::listener_addr`]), so parallel Envoys never collide. `--disable-hot-restart` keeps
 //! them from fighting over the shared-memory base id.
 //!
-//! Configurations built in code (the bench's variants, the tests' probes) are JSON values from
-//! [`bootstrap`], [`direct_response_hcm`] and [`static_cluster`]; the stack renders the shipped
-//! template `envoy/harness.yaml.tmpl` instead, which doubles as the documented example.
+//! Every configuration is built one way, in code, as a JSON value (the stack's, the bench's
+//! variants, the tests' probes): [`bootstrap`] around an HTTP connection manager from [`hcm`]
+//! (or [`direct_response_hcm`]) and clusters from [`static_cluster`]; serialized, it is a valid
+//! Envoy bootstrap in either file form (JSON is YAML).
 
 use crate::http;
 use crate::paths;
@@ -182,10 +183,11 @@ pub fn bootstrap(hcm: Value, clusters: Vec<Value>) -> Value {
     })
 }
 
-/// An HTTP connection manager (stat prefix `ads`) whose one route, `impression`, answers every
-/// request `200 ok` itself (`direct_response`: nothing upstream to measure), after
-/// `http_filters` and the router, with `access_log` (left out when empty).
-pub fn direct_response_hcm(mut http_filters: Vec<Value>, access_log: Vec<Value>) -> Value {
+/// An HTTP connection manager (stat prefix `ads`, its `typed_config`) with `routes` in one
+/// virtual host for every domain, `http_filters` then the router, and `access_log` (left out
+/// when empty). Envoy generates an `x-request-id` and keeps a client's (adtap records it; the
+/// stack sends its own to match events to requests).
+pub fn hcm(routes: Vec<Value>, mut http_filters: Vec<Value>, access_log: Vec<Value>) -> Value {
     http_filters.push(json!({
         "name": "envoy.filters.http.router",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
@@ -194,17 +196,10 @@ pub fn direct_response_hcm(mut http_filters: Vec<Value>, access_log: Vec<Value>)
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "ads",
         "generate_request_id": true,
+        "preserve_external_request_id": true,
         "route_config": {
             "name": "ads",
-            "virtual_hosts": [{
-                "name": "ads",
-                "domains": ["*"],
-                "routes": [{
-                    "name": "impression",
-                    "match": {"prefix": "/"},
-                    "direct_response": {"status": 200, "body": {"inline_string": "ok"}}
-                }]
-            }]
+            "virtual_hosts": [{"name": "ads", "domains": ["*"], "routes": routes}]
         },
         "http_filters": http_filters
     });
@@ -212,6 +207,17 @@ pub fn direct_response_hcm(mut http_filters: Vec<Value>, access_log: Vec<Value>)
         obj.insert("access_log".into(), Value::Array(access_log));
     }
     hcm
+}
+
+/// [`hcm`] with one route, `impression`, that answers every request `200 ok` itself
+/// (`direct_response`: nothing upstream to measure).
+pub fn direct_response_hcm(http_filters: Vec<Value>, access_log: Vec<Value>) -> Value {
+    let route = json!({
+        "name": "impression",
+        "match": {"prefix": "/"},
+        "direct_response": {"status": 200, "body": {"inline_string": "ok"}}
+    });
+    hcm(vec![route], http_filters, access_log)
 }
 
 /// A `STATIC` cluster `name` with one endpoint, 127.0.0.1:`port` (adtap's `kafka_rest`).

@@ -1,21 +1,43 @@
-//! The stack's Envoy configuration: `envoy/harness.yaml.tmpl` rendered for a [`Deployment`].
-//! Envoy itself runs through the harness's launcher ([`adtap_harness::envoy`], re-exported
-//! here): the admin and the ad listener bind port 0 and are learnt from the admin.
+//! The stack's Envoy configuration for a [`Deployment`] ([`Render`]), built with the harness's
+//! builders like every other configuration the tests and the bench start: adtap in front of the
+//! sample ad server, batches to the local REST proxy. Envoy itself runs through the harness's
+//! launcher ([`adtap_harness::envoy`], re-exported here): the admin and the ad listener bind
+//! port 0 and are learnt from the admin.
 
 pub use adtap_harness::envoy::{
-    binary, bootstrap, direct_response_hcm, drain_tool, static_cluster, try_start, validate,
+    binary, bootstrap, direct_response_hcm, drain_tool, hcm, static_cluster, try_start, validate,
     wasm_path, DrainedStop, Envoy, Verdict,
 };
 
 use adtap_core::config::Rule;
 use adtap_core::native;
 use adtap_core::Config;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
-/// The harness template, compiled in so the harness works from any working directory.
-pub const TEMPLATE: &str = include_str!("../../../envoy/harness.yaml.tmpl");
+/// The routes of the ad listener, each to the sample ad server: (route name, match). Route
+/// names appear in events as `route`.
+pub const ROUTES: [(&str, &str, &str); 5] = [
+    ("impression", "prefix", "/imp"),
+    ("click", "prefix", "/click"),
+    ("bid", "path", "/bid"),
+    ("conversion", "path", "/conv"),
+    ("other", "prefix", "/"),
+];
+
+/// adtap's stats as Prometheus labels (README, "Labels: the `stats_config` snippet"): the drop
+/// reason of `adtap_dropped_<reason>`, the VM id of `adtap_vm.<id>.<name>` and the topic of
+/// `adtap_topic.<topic>.<name>`. The same regexes as `envoy/adtap-example.yaml` (a test holds
+/// them equal).
+pub const STATS_TAGS: [(&str, &str); 3] = [
+    (
+        "reason",
+        r"^wasmcustom\.adtap_dropped(_(buffer_full|retry_exhausted|rejected|encode|too_large|shutdown))$",
+    ),
+    ("vm", r"^wasmcustom\.adtap_vm\.(([0-9a-f]+)\.)"),
+    ("topic", r"^wasmcustom\.adtap_topic\.((.+)\.)[a-z_]+$"),
+];
 
 /// How adtap is loaded into the harness's Envoy: one of the module's two plugin kinds
 /// ([`native::Deployment`]) alone, or both with one configuration.
@@ -97,10 +119,15 @@ impl Deployment {
         Deployment::ALL.into_iter().find(|d| d.as_str() == s)
     }
 
-    /// The HTTP connection manager's `access_log` and `http_filters` lists: adtap's entries from
-    /// the core's generators ([`native::access_log_entry`], [`native::http_filter_entry`], with
-    /// their native matchers built from `cfg`), and the router last.
-    pub fn hcm_lists(self, cfg: &Config, config_json: &str, wasm: &str) -> (Value, Value) {
+    /// adtap's entries of the HTTP connection manager's `access_log` and `http_filters` lists,
+    /// from the core's generators ([`native::access_log_entry`], [`native::http_filter_entry`],
+    /// with their native matchers built from `cfg`); [`hcm`] puts the router after them.
+    pub fn hcm_lists(
+        self,
+        cfg: &Config,
+        config_json: &str,
+        wasm: &str,
+    ) -> (Vec<Value>, Vec<Value>) {
         let mut access_log = Vec::new();
         let mut http_filters = Vec::new();
         for plugin in self.plugins() {
@@ -113,13 +140,7 @@ impl Deployment {
                 }
             }
         }
-        http_filters.push(json!({
-            "name": "envoy.filters.http.router",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-            }
-        }));
-        (Value::Array(access_log), Value::Array(http_filters))
+        (access_log, http_filters)
     }
 }
 
@@ -129,18 +150,15 @@ impl std::fmt::Display for Deployment {
     }
 }
 
-/// What the template needs.
+/// What the stack's Envoy configuration is built from.
 #[derive(Debug, Clone)]
 pub struct Render {
-    /// Admin port (0: any).
-    pub admin_port: u16,
-    /// Ad listener port (0: any).
-    pub ad_port: u16,
     /// The sample ad server's port.
     pub ad_server_port: u16,
     /// The REST proxy's port.
     pub rest_port: u16,
-    /// h2c to the REST proxy instead of HTTP/1.1.
+    /// h2c to the REST proxy (one multiplexed connection per worker) instead of HTTP/1.1
+    /// keep-alive.
     pub rest_http2: bool,
     /// Path of adtap.wasm.
     pub wasm: PathBuf,
@@ -156,17 +174,17 @@ const CATCH_ALL: &str = r#"{"cluster": "kafka_rest",
     "rules": [{"event_type": "e", "topic": "t", "path": {"prefix": "/"}}]}"#;
 
 impl Render {
-    /// The Envoy config, ready to write.
+    /// The Envoy bootstrap, ready to write (compact JSON, which Envoy reads as YAML too): the
+    /// admin and the listener `ads` on 127.0.0.1 port 0, [`ROUTES`] to the `ad_server` cluster,
+    /// adtap's entries for the deployment, the `kafka_rest` cluster adtap dispatches batches to
+    /// (a short connect timeout makes an outage show quickly as failed calls, which adtap
+    /// retries), and [`STATS_TAGS`]. Run it with two workers so that per-worker buffering is
+    /// exercised.
     ///
     /// The native matchers need a valid configuration; one that adtap refuses (the bad-config
     /// tests) is still given to the plugins as is, behind the matchers of a rule on every path,
     /// so that Envoy loads the module and adtap's `on_configure` gives its verdict.
     pub fn render(&self) -> Result<String> {
-        let protocol = if self.rest_http2 {
-            "http2_protocol_options: {}"
-        } else {
-            "http_protocol_options: {}"
-        };
         let cfg = match Config::parse(self.adtap_config.as_bytes()) {
             Ok(cfg) => cfg,
             Err(_) => Config::parse(CATCH_ALL.as_bytes())
@@ -174,35 +192,79 @@ impl Render {
         };
         let wasm = self.wasm.display().to_string();
         let (access_log, http_filters) = self.deployment.hcm_lists(&cfg, &self.adtap_config, &wasm);
-        // JSON is YAML (a flow sequence); one line each keeps the template's indentation intact.
-        let out = TEMPLATE
-            .replace("@ADMIN_PORT@", &self.admin_port.to_string())
-            .replace("@AD_PORT@", &self.ad_port.to_string())
-            .replace("@AD_SERVER_PORT@", &self.ad_server_port.to_string())
-            .replace("@REST_PORT@", &self.rest_port.to_string())
-            .replace("@REST_PROTOCOL@", protocol)
-            .replace("@ACCESS_LOG@", &serde_json::to_string(&access_log)?)
-            .replace("@HTTP_FILTERS@", &serde_json::to_string(&http_filters)?);
-        if let Some(left) = leftover_placeholder(&out) {
-            bail!("unrendered placeholder {left} in the Envoy template");
+        let routes = ROUTES
+            .iter()
+            .map(|(name, kind, value)| {
+                json!({"name": name, "match": {*kind: value}, "route": {"cluster": "ad_server"}})
+            })
+            .collect();
+        let protocol = if self.rest_http2 {
+            "http2_protocol_options"
+        } else {
+            "http_protocol_options"
+        };
+        let mut rest = static_cluster("kafka_rest", self.rest_port);
+        if let Some(obj) = rest.as_object_mut() {
+            obj.insert(
+                "typed_extension_protocol_options".into(),
+                json!({"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": {protocol: {}}
+                }}),
+            );
         }
-        Ok(out)
+        let mut doc = bootstrap(
+            hcm(routes, http_filters, access_log),
+            vec![static_cluster("ad_server", self.ad_server_port), rest],
+        );
+        let tags: Vec<Value> = STATS_TAGS
+            .iter()
+            .map(|(name, regex)| json!({"tag_name": name, "regex": regex}))
+            .collect();
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("stats_config".into(), json!({"stats_tags": tags}));
+        }
+        Ok(doc.to_string())
     }
 }
 
-/// The first `@NAME@` (upper-case) left in `text`; `"@type"` keys are not placeholders.
-fn leftover_placeholder(text: &str) -> Option<String> {
-    let mut rest = text;
-    while let Some(i) = rest.find('@') {
-        let after = rest.get(i + 1..).unwrap_or_default();
-        let name: String = after
-            .chars()
-            .take_while(|c| c.is_ascii_uppercase() || *c == '_')
-            .collect();
-        if !name.is_empty() && after.get(name.len()..).is_some_and(|s| s.starts_with('@')) {
-            return Some(format!("@{name}@"));
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    /// The labels an operator copies from `envoy/adtap-example.yaml` are the ones the stack's
+    /// tests see.
+    #[test]
+    fn the_stats_tags_are_the_examples() {
+        let example = include_str!("../../../envoy/adtap-example.yaml");
+        for (name, regex) in STATS_TAGS {
+            let entry = format!("- tag_name: {name}\n      regex: '{regex}'\n");
+            assert!(example.contains(&entry), "{entry} is not in the example");
         }
-        rest = after;
+        let rendered: Value = serde_json::from_str(
+            &Render {
+                ad_server_port: 1,
+                rest_port: 2,
+                rest_http2: false,
+                wasm: "/x/adtap.wasm".into(),
+                adtap_config: CATCH_ALL.into(),
+                deployment: Deployment::Both,
+            }
+            .render()
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            rendered["stats_config"]["stats_tags"][1],
+            json!({"tag_name": "vm", "regex": STATS_TAGS[1].1})
+        );
+        let rest = &rendered["static_resources"]["clusters"][1];
+        assert_eq!(rest["name"], "kafka_rest");
+        assert_eq!(
+            rest["typed_extension_protocol_options"]
+                ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicit_http_config"],
+            json!({"http_protocol_options": {}})
+        );
     }
-    None
 }

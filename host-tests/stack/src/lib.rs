@@ -10,8 +10,8 @@
 //! ```
 //!
 //! [`Stack::start`] brings everything up on free 127.0.0.1 ports, in dependency order: broker
-//! and topics, REST proxy, ad server, then Envoy with `envoy/harness.yaml.tmpl` rendered into a
-//! temporary directory for the chosen [`Deployment`] (adtap as the Wasm access logger, the Wasm
+//! and topics, REST proxy, ad server, then Envoy on the configuration [`envoy::Render`] builds, in a
+//! temporary directory, for the chosen [`Deployment`] (adtap as the Wasm access logger, the Wasm
 //! HTTP filter, or both sharing each worker's VM: [`StackOptions::deployment`]); it returns once
 //! Envoy's admin says LIVE. [`Stack::captures`] says which requests become events there.
 //! Dropping the [`Stack`] stops everything (Envoy first, so nothing is left sending) and reaps
@@ -220,8 +220,6 @@ impl Stack {
         progress(&format!("sample ad server on {ad_server_addr}"));
 
         let yaml = envoy::Render {
-            admin_port: 0,
-            ad_port: 0,
             ad_server_port: ad_server_addr.port(),
             rest_port: rest_addr.port(),
             rest_http2: opts.rest_http2,

@@ -55,7 +55,7 @@ impl Kind {
         }
     }
 
-    /// Envoy's route name for it (see `envoy/harness.yaml.tmpl`).
+    /// Envoy's route name for it (`adtap_stack::envoy::ROUTES`).
     pub fn route(self) -> &'static str {
         match self {
             Kind::Impression => "impression",

@@ -57,9 +57,7 @@ fn as_a_sigterm_wrapper_it_delivers_what_the_workers_hold_before_envoy_exits() {
     let parsed = adtap_core::Config::parse(cfg.to_string().as_bytes()).unwrap();
     // The wrapper is told the admin address up front: fixed free ports instead of port 0.
     let (admin_port, ad_port) = (free_port(), free_port());
-    let yaml = Render {
-        admin_port,
-        ad_port,
+    let rendered = Render {
         ad_server_port: parts.ad_server.addr().port(),
         rest_port: parts.rest.addr().port(),
         rest_http2: true,
@@ -69,6 +67,17 @@ fn as_a_sigterm_wrapper_it_delivers_what_the_workers_hold_before_envoy_exits() {
     }
     .render()
     .unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&rendered).unwrap();
+    for (pointer, port) in [
+        ("/admin/address/socket_address/port_value", admin_port),
+        (
+            "/static_resources/listeners/0/address/socket_address/port_value",
+            ad_port,
+        ),
+    ] {
+        *doc.pointer_mut(pointer).unwrap() = port.into();
+    }
+    let yaml = doc.to_string();
     let cfg_path = parts.dir().join("envoy.yaml");
     std::fs::write(&cfg_path, yaml).unwrap();
     let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();

@@ -482,8 +482,6 @@ fn plain_sigterm_loses_what_is_buffered_in_envoy_1_40() {
 /// (nothing is started).
 fn render_with(deployment: Deployment, cfg: &serde_json::Value) -> String {
     envoy::Render {
-        admin_port: 0,
-        ad_port: 0,
         ad_server_port: 9,
         rest_port: 9,
         rest_http2: true,
@@ -499,10 +497,8 @@ fn render_with(deployment: Deployment, cfg: &serde_json::Value) -> String {
 /// core's generators, and the router last.
 #[test]
 fn the_rendered_config_has_each_deployments_entries_and_the_router_last() {
-    let names = |list: &serde_json::Value| -> Vec<String> {
-        list.as_array()
-            .unwrap()
-            .iter()
+    let names = |list: &[serde_json::Value]| -> Vec<String> {
+        list.iter()
             .map(|e| e["name"].as_str().unwrap().to_string())
             .collect()
     };
@@ -512,47 +508,53 @@ fn the_rendered_config_has_each_deployments_entries_and_the_router_last() {
         let cfg = adtap_core::Config::parse(text.as_bytes()).unwrap();
         let (log, filters) = deployment.hcm_lists(&cfg, &text, "/x/adtap.wasm");
         let (want_log, want_filters): (&[&str], &[&str]) = match deployment {
-            Deployment::AccessLogger => (
-                &["envoy.access_loggers.wasm"],
-                &["envoy.filters.http.router"],
-            ),
-            Deployment::HttpFilter => (&[], &["adtap", "envoy.filters.http.router"]),
-            Deployment::Both => (
-                &["envoy.access_loggers.wasm"],
-                &["adtap", "envoy.filters.http.router"],
-            ),
+            Deployment::AccessLogger => (&["envoy.access_loggers.wasm"], &[]),
+            Deployment::HttpFilter => (&[], &["adtap"]),
+            Deployment::Both => (&["envoy.access_loggers.wasm"], &["adtap"]),
         };
         assert_eq!(names(&log), want_log, "{deployment}");
         assert_eq!(names(&filters), want_filters, "{deployment}");
-        if let Some(entry) = log.get(0) {
+        if let Some(entry) = log.first() {
             assert_eq!(
                 *entry,
                 adtap_core::native::access_log_entry(&cfg, &text, "/x/adtap.wasm")
             );
         }
-        if want_filters.len() == 2 {
+        if let Some(entry) = filters.first() {
             assert_eq!(
-                filters[0],
+                *entry,
                 adtap_core::native::http_filter_entry(&cfg, &text, "/x/adtap.wasm")
             );
         }
-        let yaml = envoy::Render {
-            admin_port: 0,
-            ad_port: 0,
-            ad_server_port: 9,
-            rest_port: 9,
-            rest_http2: true,
-            wasm: "/x/adtap.wasm".into(),
-            adtap_config: text.clone(),
-            deployment,
-        }
-        .render()
+        let rendered: serde_json::Value = serde_json::from_str(
+            &envoy::Render {
+                ad_server_port: 9,
+                rest_port: 9,
+                rest_http2: true,
+                wasm: "/x/adtap.wasm".into(),
+                adtap_config: text.clone(),
+                deployment,
+            }
+            .render()
+            .unwrap(),
+        )
         .unwrap();
-        assert!(yaml.contains(&format!("access_log: {log}")), "{deployment}");
-        assert!(
-            yaml.contains(&format!("http_filters: {filters}")),
+        let hcm = &rendered["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+            ["typed_config"];
+        let rendered_log = hcm.get("access_log").cloned().unwrap_or(json!([]));
+        assert_eq!(rendered_log, json!(log), "{deployment}");
+        let rendered_filters = hcm["http_filters"].as_array().unwrap();
+        assert_eq!(
+            rendered_filters[..filters.len()],
+            filters[..],
             "{deployment}"
         );
+        assert_eq!(
+            names(rendered_filters).last().map(String::as_str),
+            Some("envoy.filters.http.router"),
+            "{deployment}: the router last"
+        );
+        assert_eq!(rendered_filters.len(), filters.len() + 1, "{deployment}");
     }
 }
 

@@ -52,8 +52,6 @@ struct Refused {
 /// it: only loading is looked at).
 fn render(text: &str) -> String {
     Render {
-        admin_port: 0,
-        ad_port: 0,
         ad_server_port: 1,
         rest_port: 1,
         rest_http2: true,

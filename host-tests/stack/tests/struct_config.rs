@@ -84,8 +84,6 @@ fn hex(bytes: &[u8]) -> String {
 /// (ports of no server: only loading is looked at).
 fn render(module: &Path, text: &str, deployment: Deployment, ports: (u16, u16)) -> String {
     Render {
-        admin_port: 0,
-        ad_port: 0,
         ad_server_port: ports.0,
         rest_port: ports.1,
         rest_http2: true,

@@ -1,8 +1,10 @@
 //! Shared by the deployment tests (`remote_code.rs`, `drain_tool.rs`): the local stack's parts
 //! started one by one (broker with the harness topics, REST proxy, sample ad server) for an
 //! Envoy the test configures itself, a tiny HTTP server that serves one file, and the YAML and
-//! hashing helpers, and the compiler of the probe modules (`compile_probe`). [`adtap_stack::Stack`] starts Envoy on the harness template; these tests
-//! need Envoy configurations it does not render (the shipped examples, Envoy under a wrapper).
+//! hashing helpers, and the compiler of the probe modules (`compile_probe`).
+//! [`adtap_stack::Stack`] starts Envoy on [`adtap_stack::envoy::Render`]'s configuration; these
+//! tests need Envoy configurations it does not build (the shipped examples, Envoy under a
+//! wrapper).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use adtap_core::config::{Dialect, ValueFormat};
