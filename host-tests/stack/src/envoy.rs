@@ -16,8 +16,8 @@ use anyhow::{anyhow, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
-/// The routes of the ad listener, each to the sample ad server: (route name, match). Route
-/// names appear in events as `route`.
+/// The routes of the ad listener, each to the sample ad server: (route name, match kind, value).
+/// Route names appear in events as `route`.
 pub const ROUTES: [(&str, &str, &str); 5] = [
     ("impression", "prefix", "/imp"),
     ("click", "prefix", "/click"),
