@@ -5,7 +5,7 @@
 //! installs a global allocator that counts each thread's allocations, so tests running at the
 //! same time do not see each other's.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(test)]
 
 use adtap_core::capture::{match_rule, BodyCapture, Completion, RequestHead};
 use adtap_core::config::Config;

@@ -6,12 +6,7 @@
 //! Plus the proof behind the body bound: a body of exactly the largest accepted size, in its
 //! format's worst-case bytes, fits a batch; one byte more is refused.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 mod struct_encoder;
 

@@ -9,12 +9,7 @@
 //!   record per event;
 //! - classification: arbitrary statuses and bodies → exactly `n` outcomes for every dialect.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 use adtap_core::capture::{self, BodyCapture, Completion, RequestHead};
 use adtap_core::classify::{classify, Response};

@@ -16,12 +16,7 @@
 //!
 //! Retry timers come from `retry::backoff_ms` with zero jitter, so the model can compute them.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 use adtap_core::classify::Outcome;
 use adtap_core::config::Overflow;

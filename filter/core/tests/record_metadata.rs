@@ -11,12 +11,7 @@
 //!   reference path (`encode::to_record` of the decoded event) gives, in every dialect and
 //!   format, and the event inside an envelope is the event without CloudEvents.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 use adtap_core::capture::{Completion, RequestHead, MAX_HEADER_VALUE_BYTES};
 use adtap_core::config::{Config, ValueFormat};

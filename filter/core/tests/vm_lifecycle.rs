@@ -2,7 +2,7 @@
 //! flush and its deadline, reconfiguration in place, and the monotonic clock. The same `Vm`
 //! runs in the `.wasm` (the wasm host's scenarios check the two agree).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg(test)]
 
 use adtap_core::headers::HeaderPairs;
 use adtap_core::host::FakeHost;

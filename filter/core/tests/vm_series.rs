@@ -2,7 +2,7 @@
 //! each tick, and what a dead one leaves behind (its series simply stop: the same numbers an
 //! Envoy shows for a trapped VM, whose callbacks never run again).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg(test)]
 
 use adtap_core::headers::HeaderPairs;
 use adtap_core::host::FakeHost;

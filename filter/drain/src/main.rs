@@ -278,7 +278,6 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn args(s: &str) -> impl Iterator<Item = String> + '_ {

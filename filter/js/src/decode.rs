@@ -79,7 +79,6 @@ fn format_name(format: ValueFormat) -> &'static str {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

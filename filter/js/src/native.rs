@@ -124,7 +124,6 @@ pub fn native_filter(json: &[u8], deployment: Deployment, wasm: &str) -> NativeF
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     const CONFIG: &str = r#"{"cluster": "kafka_rest",

@@ -484,7 +484,6 @@ fn request_view(req: &HttpRequest, auth: Option<&str>) -> RequestView {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use serde_json::json;

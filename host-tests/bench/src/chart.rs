@@ -274,7 +274,6 @@ fn panel(out: &mut String, p: &Panel, top: f64) -> f64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

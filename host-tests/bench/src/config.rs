@@ -69,7 +69,6 @@ pub fn format(name: &str) -> Result<ValueFormat> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -579,7 +579,6 @@ impl Envoy {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use adtap_core::config::{Dialect, ValueFormat};

@@ -311,7 +311,6 @@ fn main() -> Result<()> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use envoy::Variant;

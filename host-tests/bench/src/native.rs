@@ -125,7 +125,6 @@ pub fn run(tools: &Tools, short: bool) -> Result<Section> {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -61,7 +61,6 @@ pub fn targets_table(targets: &[Target]) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

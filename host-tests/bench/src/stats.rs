@@ -63,7 +63,6 @@ pub fn show_opt(s: Option<Spread>, decimals: usize) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -102,7 +102,6 @@ pub fn patched(dialect: Dialect, format: ValueFormat, patch: &Value) -> Value {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::indexing_slicing)]
     use super::*;
 
     const DIALECTS: [Dialect; 3] = [

@@ -171,7 +171,6 @@ impl fmt::Display for AdtapStats {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

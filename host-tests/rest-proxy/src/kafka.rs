@@ -424,7 +424,6 @@ impl ClientContext for ProxyContext {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -187,7 +187,6 @@ pub async fn list_topics(kafka: &Kafka) -> Result<Vec<u8>, ApiError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use hyper::StatusCode;

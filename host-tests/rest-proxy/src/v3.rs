@@ -367,7 +367,6 @@ pub fn cluster_not_found(id: &str) -> ApiError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use hyper::StatusCode;

@@ -1,6 +1,6 @@
 //! The binary as a harness uses it: `--listen 127.0.0.1:0` prints the bound address as the first
 //! stdout line, it serves, and SIGTERM stops it cleanly. No broker needed for these endpoints.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(test)]
 
 mod common;
 

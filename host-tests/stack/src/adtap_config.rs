@@ -25,7 +25,6 @@ pub fn for_deployment(cfg: &mut Value, deployment: Deployment) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

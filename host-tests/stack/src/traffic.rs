@@ -432,7 +432,6 @@ async fn send_on_one_connection(addr: SocketAddr, reqs: Vec<(usize, AdRequest)>)
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -4,12 +4,7 @@
 //! Envoy exits; with the REST proxy down the tool reports what remains and exits 1 at its
 //! timeout; an unreachable admin is exit 3. The stack's own lossless stop (`Stack::
 //! graceful_stop_envoy`, e2e.rs scenario 4) runs the same binary with `--then-kill`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 mod support;
 

@@ -13,12 +13,7 @@
 //! `$ADTAP_WASM`). Stacks run one at a time (a process-wide lock): the machine has two cores and
 //! each stack already runs two Envoy workers. Asynchronous outcomes are awaited by bounded
 //! polling of Envoy's stats, never by sleeping.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 use adtap_core::config::{Dialect, ValueFormat};
 use adtap_harness::config::{merge, topic_for};

@@ -9,12 +9,7 @@
 //!   (`adtap_core::Config::parse`), and its `cluster` against the name the platform gives the
 //!   REST proxy's cluster (Istio: `outbound|PORT||HOST` of the ServiceEntry; Envoy Gateway: the
 //!   cluster the EnvoyPatchPolicy adds, itself accepted by the real Envoy).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 mod support;
 

@@ -19,12 +19,7 @@
 //!   (`skip_matcher`) still makes.
 //!
 //! Needs Envoy (`./build.sh setup`, or `$ADTAP_ENVOY`).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 mod support;
 

@@ -17,12 +17,7 @@
 //!
 //! Needs `./build.sh setup` (Envoy, tansu, check-jsonschema) and `./build.sh build`
 //! (dist/adtap.wasm). One stack at a time (a process-wide lock).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 mod support;
 

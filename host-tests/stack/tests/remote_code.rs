@@ -3,12 +3,7 @@
 //! at a local HTTP server serving `dist/adtap.wasm`, the local REST proxy (and broker) and the
 //! sample ad server. With the module's sha256 it loads and delivers captured events to Kafka;
 //! with a wrong one Envoy refuses the module.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 mod support;
 

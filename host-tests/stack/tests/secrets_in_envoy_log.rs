@@ -15,12 +15,7 @@
 //!
 //! Needs Envoy (`./build.sh setup`) and the built `dist/adtap.wasm`.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 #[path = "../../../filter/core/tests/secret_table/mod.rs"]
 mod secret_table;

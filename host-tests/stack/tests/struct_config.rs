@@ -12,12 +12,7 @@
 //!
 //! Needs Envoy (`./build.sh setup`), the built `dist/adtap.wasm` and the tansu broker.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 #[path = "../../../filter/core/tests/struct_encoder/mod.rs"]
 mod struct_encoder;

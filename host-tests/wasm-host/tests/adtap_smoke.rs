@@ -2,12 +2,7 @@
 //! it imports, configure it with the harness's base configuration, run a request through it and
 //! let it flush. The module is required (`./build.sh build` makes it; `ADTAP_WASM` overrides).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 mod common;
 

@@ -2,12 +2,7 @@
 //! (`test-module/`), whose behaviour is documented in its `lib.rs`, and the loud failure of a
 //! function the host does not emulate.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! calls `proxy_on_log` on the root context, the request's headers readable; no stream context
 //! in the VM) and the HTTP filter, alone and together in one VM sharing one worker.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg(test)]
 
 mod common;
 

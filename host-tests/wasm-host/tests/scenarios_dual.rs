@@ -9,12 +9,7 @@
 //! that called `done()` is deleted with its pending calls. Jitter is 0 in these scenarios, so
 //! retry times do not depend on the seed. Both drivers are read through the stats they publish.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 mod common;
 

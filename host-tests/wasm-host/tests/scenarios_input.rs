@@ -5,12 +5,7 @@
 //! and the accounting invariant after every step. Ends with a proptest feeding random request
 //! heads, headers and bodies (raw bytes) through the host.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 mod common;
 

@@ -7,12 +7,7 @@
 //! The module is the harness's one path (`ADTAP_WASM`, default `<repo>/dist/adtap.wasm`;
 //! required).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)]
 
 #[path = "../../../filter/core/tests/secret_table/mod.rs"]
 mod secret_table;

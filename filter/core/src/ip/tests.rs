@@ -1,7 +1,6 @@
 //! Unit tests of `ip` (in their own file once past about a hundred lines: see the crate's
 //! `//!`).
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::*;
 

@@ -1,12 +1,6 @@
 //! Unit tests of `native` (in their own file once past about a hundred lines: see the crate's
 //! `//!`).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use super::*;
 use crate::ip::host_without_port;

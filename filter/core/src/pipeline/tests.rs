@@ -2,12 +2,6 @@
 //! eight bytes of their value so that batches can be checked by identity (the encoder is not
 //! needed for that: [`Pipeline::in_flight_records`]).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use super::*;
 use crate::testkit;

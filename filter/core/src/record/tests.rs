@@ -1,7 +1,6 @@
 //! Unit tests of `record` (in their own file once past about a hundred lines: see the crate's
 //! `//!`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::*;
 use crate::capture::tests::config;

@@ -1,7 +1,6 @@
 //! Unit tests of `retry` (in their own file once past about a hundred lines: see the crate's
 //! `//!`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
 

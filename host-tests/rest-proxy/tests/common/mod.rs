@@ -1,5 +1,5 @@
 //! Shared setup for the proxy's tests against a real tansu broker.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code)]
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! [`adtap_stack::Stack`] starts Envoy on [`adtap_stack::envoy::Render`]'s configuration; these
 //! tests need Envoy configurations it does not build (the shipped examples, Envoy under a
 //! wrapper).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(dead_code)]
 
 use adtap_core::config::{Dialect, ValueFormat};
 use adtap_harness::broker::Tansu;

@@ -1,12 +1,6 @@
 //! Unit tests of `config::validate` (in their own file once past about a hundred lines: see the crate's
 //! `//!`).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use crate::config::{AuthConfig, Config, KeySource, PathMatch};
 use crate::key::Key;
