@@ -1,7 +1,6 @@
 //! Unit tests of `capture` (in their own file once past about a hundred lines: see the crate's
 //! `//!`).
 
-
 use super::*;
 use crate::testkit;
 use serde_json::{json, Value};

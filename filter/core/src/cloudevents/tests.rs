@@ -1,7 +1,6 @@
 //! Unit tests of `cloudevents` (in their own file once past about a hundred lines: see the
 //! crate's `//!`).
 
-
 use super::*;
 use serde_json::{json, Value};
 

@@ -1,7 +1,6 @@
 //! Unit tests of `ip` (in their own file once past about a hundred lines: see the crate's
 //! `//!`).
 
-
 use super::*;
 
 fn text(ip: IpAddr) -> String {

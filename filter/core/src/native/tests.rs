@@ -1,7 +1,6 @@
 //! Unit tests of `native` (in their own file once past about a hundred lines: see the crate's
 //! `//!`).
 
-
 use super::*;
 use crate::ip::host_without_port;
 use crate::testkit;

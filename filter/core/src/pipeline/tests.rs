@@ -2,7 +2,6 @@
 //! eight bytes of their value so that batches can be checked by identity (the encoder is not
 //! needed for that: [`Pipeline::in_flight_records`]).
 
-
 use super::*;
 use crate::testkit;
 use serde_json::json;

@@ -1,7 +1,6 @@
 //! Unit tests of `record` (in their own file once past about a hundred lines: see the crate's
 //! `//!`).
 
-
 use super::*;
 use crate::capture::tests::config;
 use crate::capture::MAX_HEADER_VALUE_BYTES;

@@ -1,7 +1,6 @@
 //! Unit tests of `retry` (in their own file once past about a hundred lines: see the crate's
 //! `//!`).
 
-
 use super::*;
 
 fn cfg(initial: u64, max: u64, multiplier: f64, jitter: f64) -> RetryConfig {

@@ -1,7 +1,6 @@
 //! Unit tests of `config::validate` (in their own file once past about a hundred lines: see the crate's
 //! `//!`).
 
-
 use crate::config::{AuthConfig, Config, KeySource, PathMatch};
 use crate::key::Key;
 use serde_json::{json, Value};
