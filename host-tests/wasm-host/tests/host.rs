@@ -10,7 +10,9 @@ use adtap_wasm_host::{
     check_module, compile, deserialize_pairs, emulated, envoy_provides, serialize_pairs, Action,
     Host, HostOptions, LogLevel, LogSource, EMULATED_PROXY_FUNCTIONS, EMULATED_WASI_FUNCTIONS,
 };
-use common::{host, module, opts, simple_request};
+use common::{
+    assert_logged, host, host_with, module, open_stream, opts, request_and_flush, simple_request,
+};
 use std::time::Duration;
 
 const START_MS: u64 = 1_700_000_000_000;
@@ -34,11 +36,8 @@ fn module_importing(module: &str, name: &str) -> Vec<u8> {
 /// and the whole error chain.
 fn trapping_request(switch: (&str, &str)) -> (Host, String) {
     let mut h = host("");
-    let id = h.new_http_context().unwrap();
-    let err = h
-        .request_headers(id, &[(":path", "/"), switch], true)
-        .unwrap_err();
-    (h, format!("{err:#}"))
+    let (_, r) = open_stream(&mut h, &[(":path", "/"), switch], true);
+    (h, format!("{:#}", r.unwrap_err()))
 }
 
 #[test]
@@ -93,7 +92,7 @@ fn a_function_the_host_does_not_emulate_traps_naming_itself() {
 #[test]
 fn start_logs_stdout() {
     let h = host("");
-    assert!(h.has_log("configured tick_ms=1000"), "{}", h.dump_logs());
+    assert_logged(&h, "configured tick_ms=1000");
     let stdout = h.logs_containing("stdout: vm started");
     assert_eq!(stdout.len(), 1);
     assert_eq!(stdout[0].source, LogSource::Stdout);
@@ -103,23 +102,15 @@ fn start_logs_stdout() {
         "trailing newline stripped"
     );
     // Envoy refuses a counter increment of 0.
-    assert!(
-        h.has_log("zero_increment=Err(BadArgument)"),
-        "{}",
-        h.dump_logs()
-    );
+    assert_logged(&h, "zero_increment=Err(BadArgument)");
     assert_eq!(h.root_id(), 1);
     assert!(h.trapped().is_none());
 }
 
 #[test]
 fn log_lines_below_envoys_level_are_dropped() {
-    let o = HostOptions {
-        log_level: LogLevel::Info,
-        ..opts("")
-    };
-    let h = Host::start(module(), o).unwrap();
-    assert!(h.has_log("configured tick_ms=1000"), "{}", h.dump_logs());
+    let h = host_with("", |o| o.log_level = LogLevel::Info);
+    assert_logged(&h, "configured tick_ms=1000");
     assert!(
         !h.has_log("zero_increment="),
         "a debug line: {}",
@@ -128,11 +119,7 @@ fn log_lines_below_envoys_level_are_dropped() {
 }
 
 fn random_line(seed: u64) -> String {
-    let o = HostOptions {
-        random_seed: seed,
-        ..opts("")
-    };
-    let h = Host::start(module(), o).unwrap();
+    let h = host_with("", |o| o.random_seed = seed);
     h.logs_containing("random=")[0].message.clone()
 }
 
@@ -147,7 +134,7 @@ fn bad_configuration_is_rejected() {
     let mut h = Host::new(module(), opts("reject=1")).unwrap();
     assert!(h.start_vm().unwrap());
     assert!(!h.configure().unwrap());
-    assert!(h.has_log("rejected: reject=1"));
+    assert_logged(&h, "rejected: reject=1");
     // Reconfiguring with a good config works (Envoy's config update).
     h.set_plugin_config("tick_ms=250");
     assert!(h.configure().unwrap());
@@ -202,8 +189,7 @@ fn http_call_is_recorded_and_answered() {
     assert!(h.pending_calls().is_empty());
 
     simple_request(&mut h, "/a");
-    simple_request(&mut h, "/b");
-    h.advance_and_tick(Duration::from_secs(1)).unwrap();
+    request_and_flush(&mut h, "/b");
     let calls = h.pending_calls();
     assert_eq!(calls.len(), 1, "{}", h.dump_logs());
     let call = &calls[0];
@@ -221,14 +207,11 @@ fn http_call_is_recorded_and_answered() {
 
     h.respond(call.token, 200, &[("X-Reply", "yes")], b"ok")
         .unwrap();
-    assert!(
-        h.has_log(&format!(
-            "call token={} status=200 headers=2 body=ok trailers=0",
-            call.token
-        )),
-        "{}",
-        h.dump_logs()
+    let answered = format!(
+        "call token={} status=200 headers=2 body=ok trailers=0",
+        call.token
     );
+    assert_logged(&h, &answered);
     assert!(h.pending_calls().is_empty());
     assert_eq!(h.metric("testmod.responses"), Some(1));
     assert_eq!(
@@ -244,15 +227,9 @@ fn http_call_is_recorded_and_answered() {
 #[test]
 fn failed_call_has_no_headers() {
     let mut h = host("");
-    simple_request(&mut h, "/x");
-    h.advance_and_tick(Duration::from_secs(1)).unwrap();
-    let token = h.pending_calls()[0].token;
+    let token = request_and_flush(&mut h, "/x").unwrap();
     h.fail_call(token).unwrap();
-    assert!(
-        h.has_log(&format!("call token={token} failed headers=0")),
-        "{}",
-        h.dump_logs()
-    );
+    assert_logged(&h, &format!("call token={token} failed headers=0"));
     assert_eq!(h.metric("testmod.call_failures"), Some(1));
     assert_eq!(h.metric("testmod.responses"), Some(0));
 }
@@ -260,9 +237,7 @@ fn failed_call_has_no_headers() {
 #[test]
 fn timeouts_fire_in_time_order() {
     let mut h = host("tick_ms=1000;timeout_ms=300");
-    simple_request(&mut h, "/t");
-    h.advance_and_tick(Duration::from_secs(1)).unwrap();
-    let token = h.pending_calls()[0].token;
+    let token = request_and_flush(&mut h, "/t").unwrap();
     h.clear_logs();
     // Deadline 1.3 s comes before the tick at 2 s.
     h.advance_and_tick(Duration::from_secs(1)).unwrap();
@@ -284,94 +259,66 @@ fn timeouts_fire_in_time_order() {
     assert!(h.pending_calls().is_empty());
 
     // Explicit timeout_call does the same; auto timeouts can be switched off.
-    let o = HostOptions {
-        auto_timeout: false,
-        ..opts("timeout_ms=300")
-    };
-    let mut h = Host::start(module(), o).unwrap();
+    let mut h = host_with("timeout_ms=300", |o| o.auto_timeout = false);
     simple_request(&mut h, "/t");
     h.advance_and_tick(Duration::from_secs(10)).unwrap();
     let token = h.pending_calls()[0].token;
     h.timeout_call(token).unwrap();
-    assert!(h.has_log("status=504"));
+    assert_logged(&h, "status=504");
 }
 
 #[test]
 fn calls_envoy_would_refuse_fail_at_once() {
-    // Unknown cluster.
-    let o = HostOptions {
-        known_clusters: Some(vec!["kafka_rest".into()]),
-        ..opts("cluster=collector")
+    // A host knowing only the cluster `kafka_rest`, after one request and a tick.
+    let flushed = |config: &str| {
+        let mut h = host_with(config, |o| {
+            o.known_clusters = Some(vec!["kafka_rest".into()])
+        });
+        request_and_flush(&mut h, "/u");
+        h
     };
-    let mut h = Host::start(module(), o).unwrap();
-    simple_request(&mut h, "/u");
-    h.advance_and_tick(Duration::from_secs(1)).unwrap();
+    // Unknown cluster.
+    let h = flushed("cluster=collector");
     assert!(h.pending_calls().is_empty());
     assert_eq!(h.rejected_calls(), 1);
-    assert!(
-        h.has_log("dispatch failed: BadArgument"),
-        "{}",
-        h.dump_logs()
-    );
+    assert_logged(&h, "dispatch failed: BadArgument");
     assert_eq!(h.metric("testmod.dispatch_errors"), Some(1));
 
     // Known cluster but no :method.
-    let o = HostOptions {
-        known_clusters: Some(vec!["kafka_rest".into()]),
-        ..opts("cluster=kafka_rest;omit_method=1")
-    };
-    let mut h = Host::start(module(), o).unwrap();
-    simple_request(&mut h, "/u");
-    h.advance_and_tick(Duration::from_secs(1)).unwrap();
+    let h = flushed("cluster=kafka_rest;omit_method=1");
     assert_eq!(h.rejected_calls(), 1);
     assert!(h.pending_calls().is_empty());
 
     // And the good case on the same known cluster.
-    let o = HostOptions {
-        known_clusters: Some(vec!["kafka_rest".into()]),
-        ..opts("cluster=kafka_rest")
-    };
-    let mut h = Host::start(module(), o).unwrap();
-    simple_request(&mut h, "/u");
-    h.advance_and_tick(Duration::from_secs(1)).unwrap();
+    let h = flushed("cluster=kafka_rest");
     assert_eq!(h.pending_calls()[0].upstream, "kafka_rest");
 }
 
 #[test]
 fn stream_headers_properties_and_log_phase() {
     let mut h = host("");
-    let id = h.new_http_context().unwrap();
-    let action = h
-        .request_headers(
-            id,
-            &[(":path", "/p"), (":method", "GET"), ("X-Mixed", "1")],
-            true,
-        )
-        .unwrap();
-    assert_eq!(action, Action::Continue);
-    assert!(
-        h.has_log("request path=/p headers=3 eos=true"),
-        "{}",
-        h.dump_logs()
+    let (id, action) = open_stream(
+        &mut h,
+        &[(":path", "/p"), (":method", "GET"), ("X-Mixed", "1")],
+        true,
     );
+    assert_eq!(action.unwrap(), Action::Continue);
+    assert_logged(&h, "request path=/p headers=3 eos=true");
     let headers = h.request_header_map(id).unwrap();
     assert!(
         headers.contains(&("x-mixed".into(), "1".into())),
         "keys lowercased"
     );
     h.response_headers(id, &[(":status", "404")], true).unwrap();
-    assert!(h.has_log("response status=404"));
+    assert_logged(&h, "response status=404");
     h.set_property_u64(id, &["response", "code"], 404).unwrap();
     h.set_property_str(id, &["request", "id"], "req-1").unwrap();
     assert_eq!(h.property(id, &["request", "id"]), Some(b"req-1".to_vec()));
     h.log(id).unwrap();
     // In on_log both header maps are readable again (Envoy's access-log phase).
-    assert!(
-        h.has_log(
-            r#"on_log code=Some(404) request_id=Some("req-1") path=Some("/p") status=Some("404")"#
-        ),
-        "{}",
-        h.dump_logs()
+    assert_logged(
+        &h,
+        r#"on_log code=Some(404) request_id=Some("req-1") path=Some("/p") status=Some("404")"#,
     );
     assert!(h.done_stream(id).unwrap());
     assert!(h.request_header_map(id).is_none(), "stream deleted");
@@ -384,9 +331,8 @@ fn request_headers_are_gone_once_the_request_continued() {
     // read gets BadArgument, on which the module panics (as the SDK's getters do). The host
     // reproduces it.
     let mut h = host("");
-    let id = h.new_http_context().unwrap();
-    h.request_headers(id, &[(":path", "/late"), ("x-late-read", "1")], true)
-        .unwrap();
+    let (id, r) = open_stream(&mut h, &[(":path", "/late"), ("x-late-read", "1")], true);
+    r.unwrap();
     let err = h
         .response_headers(id, &[(":status", "200")], true)
         .unwrap_err()
@@ -398,23 +344,18 @@ fn request_headers_are_gone_once_the_request_continued() {
 #[test]
 fn paused_bodies_accumulate_like_envoy_buffering() {
     let mut h = host("");
-    let id = h.new_http_context().unwrap();
-    h.request_headers(id, &[(":path", "/b"), ("x-buffer", "1")], false)
-        .unwrap();
+    let (id, r) = open_stream(&mut h, &[(":path", "/b"), ("x-buffer", "1")], false);
+    r.unwrap();
     assert_eq!(h.request_body(id, b"ab", false).unwrap(), Action::Pause);
     assert_eq!(h.request_body(id, b"cd", false).unwrap(), Action::Pause);
     assert_eq!(h.request_body(id, b"ef", true).unwrap(), Action::Continue);
-    assert!(
-        h.has_log("request body size=6 read=6 eos=true"),
-        "{}",
-        h.dump_logs()
-    );
+    assert_logged(&h, "request body size=6 read=6 eos=true");
 
-    let id = h.new_http_context().unwrap();
-    h.request_headers(id, &[(":path", "/nb")], false).unwrap();
+    let (id, r) = open_stream(&mut h, &[(":path", "/nb")], false);
+    r.unwrap();
     h.request_body(id, b"abc", false).unwrap();
     h.request_body(id, b"de", true).unwrap();
-    assert!(h.has_log("request body size=3 read=3 eos=false"));
+    assert_logged(&h, "request body size=3 read=3 eos=false");
     assert!(
         h.has_log("request body size=2 read=2 eos=true"),
         "not accumulated"
@@ -424,17 +365,15 @@ fn paused_bodies_accumulate_like_envoy_buffering() {
 #[test]
 fn shutdown_waits_for_calls_then_done() {
     let mut h = host("");
-    simple_request(&mut h, "/s");
-    h.advance_and_tick(Duration::from_secs(1)).unwrap();
-    let token = h.pending_calls()[0].token;
+    let token = request_and_flush(&mut h, "/s").unwrap();
 
     assert!(!h.shutdown().unwrap(), "deferred while a call is in flight");
-    assert!(h.has_log("on_done: deferring, inflight=1"));
+    assert_logged(&h, "on_done: deferring, inflight=1");
     assert!(!h.is_done());
     assert_eq!(h.done_called(), 0);
 
     h.respond(token, 200, &[("a", "b")], b"").unwrap();
-    assert!(h.has_log("drained; calling done()"));
+    assert_logged(&h, "drained; calling done()");
     assert_eq!(h.done_called(), 1);
     assert_eq!(h.rejected_done_calls(), 0);
     assert!(h.is_done());
@@ -450,8 +389,7 @@ fn shutdown_waits_for_calls_then_done() {
 #[test]
 fn stream_calls_die_with_the_stream_and_vm_delete_cancels() {
     let mut h = host("");
-    simple_request(&mut h, "/c");
-    h.advance_and_tick(Duration::from_secs(1)).unwrap();
+    request_and_flush(&mut h, "/c");
     assert_eq!(h.pending_calls().len(), 1);
     let open = h.new_http_context().unwrap();
     h.delete_vm().unwrap();
@@ -487,10 +425,9 @@ fn invalid_utf8_header_values_reach_the_module_raw() {
     // The module reads headers as UTF-8 strings and panics on anything else (as the SDK's
     // string getters do). The host passes raw bytes through, so the pitfall is visible here.
     let mut h = host("");
-    let id = h.new_http_context().unwrap();
     let bad: &[u8] = b"\xff\xfe";
-    let r = h.request_headers(
-        id,
+    let (_, r) = open_stream(
+        &mut h,
         &[(b":path".as_slice(), b"/".as_slice()), (b"x-bad", bad)],
         true,
     );
@@ -501,21 +438,16 @@ fn invalid_utf8_header_values_reach_the_module_raw() {
 #[test]
 fn memory_is_capped() {
     let limit = 4 << 20;
-    let o = HostOptions {
-        memory_limit_bytes: limit,
-        ..opts("")
-    };
-    let mut h = Host::start(module(), o.clone()).unwrap();
+    let capped = || host_with("", |o| o.memory_limit_bytes = limit);
+    let mut h = capped();
     let before = h.linear_memory_bytes();
-    let id = h.new_http_context().unwrap();
-    h.request_headers(id, &[(":path", "/"), ("x-alloc", "2000000")], true)
-        .unwrap();
+    let (_, r) = open_stream(&mut h, &[(":path", "/"), ("x-alloc", "2000000")], true);
+    r.unwrap();
     assert!(h.linear_memory_bytes() > before, "memory grew");
     assert!(h.linear_memory_bytes() <= limit);
 
-    let mut h = Host::start(module(), o).unwrap();
-    let id = h.new_http_context().unwrap();
-    let r = h.request_headers(id, &[(":path", "/"), ("x-alloc", "8000000")], true);
+    let mut h = capped();
+    let (_, r) = open_stream(&mut h, &[(":path", "/"), ("x-alloc", "8000000")], true);
     let err = r.unwrap_err().to_string();
     // std's OOM handler writes stderr in pieces: the host joins them into one line.
     assert!(

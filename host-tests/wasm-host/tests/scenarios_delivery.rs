@@ -12,7 +12,7 @@ mod common;
 
 use adtap_core::config::{Dialect, ValueFormat};
 use adtap_core::encode;
-use adtap_wasm_host::{Host, HostOptions};
+use adtap_wasm_host::{Host, HostOptions, HttpCall};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use common::adtap::*;
@@ -27,14 +27,14 @@ fn flush_by_count() {
     impressions(&mut h, 0, 2);
     let c = check(&mut h);
     assert!(calls(&h).is_empty(), "2 < max_events: nothing is due");
-    assert_eq!((c.captured, c.buffered, c.in_flight), (2, 2, 0));
+    assert_counts!(c, captured: 2, buffered: 2, in_flight: 0);
 
     impressions(&mut h, 2, 1);
     let c = check(&mut h);
     let cs = calls(&h);
     assert_eq!(cs.len(), 1, "the third event fills the batch");
     assert_eq!(ns(&cs[0], V2, JSON), [0, 1, 2]);
-    assert_eq!((c.buffered, c.in_flight, c.batches_sent), (0, 3, 1));
+    assert_counts!(c, buffered: 0, in_flight: 3, batches_sent: 1);
 
     // Four more: one batch of three goes, one event waits.
     impressions(&mut h, 3, 4);
@@ -42,18 +42,14 @@ fn flush_by_count() {
     let cs = calls(&h);
     assert_eq!(cs.len(), 2);
     assert_eq!(ns(&cs[1], V2, JSON), [3, 4, 5]);
-    assert_eq!((c.buffered, c.in_flight), (1, 6));
+    assert_counts!(c, buffered: 1, in_flight: 6);
 
     for call in cs {
         respond_ok(&mut h, &call, V2, JSON);
         check(&mut h);
     }
     let c = check(&mut h);
-    assert_eq!(
-        (c.captured, c.delivered, c.in_flight, c.buffered),
-        (7, 6, 0, 1)
-    );
-    assert_eq!(c.batches_failed, 0);
+    assert_counts!(c, captured: 7, delivered: 6, in_flight: 0, buffered: 1, batches_failed: 0);
     assert_eq!(h.histogram("adtap_batch_rtt_ms").unwrap(), [0, 0]);
 }
 
@@ -61,12 +57,11 @@ fn flush_by_count() {
 fn flush_by_bytes() {
     // A batch this small has no room for a captured body, which validation checks against
     // it: the bid rule captures none here.
-    let cfg = config(json!({
+    let mut h = start(&config(json!({
         "batch": {"max_events": 1000, "max_bytes": 1024},
         "rules": [{"event_type": "impression", "topic": "imps", "method": "GET",
                    "path": {"prefix": "/imp"}}]
-    }));
-    let mut h = start(&cfg);
+    })));
     let pad = "c".repeat(100);
     let send = |h: &mut Host, i: i64| request(h, &format!("/imp?n={i}&campaign_id={pad}"));
     send(&mut h, 0);
@@ -92,7 +87,7 @@ fn flush_by_bytes() {
     assert_eq!(cs.len(), 1, "{} bytes buffered: due", size * due_count);
     let sent: Vec<u32> = (0..fits as u32).collect();
     assert_eq!(ns(&cs[0], V2, JSON), sent);
-    assert_eq!((c.in_flight, c.buffered), (fits, due_count - fits));
+    assert_counts!(c, in_flight: fits, buffered: due_count - fits);
     assert_eq!(c.held_bytes, size * due_count, "in-flight bytes count too");
 }
 
@@ -144,7 +139,7 @@ fn no_call_while_nothing_is_buffered() {
     pass(&mut h, 10_000);
     let c = check(&mut h);
     assert!(calls(&h).is_empty());
-    assert_eq!((c.captured, c.batches_sent, c.unmatched), (0, 0, 2));
+    assert_counts!(c, captured: 0, batches_sent: 0, unmatched: 2);
     // After a delivery the worker goes quiet again.
     request(&mut h, "/imp?n=3");
     pass(&mut h, 100);
@@ -153,7 +148,7 @@ fn no_call_while_nothing_is_buffered() {
     pass(&mut h, 10_000);
     let c = check(&mut h);
     assert!(calls(&h).is_empty());
-    assert_eq!((c.batches_sent, c.delivered), (1, 1));
+    assert_counts!(c, batches_sent: 1, delivered: 1);
 }
 
 #[test]
@@ -165,11 +160,9 @@ fn max_calls_in_flight() {
     let c = check(&mut h);
     let cs = calls(&h);
     assert_eq!(cs.len(), 2, "two calls at most");
-    assert_eq!(
-        (ns(&cs[0], V2, JSON), ns(&cs[1], V2, JSON)),
-        (vec![0], vec![1])
-    );
-    assert_eq!((c.in_flight, c.buffered), (2, 3));
+    assert_eq!(ns(&cs[0], V2, JSON), [0]);
+    assert_eq!(ns(&cs[1], V2, JSON), [1]);
+    assert_counts!(c, in_flight: 2, buffered: 3);
     pass(&mut h, 1000);
     assert_eq!(calls(&h).len(), 2, "ticks do not exceed the limit");
     // An answer frees a slot and the next batch goes at once, not on the next tick.
@@ -186,20 +179,20 @@ fn max_calls_in_flight() {
         check(&mut h);
     }
     let c = check(&mut h);
-    assert_eq!((delivered, c.delivered, c.batches_sent), (5, 5, 5));
+    assert_eq!(delivered, 5);
+    assert_counts!(c, delivered: 5, batches_sent: 5);
 }
 
 // ---- dialects -------------------------------------------------------------------------------
 
 /// A request with every field set, through a filter with `extra` config; returns the one call.
-fn rich_call(extra: Value, events: u32) -> (Host, adtap_wasm_host::HttpCall) {
-    let cfg = config(json!({
+fn rich_call(extra: Value, events: u32) -> (Host, HttpCall) {
+    let mut cfg = config(json!({
         "key": "query.campaign_id",
         "batch": {"max_events": events},
         "headers": ["x-campaign"],
         "response_fields": ["status", "duration", "sizes", "route", "upstream"]
     }));
-    let mut cfg = cfg;
     for (k, v) in extra.as_object().unwrap() {
         cfg[k] = v.clone();
     }
@@ -233,15 +226,13 @@ fn rich_call(extra: Value, events: u32) -> (Host, adtap_wasm_host::HttpCall) {
         ] {
             ok(&mut h, |h| h.set_property_u64(id, path, v));
         }
-        ok(&mut h, |h| {
-            h.set_property_str(id, &["xds", "route_name"], "r1")
-        });
-        ok(&mut h, |h| {
-            h.set_property_str(id, &["xds", "cluster_name"], "ads")
-        });
-        ok(&mut h, |h| {
-            h.set_property_str(id, &["source", "address"], "203.0.113.7:5555")
-        });
+        for (path, v) in [
+            (&["xds", "route_name"][..], "r1"),
+            (&["xds", "cluster_name"][..], "ads"),
+            (&["source", "address"][..], "203.0.113.7:5555"),
+        ] {
+            ok(&mut h, |h| h.set_property_str(id, path, v));
+        }
         let r = h.complete_stream(id);
         must(&h, r);
     }
@@ -266,14 +257,14 @@ fn expected_event(n: u32, id: &str) -> Value {
     })
 }
 
-fn headers_of(call: &adtap_wasm_host::HttpCall) -> Vec<(String, String)> {
+fn headers_of(call: &HttpCall) -> Vec<(String, String)> {
     let mut h = call.headers.clone();
     h.sort();
     h
 }
 
 /// Checks each record against [`expected_event`] and returns them.
-fn check_records(call: &adtap_wasm_host::HttpCall, d: Dialect, f: ValueFormat) -> Vec<SentRecord> {
+fn check_records(call: &HttpCall, d: Dialect, f: ValueFormat) -> Vec<SentRecord> {
     let recs = decode_call(call, d, f);
     for (i, r) in recs.iter().enumerate() {
         let got = serde_json::to_value(&r.event).unwrap();
@@ -341,7 +332,7 @@ fn v2_json_request() {
     write_fixture("v2_json", JSON, &recs[0]);
     respond_ok(&mut h, &call, V2, JSON);
     let c = check(&mut h);
-    assert_eq!((c.delivered, c.in_flight), (2, 0));
+    assert_counts!(c, delivered: 2, in_flight: 0);
 }
 
 #[test]
@@ -413,7 +404,7 @@ fn v3_request_json_and_binary() {
         write_fixture(&format!("v3_{fname}"), format, &recs[1]);
         respond_ok(&mut h, &call, d, format);
         let c = check(&mut h);
-        assert_eq!((c.delivered, c.in_flight, c.batches_failed), (3, 0, 0));
+        assert_counts!(c, delivered: 3, in_flight: 0, batches_failed: 0);
     }
 }
 
@@ -478,6 +469,13 @@ fn auth_headers_prefix_authority_and_timeout() {
 
 // ---- retries --------------------------------------------------------------------------------
 
+/// Sends `n` impressions (`/imp?n=0` on), [`check`]s, and returns the first pending call.
+fn first_call(h: &mut Host, n: u32) -> HttpCall {
+    impressions(h, 0, n);
+    check(h);
+    calls(h).remove(0)
+}
+
 /// Advances 10 ms at a time until a call is pending; returns the ms waited. Fails past `limit`.
 fn wait_for_call(h: &mut Host, limit: u64) -> u64 {
     let mut waited = 0;
@@ -518,8 +516,7 @@ fn backoff_timing_within_jitter_bounds() {
             assert_eq!(ns(&call, V2, JSON), [0]);
             ok(&mut h, |h| h.fail_call(call.token));
             let c = check(&mut h);
-            assert_eq!(c.retries, attempt as i64 + 1);
-            assert_eq!((c.buffered, c.in_flight), (1, 0));
+            assert_counts!(c, retries: attempt as i64 + 1, buffered: 1, in_flight: 0);
             let waited = wait_for_call(&mut h, 5000);
             // Ticks every 10 ms from the failure: the retry goes on the first tick at or after
             // its due time.
@@ -533,20 +530,15 @@ fn backoff_timing_within_jitter_bounds() {
             }
         }
         let c = check(&mut h);
-        assert_eq!((c.batches_sent, c.batches_failed), (5, 4));
+        assert_counts!(c, batches_sent: 5, batches_failed: 4);
     }
     first_delays.dedup();
     assert!(first_delays.len() > 2, "jitter spreads: {first_delays:?}");
 
     // Without jitter the timing is exact: the retry goes on the tick at +1000 ms, not before.
-    let cfg = config(json!({
-        "tick_ms": 10, "batch": {"max_events": 1},
-        "retry": {"initial_backoff_ms": 1000, "jitter": 0.0}
-    }));
-    let mut h = start(&cfg);
-    request(&mut h, "/imp?n=0");
-    check(&mut h);
-    let call = calls(&h).remove(0);
+    let mut h = start(&config(json!({"tick_ms": 10, "batch": {"max_events": 1},
+                                    "retry": {"initial_backoff_ms": 1000, "jitter": 0.0}})));
+    let call = first_call(&mut h, 1);
     ok(&mut h, |h| h.fail_call(call.token));
     pass(&mut h, 990);
     assert!(calls(&h).is_empty());
@@ -581,16 +573,8 @@ fn retry_budget_exhaustion_drops_and_counts() {
         }
     }
     let c = check(&mut h);
-    assert_eq!(
-        (
-            c.retry_exhausted,
-            c.retries,
-            c.batches_sent,
-            c.buffered,
-            c.in_flight
-        ),
-        (2, 4, 3, 0, 0)
-    );
+    assert_counts!(c, retry_exhausted: 2, retries: 4, batches_sent: 3, buffered: 0,
+                   in_flight: 0);
     pass(&mut h, 60_000);
     assert!(calls(&h).is_empty(), "dropped records are never sent again");
     assert_eq!(check(&mut h).dropped, 2);
@@ -599,29 +583,15 @@ fn retry_budget_exhaustion_drops_and_counts() {
 
 #[test]
 fn partial_failures_retry_only_the_failed_records_v2() {
-    let cfg = config(json!({
-        "batch": {"max_events": 5},
-        "retry": {"initial_backoff_ms": 500, "jitter": 0.0}
-    }));
-    let mut h = start(&cfg);
-    impressions(&mut h, 0, 5);
-    check(&mut h);
-    let call = calls(&h).remove(0);
+    let mut h = start(&config(json!({"batch": {"max_events": 5},
+                                    "retry": {"initial_backoff_ms": 500, "jitter": 0.0}})));
+    let call = first_call(&mut h, 5);
     assert_eq!(ns(&call, V2, JSON), [0, 1, 2, 3, 4]);
     // n=1 retriable (50003), n=2 permanent (50002), n=3 retriable (2), n=4 permanent (40301).
     let body = v2_partial_body(&[None, Some(50003), Some(50002), Some(2), Some(40301)]);
     respond_json(&mut h, call.token, 200, &body);
     let c = check(&mut h);
-    assert_eq!(
-        (
-            c.delivered,
-            c.rejected,
-            c.retries,
-            c.buffered,
-            c.batches_failed
-        ),
-        (1, 2, 2, 2, 1)
-    );
+    assert_counts!(c, delivered: 1, rejected: 2, retries: 2, buffered: 2, batches_failed: 1);
     pass(&mut h, 500);
     let retry = calls(&h).remove(0);
     assert_eq!(
@@ -631,24 +601,16 @@ fn partial_failures_retry_only_the_failed_records_v2() {
     );
     respond_ok(&mut h, &retry, V2, JSON);
     let c = check(&mut h);
-    assert_eq!(
-        (c.captured, c.delivered, c.rejected, c.buffered),
-        (5, 3, 2, 0)
-    );
+    assert_counts!(c, captured: 5, delivered: 3, rejected: 2, buffered: 0);
 }
 
 #[test]
 fn partial_failures_retry_only_the_failed_records_v3() {
     let d = Dialect::ConfluentV3;
-    let cfg = config(json!({
-        "dialect": "confluent_v3", "cluster_id": "lkc-1",
-        "batch": {"max_events": 4},
-        "retry": {"initial_backoff_ms": 500, "jitter": 0.0}
-    }));
-    let mut h = start(&cfg);
-    impressions(&mut h, 0, 4);
-    check(&mut h);
-    let call = calls(&h).remove(0);
+    let mut h = start(&config(json!({"dialect": "confluent_v3",
+                                    "cluster_id": "lkc-1", "batch": {"max_events": 4},
+                                    "retry": {"initial_backoff_ms": 500, "jitter": 0.0}})));
+    let call = first_call(&mut h, 4);
     // Reports in record order: ok, 429 (retry), 404 (reject); the fourth report is missing
     // (a truncated stream): retried.
     let body = [
@@ -662,16 +624,13 @@ fn partial_failures_retry_only_the_failed_records_v3() {
     .join("\n");
     respond_json(&mut h, call.token, 200, &body);
     let c = check(&mut h);
-    assert_eq!((c.delivered, c.rejected, c.retries), (1, 1, 2));
+    assert_counts!(c, delivered: 1, rejected: 1, retries: 2);
     pass(&mut h, 500);
     let retry = calls(&h).remove(0);
     assert_eq!(ns(&retry, d, JSON), [1, 3]);
     respond_ok(&mut h, &retry, d, JSON);
     let c = check(&mut h);
-    assert_eq!(
-        (c.delivered, c.rejected, c.buffered, c.in_flight),
-        (3, 1, 0, 0)
-    );
+    assert_counts!(c, delivered: 3, rejected: 1, buffered: 0, in_flight: 0);
 }
 
 /// How a test answers a call.
@@ -702,39 +661,34 @@ fn retriable_answers_are_retried() {
         Answer::Status(503),
         Answer::Status(504),
     ] {
-        let cfg = config(json!({"batch": {"max_events": 2},
-                                "retry": {"initial_backoff_ms": 200, "jitter": 0.0}}));
-        let mut h = start(&cfg);
-        impressions(&mut h, 0, 2);
-        check(&mut h);
-        let call = calls(&h).remove(0);
+        let mut h = start(&config(json!({"batch": {"max_events": 2},
+                                        "retry": {"initial_backoff_ms": 200, "jitter": 0.0}})));
+        let call = first_call(&mut h, 2);
         answer(&mut h, call.token, a);
         let c = check(&mut h);
-        assert_eq!((c.retries, c.dropped, c.buffered), (2, 0, 2), "{a:?}");
+        assert_counts!(c, retries: 2, dropped: 0, buffered: 2; "{a:?}");
         pass(&mut h, 200);
         let retry = calls(&h).remove(0);
         assert_eq!(ns(&retry, V2, JSON), [0, 1], "{a:?}");
         respond_ok(&mut h, &retry, V2, JSON);
         let c = check(&mut h);
-        assert_eq!((c.delivered, c.batches_failed), (2, 1), "{a:?}");
+        assert_counts!(c, delivered: 2, batches_failed: 1; "{a:?}");
     }
 }
 
 #[test]
 fn call_timeout_passes_as_504_and_is_retried() {
-    let cfg = config(json!({"timeout_ms": 1000, "batch": {"max_events": 1},
-                            "retry": {"initial_backoff_ms": 300, "jitter": 0.0}}));
-    let mut h = start(&cfg);
-    request(&mut h, "/imp?n=0");
-    check(&mut h);
-    let first = calls(&h).remove(0);
+    let mut h = start(&config(json!({"timeout_ms": 1000,
+                                    "batch": {"max_events": 1},
+                                    "retry": {"initial_backoff_ms": 300, "jitter": 0.0}})));
+    let first = first_call(&mut h, 1);
     assert_eq!(first.timeout_ms, 1000);
     pass(&mut h, 999);
     assert_eq!(calls(&h), std::slice::from_ref(&first), "not timed out yet");
     pass(&mut h, 1); // the host answers 504 at T0+1000
     let c = check(&mut h);
     assert!(calls(&h).is_empty());
-    assert_eq!((c.retries, c.batches_failed, c.buffered), (1, 1, 1));
+    assert_counts!(c, retries: 1, batches_failed: 1, buffered: 1);
     assert_eq!(h.histogram("adtap_batch_rtt_ms").unwrap(), [1000]);
     pass(&mut h, 300);
     let retry = calls(&h).remove(0);
@@ -746,19 +700,13 @@ fn call_timeout_passes_as_504_and_is_retried() {
 #[test]
 fn client_errors_are_not_retried() {
     for status in [400u16, 401, 403, 404, 415, 422] {
-        let cfg = config(json!({"batch": {"max_events": 3},
-                                "retry": {"initial_backoff_ms": 100, "jitter": 0.0}}));
-        let mut h = start(&cfg);
-        impressions(&mut h, 0, 3);
-        check(&mut h);
-        let call = calls(&h).remove(0);
+        let mut h = start(&config(json!({"batch": {"max_events": 3},
+                                        "retry": {"initial_backoff_ms": 100, "jitter": 0.0}})));
+        let call = first_call(&mut h, 3);
         answer(&mut h, call.token, Answer::Status(status));
         let c = check(&mut h);
-        assert_eq!(
-            (c.rejected, c.retries, c.buffered, c.in_flight),
-            (3, 0, 0, 0),
-            "HTTP {status}"
-        );
+        assert_counts!(c, rejected: 3, retries: 0, buffered: 0, in_flight: 0;
+                       "HTTP {status}");
         pass(&mut h, 60_000);
         assert!(calls(&h).is_empty(), "HTTP {status} was retried");
         check(&mut h);
@@ -769,14 +717,11 @@ fn client_errors_are_not_retried() {
 /// at once in halves, and only a record too large on its own is dropped (as too_large).
 #[test]
 fn a_413_splits_the_batch_and_delivers_what_fits() {
-    let cfg = config(json!({"batch": {"max_events": 4}}));
-    let mut h = start(&cfg);
-    impressions(&mut h, 0, 4);
-    check(&mut h);
-    let call = calls(&h).remove(0);
+    let mut h = start(&config(json!({"batch": {"max_events": 4}})));
+    let call = first_call(&mut h, 4);
     answer(&mut h, call.token, Answer::Status(413));
     let c = check(&mut h);
-    assert_eq!((c.retries, c.dropped, c.batches_failed), (4, 0, 1));
+    assert_counts!(c, retries: 4, dropped: 0, batches_failed: 1);
     let halves = calls(&h);
     assert_eq!(halves.len(), 2, "both halves go at once, no backoff");
     assert_eq!(ns(&halves[0], V2, JSON), [0, 1]);
@@ -788,24 +733,13 @@ fn a_413_splits_the_batch_and_delivers_what_fits() {
     check(&mut h);
     let singles = calls(&h);
     assert_eq!(singles.len(), 2);
-    assert_eq!(
-        (ns(&singles[0], V2, JSON), ns(&singles[1], V2, JSON)),
-        (vec![2], vec![3])
-    );
+    assert_eq!(ns(&singles[0], V2, JSON), [2]);
+    assert_eq!(ns(&singles[1], V2, JSON), [3]);
     respond_ok(&mut h, &singles[0], V2, JSON);
     answer(&mut h, singles[1].token, Answer::Status(413));
     let c = check(&mut h);
-    assert_eq!(
-        (
-            c.captured,
-            c.delivered,
-            c.too_large,
-            c.dropped,
-            c.buffered,
-            c.in_flight
-        ),
-        (4, 3, 1, 1, 0, 0)
-    );
+    assert_counts!(c, captured: 4, delivered: 3, too_large: 1, dropped: 1, buffered: 0,
+                   in_flight: 0);
     pass(&mut h, 60_000);
     assert!(calls(&h).is_empty());
 }
@@ -832,10 +766,7 @@ fn overflow(policy: &str) -> Vec<u32> {
     let second = calls(&h).remove(0);
     respond_ok(&mut h, &second, V2, JSON);
     let c = check(&mut h);
-    assert_eq!(
-        (c.captured, c.delivered, c.buffer_full, c.buffered),
-        (13, 10, 3, 0)
-    );
+    assert_counts!(c, captured: 13, delivered: 10, buffer_full: 3, buffered: 0);
     ns(&second, V2, JSON)
 }
 
@@ -851,33 +782,31 @@ fn overflow_drop_oldest() {
 
 #[test]
 fn overflow_never_evicts_records_in_flight() {
-    let cfg = config(
-        json!({"buffer": {"max_events": 3, "overflow": "drop_oldest"},
-                            "batch": {"max_events": 3}, "max_in_flight": 1}),
-    );
-    let mut h = start(&cfg);
+    let mut h = start(&config(
+        json!({"batch": {"max_events": 3}, "max_in_flight": 1,
+                                    "buffer": {"max_events": 3, "overflow": "drop_oldest"}}),
+    ));
     impressions(&mut h, 0, 3);
     assert_eq!(check(&mut h).in_flight, 3);
     impressions(&mut h, 3, 2);
     let c = check(&mut h);
-    assert_eq!((c.buffer_full, c.in_flight, c.buffered), (2, 3, 0));
+    assert_counts!(c, buffer_full: 2, in_flight: 3, buffered: 0);
     let call = calls(&h).remove(0);
     respond_ok(&mut h, &call, V2, JSON);
     impressions(&mut h, 5, 1);
     let c = check(&mut h);
-    assert_eq!((c.captured, c.delivered, c.buffered), (6, 3, 1));
+    assert_counts!(c, captured: 6, delivered: 3, buffered: 1);
 }
 
 #[test]
 fn linear_memory_stays_flat_under_sustained_overload() {
     const EVENTS: u32 = 50_000;
-    let cfg = config(json!({
+    let mut h = start(&config(json!({
         "buffer": {"max_events": 1000, "overflow": "drop_oldest"},
         "batch": {"max_events": 100, "max_age_ms": 100},
         "max_in_flight": 4,
         "retry": {"initial_backoff_ms": 100, "max_backoff_ms": 400, "budget_ms": 2000}
-    }));
-    let mut h = start(&cfg);
+    })));
     let mut warm = 0;
     for i in 0..EVENTS {
         request(&mut h, &format!("/imp?n={i}&campaign_id=cmp-{}", i % 97));
@@ -915,10 +844,8 @@ fn shutdown_flushes_waits_then_calls_done_once() {
     let c = check(&mut h);
     assert!(calls(&h).is_empty());
     assert_eq!(c.buffered, 3);
-    assert!(
-        !ok(&mut h, |h| h.shutdown()),
-        "a call is in flight: on_done defers"
-    );
+    let finished = ok(&mut h, |h| h.shutdown());
+    assert!(!finished, "a call is in flight: on_done defers");
     let cs = calls(&h);
     assert_eq!(cs.len(), 1, "on_done flushed what was buffered");
     assert_eq!(ns(&cs[0], V2, JSON), [0, 1, 2]);
@@ -930,13 +857,10 @@ fn shutdown_flushes_waits_then_calls_done_once() {
     assert_eq!(h.done_called(), 1);
     assert!(h.is_done());
     let c = assert_balanced(&h);
-    assert_eq!((c.delivered, c.in_flight, c.buffered), (3, 0, 0));
+    assert_counts!(c, delivered: 3, in_flight: 0, buffered: 0);
     pass(&mut h, 10_000);
-    assert_eq!(
-        (h.done_called(), h.rejected_done_calls()),
-        (1, 0),
-        "done() exactly once"
-    );
+    assert_eq!(h.done_called(), 1, "done() exactly once");
+    assert_eq!(h.rejected_done_calls(), 0, "done() exactly once");
 }
 
 #[test]
@@ -970,16 +894,15 @@ fn shutdown_deadline_bounds_the_wait_for_calls_in_flight() {
     // The unanswered call's records are counted as dropped at the deadline, so the last
     // published stats balance without an in-flight remainder that would never resolve.
     let c = assert_balanced(&h);
-    assert_eq!((c.in_flight, c.shutdown, c.delivered), (0, 3, 0));
+    assert_counts!(c, in_flight: 0, shutdown: 3, delivered: 0);
     pass(&mut h, 10_000);
     assert_eq!((h.done_called(), h.rejected_done_calls()), (1, 0));
 }
 
 #[test]
 fn shutdown_deadline_drops_records_awaiting_retry() {
-    let cfg = config(json!({"shutdown_deadline_ms": 2000,
-                            "retry": {"initial_backoff_ms": 5000, "jitter": 0.0}}));
-    let mut h = start(&cfg);
+    let mut h = start(&config(json!({"shutdown_deadline_ms": 2000,
+                                     "retry": {"initial_backoff_ms": 5000, "jitter": 0.0}})));
     impressions(&mut h, 0, 3);
     assert!(!ok(&mut h, |h| h.shutdown()));
     let call = calls(&h).remove(0);
@@ -992,17 +915,13 @@ fn shutdown_deadline_drops_records_awaiting_retry() {
     assert_eq!(h.done_called(), 1);
     assert!(calls(&h).is_empty());
     let c = assert_balanced(&h);
-    assert_eq!(
-        (c.shutdown, c.in_flight, c.buffered, c.retries),
-        (3, 0, 0, 3)
-    );
+    assert_counts!(c, shutdown: 3, in_flight: 0, buffered: 0, retries: 3);
 }
 
 #[test]
 fn shutdown_drains_retries_that_fall_before_the_deadline() {
-    let cfg = config(json!({"shutdown_deadline_ms": 5000,
-                            "retry": {"initial_backoff_ms": 1000, "jitter": 0.0}}));
-    let mut h = start(&cfg);
+    let mut h = start(&config(json!({"shutdown_deadline_ms": 5000,
+                                     "retry": {"initial_backoff_ms": 1000, "jitter": 0.0}})));
     impressions(&mut h, 0, 2);
     assert!(!ok(&mut h, |h| h.shutdown()));
     let call = calls(&h).remove(0);
@@ -1013,7 +932,7 @@ fn shutdown_drains_retries_that_fall_before_the_deadline() {
     respond_ok(&mut h, &retry, V2, JSON);
     assert_eq!(h.done_called(), 1);
     let c = assert_balanced(&h);
-    assert_eq!((c.delivered, c.shutdown), (2, 0));
+    assert_counts!(c, delivered: 2, shutdown: 0);
 }
 
 #[test]
@@ -1074,7 +993,7 @@ fn reconfiguring_a_live_root_keeps_the_books() {
     let c = check(&mut h);
     let old_calls = calls(&h);
     assert_eq!(old_calls.len(), 1);
-    assert_eq!((c.captured, c.in_flight, c.buffered), (5, 3, 2));
+    assert_counts!(c, captured: 5, in_flight: 3, buffered: 2);
 
     // A request in progress when the configuration changes.
     let open = ok(&mut h, |h| h.new_http_context());
@@ -1092,19 +1011,13 @@ fn reconfiguring_a_live_root_keeps_the_books() {
     // The same configuration again changes nothing.
     assert!(ok(&mut h, |h| h.configure()));
     let c = check(&mut h);
-    assert_eq!(
-        (c.captured, c.in_flight, c.buffered, c.shutdown),
-        (5, 3, 2, 0)
-    );
+    assert_counts!(c, captured: 5, in_flight: 3, buffered: 2, shutdown: 0);
 
     h.set_plugin_config(config(json!({"batch": {"max_events": 2}})).to_string());
     assert!(ok(&mut h, |h| h.configure()));
     let c = check(&mut h);
-    assert_eq!(
-        (c.captured, c.in_flight, c.buffered, c.shutdown, c.dropped),
-        (5, 0, 0, 5, 5),
-        "the old worker's records are counted, not forgotten"
-    );
+    assert_counts!(c, captured: 5, in_flight: 0, buffered: 0, shutdown: 5, dropped: 5;
+                   "the old worker's records are counted, not forgotten");
 
     let r = h.complete_stream(open);
     must(&h, r);
@@ -1117,7 +1030,7 @@ fn reconfiguring_a_live_root_keeps_the_books() {
     // The old call's answer arrives: ignored, no round trip recorded.
     respond_ok(&mut h, &old_calls[0], V2, JSON);
     let c = check(&mut h);
-    assert_eq!((c.delivered, c.dropped), (0, 5));
+    assert_counts!(c, delivered: 0, dropped: 5);
     assert!(h
         .histogram("adtap_batch_rtt_ms")
         .unwrap_or_default()
@@ -1127,14 +1040,11 @@ fn reconfiguring_a_live_root_keeps_the_books() {
     // (the open stream's event, n=99, is the first of the new worker's batch)
     impressions(&mut h, 5, 2);
     let c = check(&mut h);
-    assert_eq!((c.captured, c.in_flight, c.buffered), (8, 2, 1));
+    assert_counts!(c, captured: 8, in_flight: 2, buffered: 1);
     let new_calls = calls(&h);
     assert_eq!(new_calls.len(), 1);
     assert_eq!(ns(&new_calls[0], V2, JSON), [99, 5]);
     respond_ok(&mut h, &new_calls[0], V2, JSON);
     let c = check(&mut h);
-    assert_eq!(
-        (c.captured, c.delivered, c.dropped, c.in_flight, c.buffered),
-        (8, 2, 5, 0, 1)
-    );
+    assert_counts!(c, captured: 8, delivered: 2, dropped: 5, in_flight: 0, buffered: 1);
 }

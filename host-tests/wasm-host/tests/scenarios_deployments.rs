@@ -40,11 +40,8 @@ fn posted(h: &mut Host, path: &str, body: &[u8]) {
 /// Acknowledges `call` whole; then all `captured` events are delivered and nothing is left.
 fn acknowledge_all(h: &mut Host, call: &HttpCall, captured: i64) {
     respond_ok(h, call, V2, JSON);
-    let c = check(h);
-    assert_eq!(
-        (c.captured, c.delivered, c.in_flight, c.buffered),
-        (captured, captured, 0, 0)
-    );
+    assert_counts!(check(h), captured: captured, delivered: captured, in_flight: 0,
+                   buffered: 0);
 }
 
 #[test]
@@ -77,7 +74,7 @@ fn the_access_logger_captures_in_the_root_log_call() {
     logged(&mut h, "GET", "/nothing?n=8");
     logged(&mut h, "GET", "/imp?n=1");
     let c = check(&mut h);
-    assert_eq!((c.captured, c.in_flight), (2, 2));
+    assert_counts!(c, captured: 2, in_flight: 2);
     assert_eq!(h.metric("adtap_requests_unmatched"), Some(1));
     let cs = calls(&h);
     assert_eq!(cs.len(), 1);
@@ -95,7 +92,7 @@ fn the_access_logger_captures_in_the_root_log_call() {
 #[test]
 fn logger_and_http_filter_share_one_worker_and_one_batch() {
     // Bids and impressions to one topic, so that one batch shows the shared buffer.
-    let cfg = config(json!({
+    let mut h = start(&config(json!({
         "http_filter_rules": "body_only",
         "rules": [
             {"event_type": "impression", "topic": "ads", "method": "GET", "path": {"prefix": "/imp"}},
@@ -103,15 +100,14 @@ fn logger_and_http_filter_share_one_worker_and_one_batch() {
              "capture_body": true}
         ],
         "batch": {"max_events": 3}
-    }));
-    let mut h = start(&cfg);
+    })));
     logged(&mut h, "GET", "/imp?n=0");
     posted(&mut h, "/bid?n=1", br#"{"imp":[{"id":"1"}]}"#);
     // An impression through the HTTP filter is the logger's: not captured twice.
     request(&mut h, "/imp?n=7");
     logged(&mut h, "GET", "/imp?n=2");
     let c = check(&mut h);
-    assert_eq!((c.captured, c.in_flight, c.buffered), (3, 3, 0));
+    assert_counts!(c, captured: 3, in_flight: 3, buffered: 0);
     let cs = calls(&h);
     assert_eq!(cs.len(), 1, "one batch for both deployments");
     assert_eq!(ns(&cs[0], V2, JSON), [0, 1, 2]);

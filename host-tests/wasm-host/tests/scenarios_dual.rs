@@ -14,7 +14,7 @@
 mod common;
 
 use adtap_core::config::{Config, Dialect, ValueFormat};
-use adtap_core::drop_reason::DropReason;
+use adtap_core::drop_reason::DropReason::{self, BufferFull, Rejected, RetryExhausted, Shutdown};
 use adtap_core::headers::HeaderPairs;
 use adtap_core::host::{FakeCall, FakeHost};
 use adtap_core::vm::Vm;
@@ -48,15 +48,30 @@ enum Step {
     AnswerAll,
     /// The root's `on_done`.
     Shutdown,
-    /// Exact accounting and the `n`s of each pending call.
-    Expect {
-        captured: u64,
-        delivered: u64,
-        dropped: &'static [(DropReason, u64)],
-        in_flight: u64,
-        buffered: u64,
-        calls: &'static [&'static [u32]],
-    },
+    /// Exact accounting and the `n`s of each pending call (written with [`expect!`]).
+    Expect(Want),
+}
+
+/// What an `Expect` step pins: the accounting and the `n`s of each pending call. The default
+/// is nothing anywhere: 0 everywhere, no drop, no call pending.
+#[derive(Debug, Clone, Copy, Default)]
+struct Want {
+    captured: u64,
+    delivered: u64,
+    /// The drops by reason; a reason not listed dropped nothing.
+    dropped: &'static [(DropReason, u64)],
+    in_flight: u64,
+    buffered: u64,
+    calls: &'static [&'static [u32]],
+}
+
+/// An `Expect` step naming the fields of [`Want`] that are not 0 (or empty), the others left
+/// at their default: e.g.
+/// `expect!(captured: 7, in_flight: 6, buffered: 1, calls: &[&[0, 1, 2], &[3, 4, 5]])`.
+macro_rules! expect {
+    ($($field:ident: $value:expr),+ $(,)?) => {
+        Step::Expect(Want { $($field: $value,)+ ..Want::default() })
+    };
 }
 
 /// What both drivers must agree on after each step.
@@ -363,7 +378,7 @@ fn run(name: &str, config: Value, steps: &[Step]) {
                     }
                 }
                 Step::Shutdown => d.shutdown(),
-                Step::Expect { .. } => {}
+                Step::Expect(_) => {}
             }
         }
         let (w, c) = (wasm.seen(), core.seen());
@@ -371,26 +386,24 @@ fn run(name: &str, config: Value, steps: &[Step]) {
             w, c,
             "{name}, step {i} {step:?}: wasm (left) and core (right) differ"
         );
-        if let Step::Expect {
-            captured,
-            delivered,
-            dropped,
-            in_flight,
-            buffered,
-            calls,
-        } = step
-        {
-            let mut want = [0u64; 6];
-            for (r, n) in *dropped {
-                want[r.index()] = *n;
+        if let Step::Expect(want) = step {
+            let mut dropped = [0u64; 6];
+            for (r, n) in want.dropped {
+                dropped[r.index()] = *n;
             }
             let got_calls: Vec<&[u32]> = w.calls.iter().map(|(_, n)| n.as_slice()).collect();
             assert_eq!(
                 (w.captured, w.delivered, w.dropped, w.in_flight, w.buffered),
-                (*captured, *delivered, want, *in_flight, *buffered),
+                (
+                    want.captured,
+                    want.delivered,
+                    dropped,
+                    want.in_flight,
+                    want.buffered
+                ),
                 "{name}, step {i}"
             );
-            assert_eq!(got_calls, *calls, "{name}, step {i}");
+            assert_eq!(got_calls, want.calls, "{name}, step {i}");
         }
     }
     assert_eq!(wasm.h.is_done(), core.done(), "{name}: shutdown state");
@@ -403,52 +416,17 @@ fn dual_flush_by_count_and_age() {
         config(json!({"batch": {"max_events": 3, "max_age_ms": 500}})),
         &[
             Step::Requests(0, 2),
-            Step::Expect {
-                captured: 2,
-                delivered: 0,
-                dropped: &[],
-                in_flight: 0,
-                buffered: 2,
-                calls: &[],
-            },
+            expect!(captured: 2, buffered: 2),
             Step::Requests(2, 7),
-            Step::Expect {
-                captured: 7,
-                delivered: 0,
-                dropped: &[],
-                in_flight: 6,
-                buffered: 1,
-                calls: &[&[0, 1, 2], &[3, 4, 5]],
-            },
+            expect!(captured: 7, in_flight: 6, buffered: 1, calls: &[&[0, 1, 2], &[3, 4, 5]]),
             Step::Answer(0, Reply::Ok),
             Step::Advance(400),
-            Step::Expect {
-                captured: 7,
-                delivered: 3,
-                dropped: &[],
-                in_flight: 3,
-                buffered: 1,
-                calls: &[&[3, 4, 5]],
-            },
+            expect!(captured: 7, delivered: 3, in_flight: 3, buffered: 1, calls: &[&[3, 4, 5]]),
             Step::Advance(100),
-            Step::Expect {
-                captured: 7,
-                delivered: 3,
-                dropped: &[],
-                in_flight: 4,
-                buffered: 0,
-                calls: &[&[3, 4, 5], &[6]],
-            },
+            expect!(captured: 7, delivered: 3, in_flight: 4, calls: &[&[3, 4, 5], &[6]]),
             Step::Answer(0, Reply::Ok),
             Step::Answer(0, Reply::Ok),
-            Step::Expect {
-                captured: 7,
-                delivered: 7,
-                dropped: &[],
-                in_flight: 0,
-                buffered: 0,
-                calls: &[],
-            },
+            expect!(captured: 7, delivered: 7),
         ],
     );
 }
@@ -465,53 +443,20 @@ fn dual_partial_retry_and_rejects() {
                 0,
                 Reply::Codes(vec![None, Some(50003), Some(40401), Some(2)]),
             ),
-            Step::Expect {
-                captured: 4,
-                delivered: 1,
-                dropped: &[(DropReason::Rejected, 1)],
-                in_flight: 0,
-                buffered: 2,
-                calls: &[],
-            },
+            expect!(captured: 4, delivered: 1, dropped: &[(Rejected, 1)], buffered: 2),
             Step::Advance(300),
-            Step::Expect {
-                captured: 4,
-                delivered: 1,
-                dropped: &[(DropReason::Rejected, 1)],
-                in_flight: 2,
-                buffered: 0,
-                calls: &[&[1, 3]],
-            },
+            expect!(captured: 4, delivered: 1, dropped: &[(Rejected, 1)],
+                    in_flight: 2, calls: &[&[1, 3]]),
             Step::Answer(0, Reply::Codes(vec![Some(50003), None])),
             Step::Advance(600),
-            Step::Expect {
-                captured: 4,
-                delivered: 2,
-                dropped: &[(DropReason::Rejected, 1)],
-                in_flight: 1,
-                buffered: 0,
-                calls: &[&[1]],
-            },
+            expect!(captured: 4, delivered: 2, dropped: &[(Rejected, 1)],
+                    in_flight: 1, calls: &[&[1]]),
             // Third failure at T0+900: the next try (+1200) is past the 1000 ms budget.
             Step::Answer(0, Reply::Status(503)),
-            Step::Expect {
-                captured: 4,
-                delivered: 2,
-                dropped: &[(DropReason::Rejected, 1), (DropReason::RetryExhausted, 1)],
-                in_flight: 0,
-                buffered: 0,
-                calls: &[],
-            },
+            expect!(captured: 4, delivered: 2, dropped: &[(Rejected, 1), (RetryExhausted, 1)]),
             Step::Requests(4, 8),
             Step::Answer(0, Reply::Status(400)),
-            Step::Expect {
-                captured: 8,
-                delivered: 2,
-                dropped: &[(DropReason::Rejected, 5), (DropReason::RetryExhausted, 1)],
-                in_flight: 0,
-                buffered: 0,
-                calls: &[],
-            },
+            expect!(captured: 8, delivered: 2, dropped: &[(Rejected, 5), (RetryExhausted, 1)]),
         ],
     );
 }
@@ -533,46 +478,21 @@ fn dual_overflow_both_policies() {
                           "retry": {"initial_backoff_ms": 200, "jitter": 0.0}})),
             &[
                 Step::Requests(0, 9),
-                Step::Expect {
-                    captured: 9,
-                    delivered: 0,
-                    dropped: &[(DropReason::BufferFull, 3)],
-                    in_flight: 3,
-                    buffered: 3,
-                    calls: first,
-                },
+                expect!(captured: 9, dropped: &[(BufferFull, 3)],
+                        in_flight: 3, buffered: 3, calls: first),
                 Step::Answer(0, Reply::Fail),
-                Step::Expect {
-                    captured: 9,
-                    delivered: 0,
-                    dropped: &[(DropReason::BufferFull, 3)],
-                    in_flight: 3,
-                    buffered: 3,
-                    calls: second,
-                },
+                expect!(captured: 9, dropped: &[(BufferFull, 3)],
+                        in_flight: 3, buffered: 3, calls: second),
                 // The failed batch waits for its retry; two more arrive into a full buffer:
                 // dropped (drop_newest), or they evict two records awaiting the retry.
                 Step::Requests(9, 11),
                 Step::Advance(200),
-                Step::Expect {
-                    captured: 11,
-                    delivered: 0,
-                    dropped: &[(DropReason::BufferFull, 5)],
-                    in_flight: 3,
-                    buffered: 3,
-                    calls: second,
-                },
+                expect!(captured: 11, dropped: &[(BufferFull, 5)],
+                        in_flight: 3, buffered: 3, calls: second),
                 Step::AnswerAll,
                 Step::Shutdown,
                 Step::AnswerAll,
-                Step::Expect {
-                    captured: 11,
-                    delivered: 6,
-                    dropped: &[(DropReason::BufferFull, 5)],
-                    in_flight: 0,
-                    buffered: 0,
-                    calls: &[],
-                },
+                expect!(captured: 11, delivered: 6, dropped: &[(BufferFull, 5)]),
             ],
         );
     }
@@ -588,49 +508,21 @@ fn dual_timeouts_and_shutdown_deadline() {
         &[
             Step::Requests(0, 5),
             Step::Advance(700),
-            Step::Expect {
-                captured: 5,
-                delivered: 0,
-                dropped: &[],
-                in_flight: 0,
-                buffered: 5,
-                calls: &[],
-            },
+            expect!(captured: 5, buffered: 5),
             Step::Advance(250),
             Step::Answer(1, Reply::Ok),
             Step::Shutdown,
             // Flushed [4]; [0, 1] times out at +700 again and is retried at +250, twice.
             Step::Advance(1400),
-            Step::Expect {
-                captured: 5,
-                delivered: 2,
-                dropped: &[],
-                in_flight: 3,
-                buffered: 0,
-                calls: &[&[4], &[0, 1]],
-            },
+            expect!(captured: 5, delivered: 2, in_flight: 3, calls: &[&[4], &[0, 1]]),
             // The deadline (+1500) passes with both calls unanswered: done, and their records
             // are counted as dropped at shutdown (the VM is about to go). Envoy then deletes
             // the root context and cancels its calls.
             Step::Advance(200),
-            Step::Expect {
-                captured: 5,
-                delivered: 2,
-                dropped: &[(DropReason::Shutdown, 3)],
-                in_flight: 0,
-                buffered: 0,
-                calls: &[],
-            },
+            expect!(captured: 5, delivered: 2, dropped: &[(Shutdown, 3)]),
             // Nothing runs after done(): no ticks, no timeouts, nothing changes.
             Step::Advance(1000),
-            Step::Expect {
-                captured: 5,
-                delivered: 2,
-                dropped: &[(DropReason::Shutdown, 3)],
-                in_flight: 0,
-                buffered: 0,
-                calls: &[],
-            },
+            expect!(captured: 5, delivered: 2, dropped: &[(Shutdown, 3)]),
         ],
     );
 }

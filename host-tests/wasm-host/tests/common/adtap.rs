@@ -225,6 +225,25 @@ impl Counts {
     }
 }
 
+/// Asserts named fields of a [`Counts`] at once, each against its expected value, e.g.
+/// `assert_counts!(c, delivered: 1, rejected: 2)` (a trailing `; "fmt", args` adds context).
+/// A failure names every field that differs with both values, then shows all the counts.
+#[macro_export]
+macro_rules! assert_counts {
+    ($counts:expr, $($field:ident: $want:expr),+ $(,)? $(; $($context:tt)+)?) => {{
+        let c: &$crate::common::adtap::Counts = &$counts;
+        let mut wrong: Vec<String> = Vec::new();
+        $(
+            let want: i64 = $want;
+            if c.$field != want {
+                wrong.push(format!("{} = {} (want {want})", stringify!($field), c.$field));
+            }
+        )+
+        let context: String = String::new() $(+ " (" + &format!($($context)+) + ")")?;
+        assert!(wrong.is_empty(), "counts differ{context}: {}\nall: {c:?}", wrong.join(", "));
+    }};
+}
+
 /// Asserts the accounting invariant on the metrics as published, and that the VM never trapped.
 pub fn assert_balanced(host: &Host) -> Counts {
     assert!(host.trapped().is_none(), "trapped: {:?}", host.trapped());

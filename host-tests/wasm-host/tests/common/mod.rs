@@ -5,10 +5,11 @@
 
 #![allow(dead_code)]
 
-use adtap_wasm_host::{compile_file, Host, HostOptions};
+use adtap_wasm_host::{compile_file, Action, Host, HostOptions};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 use wasmtime::Module;
 
 pub fn test_module_path() -> PathBuf {
@@ -45,18 +46,52 @@ pub fn opts(plugin_config: &str) -> HostOptions {
 
 /// A started and configured host running the test module.
 pub fn host(plugin_config: &str) -> Host {
-    Host::start(module(), opts(plugin_config)).expect("starting the test module")
+    host_with(plugin_config, |_| {})
+}
+
+/// [`host`] with options changed by `change` (`|o| o.random_seed = 7`).
+pub fn host_with(plugin_config: &str, change: impl FnOnce(&mut HostOptions)) -> Host {
+    let mut o = opts(plugin_config);
+    change(&mut o);
+    Host::start(module(), o).expect("starting the test module")
+}
+
+/// A new stream, and what its `on_request_headers` returned for `headers`.
+pub fn open_stream<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    host: &mut Host,
+    headers: &[(K, V)],
+    end_of_stream: bool,
+) -> (u32, wasmtime::Result<Action>) {
+    let id = host.new_http_context().unwrap();
+    (id, host.request_headers(id, headers, end_of_stream))
+}
+
+/// Asserts that some log line contains `needle`, showing all of them when none does.
+#[track_caller]
+pub fn assert_logged(host: &Host, needle: &str) {
+    assert!(
+        host.has_log(needle),
+        "no log line holds {needle:?}:\n{}",
+        host.dump_logs()
+    );
 }
 
 /// One request through a whole stream: headers (end of stream), response 200, log, done.
 pub fn simple_request(host: &mut Host, path: &str) -> u32 {
-    let id = host.new_http_context().unwrap();
-    host.request_headers(id, &[(":path", path), (":method", "GET")], true)
-        .unwrap();
+    let (id, r) = open_stream(host, &[(":path", path), (":method", "GET")], true);
+    r.unwrap();
     host.response_headers(id, &[(":status", "200")], true)
         .unwrap();
     host.complete_stream(id).unwrap();
     id
+}
+
+/// [`simple_request`], then a second of ticks (the test module's default `tick_ms`): its
+/// batch is one pending call. Returns that call's token, if any.
+pub fn request_and_flush(host: &mut Host, path: &str) -> Option<u32> {
+    simple_request(host, path);
+    host.advance_and_tick(Duration::from_secs(1)).unwrap();
+    host.pending_calls().first().map(|c| c.token)
 }
 
 /// The release filter, configs, accounting and batch decoders for the scenario suite.
