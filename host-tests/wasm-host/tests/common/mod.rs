@@ -87,7 +87,7 @@ pub fn simple_request(host: &mut Host, path: &str) -> u32 {
 }
 
 /// [`simple_request`], then a second of ticks (the test module's default `tick_ms`): its
-/// batch is one pending call. Returns that call's token, if any.
+/// batch is one pending call. Returns the first pending call's token (`None`: no call).
 pub fn request_and_flush(host: &mut Host, path: &str) -> Option<u32> {
     simple_request(host, path);
     host.advance_and_tick(Duration::from_secs(1)).unwrap();
