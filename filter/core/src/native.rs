@@ -84,12 +84,23 @@ pub fn access_log_filter(cfg: &Config) -> Value {
 }
 
 /// The whole `access_log` list entry of an HTTP connection manager: the Wasm access logger
-/// (`WasmAccessLog`) running the module at `wasm_filename` with `plugin_config_json` (adtap's
-/// configuration, as validated), `failure_policy: FAIL_OPEN`, and [`access_log_filter`].
+/// ([`wasm_access_log`]) running the module at `wasm_filename` with `plugin_config_json` (adtap's
+/// configuration, as validated), behind [`access_log_filter`].
 pub fn access_log_entry(cfg: &Config, plugin_config_json: &str, wasm_filename: &str) -> Value {
+    let mut entry = wasm_access_log(plugin_config_json, wasm_filename);
+    if let Some(obj) = entry.as_object_mut() {
+        obj.insert("filter".into(), access_log_filter(cfg));
+    }
+    entry
+}
+
+/// The Wasm access logger as an `access_log` list entry without a filter
+/// (`envoy.access_loggers.wasm`, `WasmAccessLog`): the module at `wasm_filename` with
+/// `plugin_config_json`, `failure_policy: FAIL_OPEN`. Envoy runs it for every request; what
+/// adtap deploys is [`access_log_entry`], which adds the filter.
+pub fn wasm_access_log(plugin_config_json: &str, wasm_filename: &str) -> Value {
     json!({
         "name": "envoy.access_loggers.wasm",
-        "filter": access_log_filter(cfg),
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.wasm.v3.WasmAccessLog",
             "config": plugin_config(plugin_config_json, wasm_filename),
@@ -182,6 +193,20 @@ pub fn skip_matcher(cfg: &Config) -> Value {
                     }
                 }
             }]
+        }
+    })
+}
+
+/// An `http_filters` list entry named `adtap` in the older form (see [`skip_matcher`]): `filter`
+/// (a `TypedExtensionConfig`, such as [`wasm_http_filter`]) wrapped in an `ExtensionWithMatcher`
+/// that skips it when no rule of [`Deployment::HttpFilter`] can match.
+pub fn skip_filter_entry(cfg: &Config, filter: Value) -> Value {
+    json!({
+        "name": "adtap",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+            "extension_config": filter,
+            "xds_matcher": skip_matcher(cfg),
         }
     })
 }

@@ -247,7 +247,7 @@ impl Variant {
             }
             Variant::AdtapUnmatched => {
                 "`envoy.filters.http.wasm` with adtap wrapped in `ExtensionWithMatcher` \
-                 (`skip_matcher`: `SkipFilter` when no rule matches); traffic on the unmatched path"
+                 (`native::skip_filter_entry`: `SkipFilter` when no rule matches); traffic on the unmatched path"
             }
             Variant::AdtapLogUnmatched => {
                 "`envoy.access_loggers.wasm` with adtap and the access-log `filter` \
@@ -382,61 +382,6 @@ pub fn variant_config(variant: Variant, inputs: &Inputs) -> Result<String> {
     Ok(v.to_string())
 }
 
-/// The `PluginConfig` both deployments share: the same module, root id and configuration.
-fn plugin_config(name: &str, module: &Path, configuration: &str) -> Value {
-    json!({
-        "name": name,
-        "root_id": name,
-        "failure_policy": "FAIL_OPEN",
-        "vm_config": {
-            "vm_id": name,
-            "runtime": "envoy.wasm.runtime.v8",
-            "code": {"local": {"filename": module.display().to_string()}}
-        },
-        "configuration": {
-            "@type": "type.googleapis.com/google.protobuf.StringValue",
-            "value": configuration
-        }
-    })
-}
-
-fn wasm_filter(plugin: Value) -> Value {
-    json!({
-        "name": "envoy.filters.http.wasm",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": plugin
-        }
-    })
-}
-
-/// The HTTP filter wrapped in `ExtensionWithMatcher`: Envoy skips it natively when
-/// `xds_matcher` (here [`native::skip_matcher`]) selects `SkipFilter`.
-fn with_matcher(filter: Value, xds_matcher: Value) -> Value {
-    json!({
-        "name": "envoy.filters.http.wasm",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
-            "xds_matcher": xds_matcher,
-            "extension_config": filter
-        }
-    })
-}
-
-fn wasm_logger(plugin: Value, filter: Option<Value>) -> Value {
-    let mut log = json!({
-        "name": "envoy.access_loggers.wasm",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.access_loggers.wasm.v3.WasmAccessLog",
-            "config": plugin
-        }
-    });
-    if let (Some(f), Some(obj)) = (filter, log.as_object_mut()) {
-        obj.insert("filter".into(), f);
-    }
-    log
-}
-
 /// The access log an operator would configure instead: one JSON line per request with the
 /// fields adtap's events carry.
 fn file_access_log(path: &Path) -> Value {
@@ -470,23 +415,18 @@ pub fn bootstrap(variant: Variant, inputs: &Inputs, access_log_path: &Path) -> R
     let mut filters = Vec::new();
     let mut access_logs = Vec::new();
     if let Some(module) = variant.module() {
-        let (name, wasm, configuration) = match module {
-            Module::Noop => ("noop", inputs.noop_wasm.clone(), String::new()),
-            Module::Adtap => (
-                "adtap",
-                inputs.adtap_wasm.clone(),
-                variant_config(variant, inputs)?,
-            ),
+        let (wasm, configuration) = match module {
+            Module::Noop => (&inputs.noop_wasm, String::new()),
+            Module::Adtap => (&inputs.adtap_wasm, variant_config(variant, inputs)?),
             Module::Baseline => (
-                "adtap",
                 inputs
                     .baseline_wasm
-                    .clone()
+                    .as_ref()
                     .ok_or_else(|| anyhow!("{} needs --baseline-wasm", variant.name()))?,
                 variant_config(variant, inputs)?,
             ),
         };
-        let plugin = plugin_config(name, &wasm, &configuration);
+        let wasm = wasm.display().to_string();
         // The native skip is generated from the configuration adtap itself runs.
         let skip = if variant.unmatched() || variant.composite() {
             let cfg = adtap_core::Config::parse(configuration.as_bytes()).map_err(|e| {
@@ -502,18 +442,21 @@ pub fn bootstrap(variant: Variant, inputs: &Inputs, access_log_path: &Path) -> R
         } else {
             None
         };
+        // Every module runs under the same `PluginConfig` (named `adtap`) as adtap's own
+        // deployments, from the core's builders.
         match variant.deployment() {
-            Deployment::HttpFilter => filters.push(match &skip {
-                Some(cfg) if variant.composite() => {
-                    native::composite_filter_entry(cfg, wasm_filter(plugin))
-                }
-                Some(cfg) => with_matcher(wasm_filter(plugin), native::skip_matcher(cfg)),
-                None => wasm_filter(plugin),
+            Deployment::HttpFilter => {
+                let filter = native::wasm_http_filter(&configuration, &wasm);
+                filters.push(match &skip {
+                    Some(cfg) if variant.composite() => native::composite_filter_entry(cfg, filter),
+                    Some(cfg) => native::skip_filter_entry(cfg, filter),
+                    None => filter,
+                });
+            }
+            Deployment::Logger => access_logs.push(match &skip {
+                Some(cfg) => native::access_log_entry(cfg, &configuration, &wasm),
+                None => native::wasm_access_log(&configuration, &wasm),
             }),
-            Deployment::Logger => access_logs.push(wasm_logger(
-                plugin,
-                skip.as_ref().map(native::access_log_filter),
-            )),
             Deployment::None | Deployment::FileLog => {}
         }
     }

@@ -73,6 +73,7 @@ fn env_or(var: &str, default: impl FnOnce() -> PathBuf) -> PathBuf {
 /// A 127.0.0.1 port that was free a moment ago (the OS picks it; the listener is closed again).
 ///
 /// Panics when the loopback interface cannot be bound at all: no local test can run then.
+#[allow(clippy::panic)]
 pub fn free_port() -> u16 {
     match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
         Ok(addr) => addr.port(),

@@ -171,6 +171,18 @@ fn entries_wrap_the_plugin_config() {
     );
     let http = http_filter_entry(&c, conf, "/etc/envoy/adtap.wasm");
     assert_eq!(http, composite_filter_entry(&c, wasm.clone()));
+    // The logger without its filter, and the older skip form around the same filter.
+    let mut unfiltered = log.clone();
+    unfiltered.as_object_mut().unwrap().remove("filter");
+    assert_eq!(wasm_access_log(conf, "/etc/envoy/adtap.wasm"), unfiltered);
+    let skip = skip_filter_entry(&c, wasm.clone());
+    assert_eq!(skip["name"], "adtap");
+    assert_eq!(
+        skip["typed_config"]["@type"],
+        "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher"
+    );
+    assert_eq!(skip["typed_config"]["extension_config"], wasm);
+    assert_eq!(skip["typed_config"]["xds_matcher"], skip_matcher(&c));
     assert_eq!(
         http,
         json!({"name": "adtap", "typed_config": {
