@@ -15,7 +15,10 @@
 //! polling of Envoy's stats, never by sleeping.
 #![cfg(test)]
 
-use adtap_core::config::{Dialect, ValueFormat};
+mod support;
+
+use adtap_core::config::Dialect::{self, ConfluentV2, ConfluentV3};
+use adtap_core::config::ValueFormat::{self, Json, Msgpack};
 use adtap_harness::config::{merge, topic_for};
 use adtap_stack::adtap_config;
 use adtap_stack::envoy;
@@ -24,15 +27,9 @@ use adtap_stack::traffic::{self, AdRequest, Kind, Outcome};
 use adtap_stack::{now_ms, Deployment, Stack, StackOptions};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, MutexGuard};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// One stack at a time; a panicking test must not poison the others.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use support::{serial, two_at_a_time};
 
 /// One `#[test]` per deployment for each scenario `fn(Deployment)` named here, in the modules
 /// `access_logger`, `http_filter` and `both`.
@@ -61,20 +58,14 @@ in_every_deployment!(
     drain_then_stop_delivers_buffered_events_before_exit,
 );
 
-fn start(
-    deployment: Deployment,
-    dialect: Dialect,
-    format: ValueFormat,
-    overrides: serde_json::Value,
-) -> Stack {
-    Stack::start(StackOptions {
+/// The stack in `deployment`, v2 JSON, with `overrides` over the harness's adtap config.
+fn start(deployment: Deployment, overrides: serde_json::Value) -> Stack {
+    let opts = StackOptions {
         deployment,
-        dialect,
-        format,
         overrides,
         ..StackOptions::default()
-    })
-    .expect("stack starts")
+    };
+    Stack::start(opts).expect("stack starts")
 }
 
 /// Every request answered with the ad server's status for its kind.
@@ -164,7 +155,13 @@ fn exactly_once_per_request(
     seed: u64,
 ) {
     let _guard = serial();
-    let stack = start(deployment, dialect, format, json!({}));
+    let opts = StackOptions {
+        deployment,
+        dialect,
+        format,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(opts).expect("stack starts");
     let reqs = traffic::generate(n, seed);
     let expected = stack.expected(&reqs);
     let want = expected.len() as u64;
@@ -172,7 +169,7 @@ fn exactly_once_per_request(
     let outcomes = stack.send(&reqs, 16).unwrap();
     let t1 = now_ms();
     assert_answered(&reqs, &outcomes);
-    assert_eq!(stack.ad_server().unwrap().counts().total(), n as u64);
+    assert_eq!(stack.ad_server().counts().total(), n as u64);
 
     let stats = stack.wait_settled(want, Duration::from_secs(30)).unwrap();
     assert_eq!(stats.captured(), want, "captured\n{stats}");
@@ -212,41 +209,23 @@ fn exactly_once_per_request(
 }
 
 fn v2_json_exactly_one_correct_record_per_request(deployment: Deployment) {
-    exactly_once_per_request(deployment, Dialect::ConfluentV2, ValueFormat::Json, 600, 1);
+    exactly_once_per_request(deployment, ConfluentV2, Json, 600, 1);
 }
 
 /// The other dialects and formats in the recommended deployment (v2 JSON runs in every one).
 #[test]
 fn v2_binary_msgpack_exactly_one_correct_record_per_request() {
-    exactly_once_per_request(
-        Deployment::Both,
-        Dialect::ConfluentV2,
-        ValueFormat::Msgpack,
-        600,
-        2,
-    );
+    exactly_once_per_request(Deployment::Both, ConfluentV2, Msgpack, 600, 2);
 }
 
 #[test]
 fn v3_json_exactly_one_correct_record_per_request() {
-    exactly_once_per_request(
-        Deployment::Both,
-        Dialect::ConfluentV3,
-        ValueFormat::Json,
-        600,
-        3,
-    );
+    exactly_once_per_request(Deployment::Both, ConfluentV3, Json, 600, 3);
 }
 
 #[test]
 fn v3_msgpack_exactly_one_correct_record_per_request() {
-    exactly_once_per_request(
-        Deployment::Both,
-        Dialect::ConfluentV3,
-        ValueFormat::Msgpack,
-        300,
-        4,
-    );
+    exactly_once_per_request(Deployment::Both, ConfluentV3, Msgpack, 300, 4);
 }
 
 /// Scenario 3: the REST proxy is down for several seconds while traffic continues; nothing
@@ -254,12 +233,7 @@ fn v3_msgpack_exactly_one_correct_record_per_request() {
 /// holds on Envoy's stats throughout the outage and after.
 fn rest_proxy_outage_loses_nothing_within_the_buffer(deployment: Deployment) {
     let _guard = serial();
-    let mut stack = start(
-        deployment,
-        Dialect::ConfluentV2,
-        ValueFormat::Json,
-        json!({}),
-    );
+    let mut stack = start(deployment, json!({}));
     let before = traffic::generate(200, 31);
     let t0 = now_ms();
     assert_answered(&before, &stack.send(&before, 8).unwrap());
@@ -325,12 +299,8 @@ fn rest_proxy_outage_loses_nothing_within_the_buffer(deployment: Deployment) {
 fn overload_beyond_the_buffer_drops_exactly_and_never_slows_ads(deployment: Deployment) {
     let _guard = serial();
     let per_worker = 40u64;
-    let mut stack = start(
-        deployment,
-        Dialect::ConfluentV2,
-        ValueFormat::Json,
-        json!({"buffer": {"max_events": per_worker}, "batch": {"max_events": 10}}),
-    );
+    let overrides = json!({"buffer": {"max_events": per_worker}, "batch": {"max_events": 10}});
+    let mut stack = start(deployment, overrides);
     stack.stop_rest_proxy().unwrap();
     let reqs = traffic::generate(800, 51);
     let expected = stack.expected(&reqs);
@@ -390,12 +360,8 @@ fn overload_beyond_the_buffer_drops_exactly_and_never_slows_ads(deployment: Depl
 fn drain_then_stop_delivers_buffered_events_before_exit(deployment: Deployment) {
     let _guard = serial();
     let max_age_ms = 2000;
-    let mut stack = start(
-        deployment,
-        Dialect::ConfluentV2,
-        ValueFormat::Json,
-        json!({"batch": {"max_age_ms": max_age_ms, "max_events": 10000}}),
-    );
+    let overrides = json!({"batch": {"max_age_ms": max_age_ms, "max_events": 10000}});
+    let mut stack = start(deployment, overrides);
     let reqs = traffic::generate(200, 41);
     let expected = stack.expected(&reqs);
     let want = expected.len() as u64;
@@ -446,8 +412,6 @@ fn plain_sigterm_loses_what_is_buffered_in_envoy_1_40() {
     let _guard = serial();
     let mut stack = start(
         Deployment::Both,
-        Dialect::ConfluentV2,
-        ValueFormat::Json,
         json!({"batch": {"max_age_ms": 60000, "max_events": 10000}, "shutdown_deadline_ms": 10000}),
     );
     let reqs = traffic::generate(100, 42);
@@ -473,19 +437,24 @@ fn plain_sigterm_loses_what_is_buffered_in_envoy_1_40() {
     );
 }
 
-/// A harness config for `deployment` with `adtap` replaced by `cfg`; ports point nowhere
-/// (nothing is started).
-fn render_with(deployment: Deployment, cfg: &serde_json::Value) -> String {
+/// A harness config for `deployment` with `adtap` replaced by `cfg`, loading `wasm`; ports
+/// point nowhere (nothing is started).
+fn render_at(deployment: Deployment, cfg: &serde_json::Value, wasm: &Path) -> String {
     envoy::Render {
         ad_server_port: 9,
         rest_port: 9,
         rest_http2: true,
-        wasm: envoy::wasm_path().unwrap(),
+        wasm: wasm.to_path_buf(),
         adtap_config: cfg.to_string(),
         deployment,
     }
     .render()
     .unwrap()
+}
+
+/// [`render_at`] with the shipped module.
+fn render_with(deployment: Deployment, cfg: &serde_json::Value) -> String {
+    render_at(deployment, cfg, &envoy::wasm_path().unwrap())
 }
 
 /// The rendered harness config has adtap's entries where the deployment needs them, from the
@@ -498,8 +467,8 @@ fn the_rendered_config_has_each_deployments_entries_and_the_router_last() {
             .collect()
     };
     for deployment in Deployment::ALL {
-        let text = adtap_config::for_stack(Dialect::ConfluentV2, ValueFormat::Json, deployment)
-            .to_string();
+        let adtap = adtap_config::for_stack(ConfluentV2, Json, deployment);
+        let text = adtap.to_string();
         let cfg = adtap_core::Config::parse(text.as_bytes()).unwrap();
         let (log, filters) = deployment.hcm_lists(&cfg, &text, "/x/adtap.wasm");
         let (want_log, want_filters): (&[&str], &[&str]) = match deployment {
@@ -521,19 +490,8 @@ fn the_rendered_config_has_each_deployments_entries_and_the_router_last() {
                 adtap_core::native::http_filter_entry(&cfg, &text, "/x/adtap.wasm")
             );
         }
-        let rendered: serde_json::Value = serde_json::from_str(
-            &envoy::Render {
-                ad_server_port: 9,
-                rest_port: 9,
-                rest_http2: true,
-                wasm: "/x/adtap.wasm".into(),
-                adtap_config: text.clone(),
-                deployment,
-            }
-            .render()
-            .unwrap(),
-        )
-        .unwrap();
+        let rendered = render_at(deployment, &adtap, Path::new("/x/adtap.wasm"));
+        let rendered: serde_json::Value = serde_json::from_str(&rendered).unwrap();
         let hcm = &rendered["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
             ["typed_config"];
         let rendered_log = hcm.get("access_log").cloned().unwrap_or(json!([]));
@@ -553,29 +511,6 @@ fn the_rendered_config_has_each_deployments_entries_and_the_router_last() {
     }
 }
 
-/// `f(0..n)`, two at a time (each call runs one Envoy, which mostly compiles the module), in
-/// order; each call gets its own directory.
-fn two_at_a_time<T: Send>(n: usize, f: impl Fn(usize, &std::path::Path) -> T + Sync) -> Vec<T> {
-    let dir = tempfile::tempdir().unwrap();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done = Mutex::new(BTreeMap::new());
-    std::thread::scope(|scope| {
-        for _ in 0..2 {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if i >= n {
-                    break;
-                }
-                let sub = dir.path().join(i.to_string());
-                std::fs::create_dir_all(&sub).unwrap();
-                let out = f(i, &sub);
-                done.lock().unwrap().insert(i, out);
-            });
-        }
-    });
-    done.into_inner().unwrap().into_values().collect()
-}
-
 /// `envoy --mode validate` of each of `yamls`.
 fn validate_each(yamls: &[String]) -> Vec<envoy::Verdict> {
     two_at_a_time(yamls.len(), |i, dir| {
@@ -590,12 +525,10 @@ fn validate_each(yamls: &[String]) -> Vec<envoy::Verdict> {
 fn harness_configs_are_accepted() {
     let _guard = serial();
     let deployment = Deployment::Both;
-    let mut cases = Vec::new();
-    for d in [Dialect::ConfluentV2, Dialect::ConfluentV3] {
-        for f in [ValueFormat::Json, ValueFormat::Msgpack] {
-            cases.push((d, f));
-        }
-    }
+    let cases: Vec<(Dialect, ValueFormat)> = [ConfluentV2, ConfluentV3]
+        .into_iter()
+        .flat_map(|d| [(d, Json), (d, Msgpack)])
+        .collect();
     let yamls: Vec<String> = cases
         .iter()
         .map(|(d, f)| render_with(deployment, &adtap_config::for_stack(*d, *f, deployment)))
@@ -616,10 +549,8 @@ fn harness_configs_are_accepted() {
 #[test]
 fn bad_filter_configs_are_refused_naming_the_field() {
     let _guard = serial();
-    let base =
-        |deployment| adtap_config::for_stack(Dialect::ConfluentV2, ValueFormat::Json, deployment);
     let with = |deployment, overrides: serde_json::Value| {
-        let mut c = base(deployment);
+        let mut c = adtap_config::for_stack(ConfluentV2, Json, deployment);
         merge(&mut c, &overrides);
         c
     };

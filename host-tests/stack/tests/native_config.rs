@@ -27,6 +27,7 @@ use adtap_core::native::{self, Deployment};
 use adtap_core::Config;
 use adtap_harness::process::poll;
 use adtap_stack::envoy::{self, Envoy};
+use adtap_stack::LogsDir;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -169,45 +170,28 @@ fn marking_filter(cfg: &Config, name: &str, header: &str) -> Value {
     entry
 }
 
-/// A running Envoy with its temporary directory (kept and printed if a test fails).
+/// A running Envoy with its directory (kept and printed if a test fails); dropped in this order.
 struct Running {
     envoy: Envoy,
     addr: SocketAddr,
-    dir: Option<tempfile::TempDir>,
+    dir: LogsDir,
 }
 
 impl Running {
+    /// Envoy (one worker) on the configuration `yaml` writes for the directory.
     fn start(yaml: impl FnOnce(&Path) -> String) -> Running {
-        let dir = tempfile::Builder::new()
-            .prefix("adtap-native-")
-            .tempdir()
-            .unwrap();
+        let dir = LogsDir::new("adtap-native-").unwrap();
         let yaml = yaml(dir.path());
         let mut envoy = Envoy::start_in(&yaml, dir.path(), 1, "info").expect("Envoy starts");
         envoy
             .wait_ready(Duration::from_secs(30))
             .expect("Envoy ready");
         let addr = envoy.listener_addr("ads").unwrap();
-        Running {
-            envoy,
-            addr,
-            dir: Some(dir),
-        }
+        Running { envoy, addr, dir }
     }
 
     fn path(&self, name: &str) -> std::path::PathBuf {
-        self.dir.as_ref().unwrap().path().join(name)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.envoy.kill();
-        if std::thread::panicking() {
-            if let Some(dir) = self.dir.take() {
-                eprintln!("Envoy's directory kept: {}", dir.keep().display());
-            }
-        }
+        self.dir.path().join(name)
     }
 }
 

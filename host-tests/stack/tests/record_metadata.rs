@@ -28,7 +28,6 @@ use adtap_core::schema::{SCHEMA_FILE, SCHEMA_ID};
 use adtap_core::Event;
 use adtap_stack::kafka::KafkaRecord;
 use adtap_stack::traffic::{self, AdRequest};
-use adtap_stack::verify::reconcile;
 use adtap_stack::{now_ms, Deployment, Stack, StackOptions};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -243,7 +242,7 @@ fn records_carry_cloudevents_headers_and_joined_keys(dialect: Dialect, format: F
     }
     // Everything but reconcile's single-field key check (the joined key was checked above);
     // its split-key check runs on the joined keys: each on one partition.
-    let mut rec = reconcile(&expected, &records, dialect, format, (t0, t1));
+    let mut rec = stack.reconcile(&expected, &records, (t0, t1));
     rec.mismatches
         .retain(|m| !m.contains(": key: ") && !m.contains(": raw key presence: "));
     assert!(rec.is_perfect(), "{}", rec.problems());

@@ -21,24 +21,10 @@ mod support;
 use adtap_harness::process::poll;
 use adtap_stack::envoy::{self, Deployment, Envoy, Render};
 use adtap_stack::{http, Stack, StackOptions};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
-
-const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
-const STRUCT: &str = "type.googleapis.com/google.protobuf.Struct";
-
-/// `yaml` (rendered by [`Render`]) with every adtap `configuration` holding `text` as a
-/// `StringValue` replaced by the Struct `doc`: the form an operator writes as YAML.
-fn as_struct_configuration(yaml: &str, text: &str, doc: &Value) -> String {
-    let string_form = json!({"@type": STRING_VALUE, "value": text}).to_string();
-    let struct_form = json!({"@type": STRUCT, "value": doc}).to_string();
-    assert!(
-        yaml.contains(&string_form),
-        "the rendered config has no StringValue configuration to replace"
-    );
-    yaml.replace(&string_form, &struct_form)
-}
+use support::as_struct_configuration;
 
 /// The probe: `proxy_on_configure` logs `probe config <hex>` of the plugin configuration it
 /// receives (`proxy_get_buffer_bytes` of `PluginConfiguration`, buffer type 7 in ABI 0.2.1).
@@ -141,10 +127,7 @@ fn adtap_loads_a_struct_configuration_and_captures() {
     let doc = stack.adtap_config().clone();
     let text = doc.to_string();
     let wasm = envoy::wasm_path().unwrap();
-    let ports = (
-        stack.ad_server().unwrap().addr().port(),
-        stack.rest_addr().unwrap().port(),
-    );
+    let ports = (stack.ad_server().addr().port(), stack.rest_addr().port());
     let yaml = as_struct_configuration(
         &render(&wasm, &text, Deployment::AccessLogger, ports),
         &text,
