@@ -155,12 +155,10 @@ fn one_dead(stack: &Stack, known: &BTreeSet<String>) -> (String, AdtapStats) {
         let s = stack.stats().unwrap();
         let now = Instant::now();
         for (id, v) in s.vms() {
+            // A VM's clock restarts whenever its ticks change.
             let t = v.get("ticks").copied().unwrap_or(0);
-            match seen.get(&id) {
-                Some((last, _)) if *last == t => {}
-                _ => {
-                    seen.insert(id, (t, now));
-                }
+            if seen.get(&id).map(|(last, _)| *last) != Some(t) {
+                seen.insert(id, (t, now));
             }
         }
         let stalled: Vec<&String> = seen

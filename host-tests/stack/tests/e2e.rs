@@ -26,7 +26,7 @@ use adtap_stack::kafka::KafkaRecord;
 use adtap_stack::traffic::{self, AdRequest, Kind, Outcome};
 use adtap_stack::{now_ms, Deployment, Stack, StackOptions};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::{serial, two_at_a_time};
@@ -68,10 +68,12 @@ fn start(deployment: Deployment, overrides: serde_json::Value) -> Stack {
     Stack::start(opts).expect("stack starts")
 }
 
-/// Every request answered with the ad server's status for its kind.
-fn assert_answered(reqs: &[AdRequest], outcomes: &[Outcome]) {
+/// Sends `reqs` over `connections` connections and checks that every request was answered
+/// with the ad server's status for its kind.
+fn send_answered(stack: &Stack, reqs: &[AdRequest], connections: usize) -> Vec<Outcome> {
+    let outcomes = stack.send(reqs, connections).unwrap();
     assert_eq!(outcomes.len(), reqs.len());
-    for o in outcomes {
+    for o in &outcomes {
         let want = reqs[o.index].kind.status();
         assert_eq!(
             o.status.as_ref().ok(),
@@ -82,6 +84,7 @@ fn assert_answered(reqs: &[AdRequest], outcomes: &[Outcome]) {
             o.status
         );
     }
+    outcomes
 }
 
 fn percentile(outcomes: &[Outcome], p: f64) -> Duration {
@@ -166,16 +169,14 @@ fn exactly_once_per_request(
     let expected = stack.expected(&reqs);
     let want = expected.len() as u64;
     let t0 = now_ms();
-    let outcomes = stack.send(&reqs, 16).unwrap();
+    send_answered(&stack, &reqs, 16);
     let t1 = now_ms();
-    assert_answered(&reqs, &outcomes);
     assert_eq!(stack.ad_server().counts().total(), n as u64);
 
-    let stats = stack.wait_settled(want, Duration::from_secs(30)).unwrap();
-    assert_eq!(stats.captured(), want, "captured\n{stats}");
-    assert_eq!(stats.delivered(), want, "delivered\n{stats}");
-    assert_eq!(stats.dropped(), 0, "dropped\n{stats}");
-    assert!(stats.get("batches_sent") > 0);
+    let s = stack.wait_settled(want, Duration::from_secs(30)).unwrap();
+    let (captured, delivered, dropped) = (s.captured(), s.delivered(), s.dropped());
+    assert_eq!((captured, delivered, dropped), (want, want, 0), "{s}");
+    assert!(s.get("batches_sent") > 0);
 
     let records = stack
         .read_records_expecting(want as usize, Duration::from_secs(10))
@@ -189,14 +190,11 @@ fn exactly_once_per_request(
     // would mean one per plugin).
     assert_eq!(rec.vm_ids.len(), 2, "worker VMs seen: {:?}", rec.vm_ids);
     // Topics per event type, with the right counts.
-    let mut per_topic: BTreeMap<String, usize> = BTreeMap::new();
-    for r in &records {
-        *per_topic.entry(r.topic.clone()).or_default() += 1;
-    }
     for kind in [Kind::Impression, Kind::Click, Kind::Conversion, Kind::Bid] {
         let topic = topic_for(kind.event_type().unwrap()).unwrap();
         let sent = expected.iter().filter(|r| r.kind == kind).count();
-        assert_eq!(per_topic.get(topic).copied().unwrap_or(0), sent, "{topic}");
+        let arrived = records.iter().filter(|r| r.topic == topic).count();
+        assert_eq!(arrived, sent, "{topic}");
     }
     // Keys spread over more than one partition (3 partitions, 24 campaigns).
     let parts: BTreeSet<i32> = records.iter().map(|r| r.partition).collect();
@@ -236,15 +234,14 @@ fn rest_proxy_outage_loses_nothing_within_the_buffer(deployment: Deployment) {
     let mut stack = start(deployment, json!({}));
     let before = traffic::generate(200, 31);
     let t0 = now_ms();
-    assert_answered(&before, &stack.send(&before, 8).unwrap());
+    send_answered(&stack, &before, 8);
     let first = stack.expected(&before).len() as u64;
     stack.wait_settled(first, Duration::from_secs(30)).unwrap();
 
     stack.stop_rest_proxy().unwrap();
     let outage_start = Instant::now();
     let during = traffic::generate(400, 32);
-    let outcomes = stack.send(&during, 8).unwrap();
-    assert_answered(&during, &outcomes);
+    send_answered(&stack, &during, 8);
     let total = first + stack.expected(&during).len() as u64;
     // Batches fail and are retried while the proxy is down.
     let s = stack
@@ -277,9 +274,8 @@ fn rest_proxy_outage_loses_nothing_within_the_buffer(deployment: Deployment) {
     stack.restart_rest_proxy().unwrap();
     let s = stack.wait_settled(total, Duration::from_secs(30)).unwrap();
     let t1 = now_ms();
-    assert_eq!(s.captured(), total, "{s}");
-    assert_eq!(s.delivered(), total, "{s}");
-    assert_eq!(s.dropped(), 0, "{s}");
+    let (captured, delivered, dropped) = (s.captured(), s.delivered(), s.dropped());
+    assert_eq!((captured, delivered, dropped), (total, total, 0), "{s}");
     assert!(s.retries() > 0, "{s}");
 
     let all: Vec<AdRequest> = before.into_iter().chain(during).collect();
@@ -306,8 +302,7 @@ fn overload_beyond_the_buffer_drops_exactly_and_never_slows_ads(deployment: Depl
     let expected = stack.expected(&reqs);
     let want = expected.len() as u64;
     let t0 = now_ms();
-    let outcomes = stack.send(&reqs, 16).unwrap();
-    assert_answered(&reqs, &outcomes);
+    let outcomes = send_answered(&stack, &reqs, 16);
     let (p50, p99) = (percentile(&outcomes, 0.5), percentile(&outcomes, 0.99));
     // A blocked ad path would show the REST call timeout (2 s) or the connect timeout (250 ms).
     assert!(
@@ -366,7 +361,7 @@ fn drain_then_stop_delivers_buffered_events_before_exit(deployment: Deployment) 
     let expected = stack.expected(&reqs);
     let want = expected.len() as u64;
     let t0 = now_ms();
-    assert_answered(&reqs, &stack.send(&reqs, 8).unwrap());
+    send_answered(&stack, &reqs, 8);
     let s = stack
         .wait_stats("all events buffered", Duration::from_secs(10), |s| {
             s.captured() == want
@@ -416,7 +411,7 @@ fn plain_sigterm_loses_what_is_buffered_in_envoy_1_40() {
     );
     let reqs = traffic::generate(100, 42);
     let want = stack.expected(&reqs).len() as u64;
-    assert_answered(&reqs, &stack.send(&reqs, 8).unwrap());
+    send_answered(&stack, &reqs, 8);
     stack
         .wait_stats("all events buffered", Duration::from_secs(10), |s| {
             s.captured() == want && s.buffered() == want
