@@ -254,6 +254,11 @@ impl Stack {
             .collect()
     }
 
+    /// The broker, REST proxy and ad server behind Envoy.
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
     /// The temporary directory with the rendered config and every log.
     pub fn dir(&self) -> &Path {
         self.backends.dir()

@@ -20,7 +20,7 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::serial;
+use support::{assert_exactly_once, serial};
 
 fn stats(admin: SocketAddr) -> Option<AdtapStats> {
     let r = http::get(admin, "/stats?filter=adtap_").ok()?;
@@ -150,12 +150,7 @@ fn as_a_sigterm_wrapper_it_delivers_what_the_workers_hold_before_envoy_exits() {
         "wrapper exited {status}; log:\n{log_text}"
     );
     assert!(log_text.contains("idle after"), "{log_text}");
-    let records = backends
-        .read_records_expecting(want as usize, Duration::from_secs(10))
-        .unwrap();
-    let rec = backends.reconcile(&expected, &records, (t0, t1));
-    assert!(rec.is_perfect(), "{}", rec.problems());
-    assert_eq!(records.len() as u64, want);
+    assert_exactly_once(&backends, &expected, (t0, t1));
     eprintln!(
         "adtap-drain --exec: {want} held events delivered; SIGTERM to exit {stop_ms} ms \
          (batch.max_age_ms {max_age_ms}, after a REST proxy outage and restart)"

@@ -29,7 +29,7 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{serial, two_at_a_time};
+use support::{assert_exactly_once, serial, two_at_a_time};
 
 /// One `#[test]` per deployment for each scenario `fn(Deployment)` named here, in the modules
 /// `access_logger`, `http_filter` and `both`.
@@ -178,13 +178,8 @@ fn exactly_once_per_request(
     assert_eq!((captured, delivered, dropped), (want, want, 0), "{s}");
     assert!(s.get("batches_sent") > 0);
 
-    let records = stack
-        .read_records_expecting(want as usize, Duration::from_secs(10))
-        .unwrap();
+    let (records, rec) = assert_exactly_once(stack.backends(), &expected, (t0, t1));
     check_where_rules_go(&stack, &reqs, Some(&records));
-    let rec = stack.reconcile(&expected, &records, (t0, t1));
-    assert!(rec.is_perfect(), "{}", rec.problems());
-    assert_eq!(records.len() as u64, want);
     // Both workers captured (event ids start with the worker's random id). In `both`, two ids
     // also show that the logger and the HTTP filter of a worker share one VM and buffer (four
     // would mean one per plugin).
@@ -279,12 +274,8 @@ fn rest_proxy_outage_loses_nothing_within_the_buffer(deployment: Deployment) {
     assert!(s.retries() > 0, "{s}");
 
     let all: Vec<AdRequest> = before.into_iter().chain(during).collect();
-    let records = stack
-        .read_records_expecting(total as usize, Duration::from_secs(10))
-        .unwrap();
+    let (records, _) = assert_exactly_once(stack.backends(), &stack.expected(&all), (t0, t1));
     check_where_rules_go(&stack, &all, Some(&records));
-    let rec = stack.reconcile(&stack.expected(&all), &records, (t0, t1));
-    assert!(rec.is_perfect(), "{}", rec.problems());
 }
 
 /// Scenario 5: with a tiny buffer and the REST proxy down, the ad path stays 2xx (and the
@@ -389,12 +380,7 @@ fn drain_then_stop_delivers_buffered_events_before_exit(deployment: Deployment) 
             .saturating_sub(stop.elapsed.as_millis() as u64),
         stop.report.trim()
     );
-    let records = stack
-        .read_records_expecting(want as usize, Duration::from_secs(10))
-        .unwrap();
-    let rec = stack.reconcile(&expected, &records, (t0, t1));
-    assert!(rec.is_perfect(), "{}", rec.problems());
-    assert_eq!(records.len() as u64, want);
+    assert_exactly_once(stack.backends(), &expected, (t0, t1));
 }
 
 /// The limitation behind scenario 4's procedure, kept as a test so the README's statement stays

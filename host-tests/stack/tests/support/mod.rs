@@ -6,6 +6,10 @@
 //! ([`compile_probe`]); and the independent schema check ([`check_jsonschema`]).
 #![allow(dead_code)]
 
+use adtap_stack::kafka::KafkaRecord;
+use adtap_stack::traffic::AdRequest;
+use adtap_stack::verify::Reconciliation;
+use adtap_stack::Backends;
 use serde_json::{json, Value};
 use sha2::Digest as _;
 use std::io::{BufRead, BufReader, Write};
@@ -21,6 +25,23 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// One Envoy stack at a time in a test binary (two cores); a panicking test does not poison it.
 pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads the records of `expected` back from `backends` (waiting at most 10 s for all of them)
+/// and checks that they are exactly one correct record per request, sent within `window_ms`
+/// ([`adtap_stack::verify::reconcile`]).
+pub fn assert_exactly_once(
+    backends: &Backends,
+    expected: &[AdRequest],
+    window_ms: (u64, u64),
+) -> (Vec<KafkaRecord>, Reconciliation) {
+    let records = backends
+        .read_records_expecting(expected.len(), Duration::from_secs(10))
+        .unwrap();
+    let rec = backends.reconcile(expected, &records, window_ms);
+    assert!(rec.is_perfect(), "{}", rec.problems());
+    assert_eq!(records.len(), expected.len());
+    (records, rec)
 }
 
 /// `f(0..n)`, two at a time (each call runs one Envoy, which mostly compiles the module), in
