@@ -13,14 +13,14 @@ use adtap_harness::config::merge;
 use adtap_harness::paths::free_port;
 use adtap_harness::process::{poll, Child};
 use adtap_stack::adtap_config;
-use adtap_stack::envoy::{self, Render};
+use adtap_stack::envoy;
 use adtap_stack::traffic;
 use adtap_stack::{http, now_ms, AdtapStats, BackendOptions, Backends, Deployment};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{assert_exactly_once, serial};
+use support::{assert_exactly_once, render, serial};
 
 fn stats(admin: SocketAddr) -> Option<AdtapStats> {
     let r = http::get(admin, "/stats?filter=adtap_").ok()?;
@@ -51,16 +51,16 @@ fn as_a_sigterm_wrapper_it_delivers_what_the_workers_hold_before_envoy_exits() {
     let parsed = adtap_core::Config::parse(cfg.to_string().as_bytes()).unwrap();
     // The wrapper is told the admin address up front: fixed free ports instead of port 0.
     let (admin_port, ad_port) = (free_port(), free_port());
-    let rendered = Render {
-        ad_server_port: backends.ad_server().addr().port(),
-        rest_port: backends.rest_addr().port(),
-        rest_http2: true,
-        wasm: envoy::wasm_path().unwrap(),
-        adtap_config: cfg.to_string(),
+    let ports = (
+        backends.ad_server().addr().port(),
+        backends.rest_addr().port(),
+    );
+    let rendered = render(
+        &envoy::wasm_path().unwrap(),
+        &cfg.to_string(),
         deployment,
-    }
-    .render()
-    .unwrap();
+        ports,
+    );
     let mut doc: serde_json::Value = serde_json::from_str(&rendered).unwrap();
     for (pointer, port) in [
         ("/admin/address/socket_address/port_value", admin_port),

@@ -29,7 +29,7 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{assert_exactly_once, serial, two_at_a_time};
+use support::{assert_exactly_once, render, serial, two_at_a_time};
 
 /// One `#[test]` per deployment for each scenario `fn(Deployment)` named here, in the modules
 /// `access_logger`, `http_filter` and `both`.
@@ -418,24 +418,15 @@ fn plain_sigterm_loses_what_is_buffered_in_envoy_1_40() {
     );
 }
 
-/// A harness config for `deployment` with `adtap` replaced by `cfg`, loading `wasm`; ports
-/// point nowhere (nothing is started).
-fn render_at(deployment: Deployment, cfg: &serde_json::Value, wasm: &Path) -> String {
-    envoy::Render {
-        ad_server_port: 9,
-        rest_port: 9,
-        rest_http2: true,
-        wasm: wasm.to_path_buf(),
-        adtap_config: cfg.to_string(),
-        deployment,
-    }
-    .render()
-    .unwrap()
-}
-
-/// [`render_at`] with the shipped module.
+/// A harness config for `deployment` with `adtap` replaced by `cfg`, on the shipped module;
+/// ports point nowhere (nothing is started).
 fn render_with(deployment: Deployment, cfg: &serde_json::Value) -> String {
-    render_at(deployment, cfg, &envoy::wasm_path().unwrap())
+    render(
+        &envoy::wasm_path().unwrap(),
+        &cfg.to_string(),
+        deployment,
+        (9, 9),
+    )
 }
 
 /// The rendered harness config has adtap's entries where the deployment needs them, from the
@@ -448,8 +439,7 @@ fn the_rendered_config_has_each_deployments_entries_and_the_router_last() {
             .collect()
     };
     for deployment in Deployment::ALL {
-        let adtap = adtap_config::for_stack(ConfluentV2, Json, deployment);
-        let text = adtap.to_string();
+        let text = adtap_config::for_stack(ConfluentV2, Json, deployment).to_string();
         let cfg = adtap_core::Config::parse(text.as_bytes()).unwrap();
         let (log, filters) = deployment.hcm_lists(&cfg, &text, "/x/adtap.wasm");
         let (want_log, want_filters): (&[&str], &[&str]) = match deployment {
@@ -471,7 +461,7 @@ fn the_rendered_config_has_each_deployments_entries_and_the_router_last() {
                 adtap_core::native::http_filter_entry(&cfg, &text, "/x/adtap.wasm")
             );
         }
-        let rendered = render_at(deployment, &adtap, Path::new("/x/adtap.wasm"));
+        let rendered = render(Path::new("/x/adtap.wasm"), &text, deployment, (9, 9));
         let rendered: serde_json::Value = serde_json::from_str(&rendered).unwrap();
         let hcm = &rendered["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
             ["typed_config"];

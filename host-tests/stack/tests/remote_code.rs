@@ -143,14 +143,11 @@ fn a_wrong_sha256_is_refused() {
     let e = &run.envoy;
 
     let wasm_stats = e.envoy_stats("^wasm\\.").unwrap();
+    let fetches = |outcome: &str| wasm_stats.get(&format!("wasm.remote_load_fetch_{outcome}"));
+    let (failures, successes) = (fetches("failures"), fetches("successes"));
     assert_eq!(
-        wasm_stats.get("wasm.remote_load_fetch_failures"),
-        Some(&1),
-        "{wasm_stats:?}"
-    );
-    assert_eq!(
-        wasm_stats.get("wasm.remote_load_fetch_successes"),
-        Some(&0),
+        (failures, successes),
+        (Some(&1), Some(&0)),
         "{wasm_stats:?}"
     );
     assert_eq!(run.store.hits(), 2, "the fetch and its one retry");

@@ -26,11 +26,11 @@ mod support;
 
 use adtap_core::{native, Config};
 use adtap_harness::process::poll;
-use adtap_stack::envoy::{self, Deployment, Envoy, Render};
+use adtap_stack::envoy::{self, Deployment, Envoy};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{as_struct_configuration, two_at_a_time, STRUCT};
+use support::{as_struct_configuration, render, two_at_a_time, STRUCT};
 
 /// One refused configuration: its name, adtap's entry for the access log, the Envoy YAML with it
 /// (for a start), and the line adtap must log.
@@ -42,21 +42,6 @@ struct Refused {
     expected_line: String,
     /// adtap's line at startup (a YAML bootstrap: some Struct numbers arrive as strings).
     expected_at_start: String,
-}
-
-/// The harness Envoy with adtap as the access logger configured by `text` (no servers behind
-/// it: only loading is looked at).
-fn render(text: &str) -> String {
-    Render {
-        ad_server_port: 1,
-        rest_port: 1,
-        rest_http2: true,
-        wasm: envoy::wasm_path().unwrap(),
-        adtap_config: text.to_string(),
-        deployment: Deployment::AccessLogger,
-    }
-    .render()
-    .unwrap()
 }
 
 /// The configuration whose matchers the refused configurations are rendered with.
@@ -90,7 +75,8 @@ fn with_struct(mut entry: Value, doc: &Value) -> Value {
 /// Every refused case in both forms (the core's verdict asked for each form: Envoy's YAML
 /// loader turns some numbers into strings, so a Struct's verdict is not assumed).
 fn refused() -> Vec<Refused> {
-    let wasm = envoy::wasm_path().unwrap().display().to_string();
+    let module = envoy::wasm_path().unwrap();
+    let wasm = module.display().to_string();
     let matchers = Config::parse(CATCH_ALL.as_bytes()).unwrap();
     let line = |errors: Vec<adtap_core::ConfigError>| {
         let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -103,7 +89,8 @@ fn refused() -> Vec<Refused> {
     for case in secret_table::cases() {
         let text = case.config.to_string();
         let entry = native::access_log_entry(&matchers, &text, &wasm);
-        let yaml = render(&text);
+        // No servers behind it: only loading is looked at.
+        let yaml = render(&module, &text, Deployment::AccessLogger, (1, 1));
         if let Err(errors) = Config::parse(text.as_bytes()) {
             let expected = line(errors);
             out.push(Refused {

@@ -6,6 +6,7 @@
 //! ([`compile_probe`]); and the independent schema check ([`check_jsonschema`]).
 #![allow(dead_code)]
 
+use adtap_stack::envoy::{Deployment, Render};
 use adtap_stack::kafka::KafkaRecord;
 use adtap_stack::traffic::AdRequest;
 use adtap_stack::verify::Reconciliation;
@@ -140,6 +141,22 @@ impl Drop for FileServer {
             let _ = t.join();
         }
     }
+}
+
+/// The stack's Envoy configuration ([`Render`]) for `deployment`, with adtap loaded from `wasm`
+/// and configured by `text`, and its clusters at `ports` (the ad server's, the REST proxy's; a
+/// port nothing listens on where only loading is looked at).
+pub fn render(wasm: &Path, text: &str, deployment: Deployment, ports: (u16, u16)) -> String {
+    Render {
+        ad_server_port: ports.0,
+        rest_port: ports.1,
+        rest_http2: true,
+        wasm: wasm.to_path_buf(),
+        adtap_config: text.to_string(),
+        deployment,
+    }
+    .render()
+    .unwrap()
 }
 
 /// The `@type` of a `google.protobuf.StringValue` (adtap's configuration as JSON text).
