@@ -87,13 +87,6 @@ fn send_answered(stack: &Stack, reqs: &[AdRequest], connections: usize) -> Vec<O
     outcomes
 }
 
-fn percentile(outcomes: &[Outcome], p: f64) -> Duration {
-    let mut l: Vec<Duration> = outcomes.iter().map(|o| o.latency).collect();
-    l.sort();
-    let i = ((l.len() as f64 - 1.0) * p).round() as usize;
-    l[i.min(l.len() - 1)]
-}
-
 /// Which plugin captured what, from Envoy's side, for the requests `reqs` sent so far:
 /// - the native matchers keep every request no rule of the deployment captures out of the VM,
 ///   so adtap never counts one as unmatched (the unmatched paths; and the bids, for a lone
@@ -294,7 +287,8 @@ fn overload_beyond_the_buffer_drops_exactly_and_never_slows_ads(deployment: Depl
     let want = expected.len() as u64;
     let t0 = now_ms();
     let outcomes = send_answered(&stack, &reqs, 16);
-    let (p50, p99) = (percentile(&outcomes, 0.5), percentile(&outcomes, 0.99));
+    let p = |q| traffic::latency_percentile(&outcomes, q);
+    let (p50, p99) = (p(0.5), p(0.99));
     // A blocked ad path would show the REST call timeout (2 s) or the connect timeout (250 ms).
     assert!(
         p50 < Duration::from_millis(50) && p99 < Duration::from_millis(250),
