@@ -59,7 +59,7 @@ pub struct Backends {
     rt: Option<tokio::runtime::Runtime>,
     rest: RestProxy,
     broker: Tansu,
-    /// Last: dropped after the drop above has stopped everything.
+    /// The last field: dropped after `Drop::drop` has stopped the parts above.
     dir: LogsDir,
 }
 
@@ -128,11 +128,6 @@ impl Backends {
             broker,
             dir,
         })
-    }
-
-    /// The options it was started with.
-    pub fn options(&self) -> &BackendOptions {
-        &self.opts
     }
 
     /// With [`BackendOptions::progress`], prints `what` with the time since the start.
