@@ -19,6 +19,7 @@ mod support;
 
 use adtap_core::config::Dialect::{self, ConfluentV2, ConfluentV3};
 use adtap_core::config::ValueFormat::{self, Json, Msgpack};
+use adtap_core::native;
 use adtap_harness::config::{merge, topic_for};
 use adtap_stack::adtap_config;
 use adtap_stack::envoy;
@@ -415,12 +416,8 @@ fn plain_sigterm_loses_what_is_buffered_in_envoy_1_40() {
 /// A harness config for `deployment` with `adtap` replaced by `cfg`, on the shipped module;
 /// ports point nowhere (nothing is started).
 fn render_with(deployment: Deployment, cfg: &serde_json::Value) -> String {
-    render(
-        &envoy::wasm_path().unwrap(),
-        &cfg.to_string(),
-        deployment,
-        (9, 9),
-    )
+    let wasm = envoy::wasm_path().unwrap();
+    render(&wasm, &cfg.to_string(), deployment, (9, 9))
 }
 
 /// The rendered harness config has adtap's entries where the deployment needs them, from the
@@ -432,10 +429,11 @@ fn the_rendered_config_has_each_deployments_entries_and_the_router_last() {
             .map(|e| e["name"].as_str().unwrap().to_string())
             .collect()
     };
+    let wasm = "/x/adtap.wasm";
     for deployment in Deployment::ALL {
         let text = adtap_config::for_stack(ConfluentV2, Json, deployment).to_string();
         let cfg = adtap_core::Config::parse(text.as_bytes()).unwrap();
-        let (log, filters) = deployment.hcm_lists(&cfg, &text, "/x/adtap.wasm");
+        let (log, filters) = deployment.hcm_lists(&cfg, &text, wasm);
         let (want_log, want_filters): (&[&str], &[&str]) = match deployment {
             Deployment::AccessLogger => (&["envoy.access_loggers.wasm"], &[]),
             Deployment::HttpFilter => (&[], &["adtap"]),
@@ -444,18 +442,12 @@ fn the_rendered_config_has_each_deployments_entries_and_the_router_last() {
         assert_eq!(names(&log), want_log, "{deployment}");
         assert_eq!(names(&filters), want_filters, "{deployment}");
         if let Some(entry) = log.first() {
-            assert_eq!(
-                *entry,
-                adtap_core::native::access_log_entry(&cfg, &text, "/x/adtap.wasm")
-            );
+            assert_eq!(*entry, native::access_log_entry(&cfg, &text, wasm));
         }
         if let Some(entry) = filters.first() {
-            assert_eq!(
-                *entry,
-                adtap_core::native::http_filter_entry(&cfg, &text, "/x/adtap.wasm")
-            );
+            assert_eq!(*entry, native::http_filter_entry(&cfg, &text, wasm));
         }
-        let rendered = render(Path::new("/x/adtap.wasm"), &text, deployment, (9, 9));
+        let rendered = render(Path::new(wasm), &text, deployment, (9, 9));
         let rendered: serde_json::Value = serde_json::from_str(&rendered).unwrap();
         let hcm = &rendered["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
             ["typed_config"];
@@ -514,46 +506,40 @@ fn harness_configs_are_accepted() {
 #[test]
 fn bad_filter_configs_are_refused_naming_the_field() {
     let _guard = serial();
-    let with = |deployment, overrides: serde_json::Value| {
+    let with = |deployment, overrides: &serde_json::Value| {
         let mut c = adtap_config::for_stack(ConfluentV2, Json, deployment);
-        merge(&mut c, &overrides);
+        merge(&mut c, overrides);
         c
     };
-    let both = |overrides| with(Deployment::Both, overrides);
-    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+    // (what, the override in the recommended deployment, the field the refusal must name)
+    let cases = [
         (
             "unknown field",
-            both(json!({"batch": {"max_evnets": 10}})),
+            json!({"batch": {"max_evnets": 10}}),
             "max_evnets",
         ),
-        (
-            "unknown top-level field",
-            both(json!({"clustr": "x"})),
-            "clustr",
-        ),
+        ("unknown top-level field", json!({"clustr": "x"}), "clustr"),
         (
             "out of range",
-            both(json!({"batch": {"max_events": 0}})),
+            json!({"batch": {"max_events": 0}}),
             "batch.max_events",
         ),
         (
             "sample rate out of range",
-            both(
-                json!({"rules": [{"event_type": "impression", "topic": "t", "path": {"prefix": "/imp"}, "sample_rate": 1.5}]}),
-            ),
+            json!({"rules": [{"event_type": "impression", "topic": "t", "path": {"prefix": "/imp"}, "sample_rate": 1.5}]}),
             "rules[0].sample_rate",
         ),
-        ("missing cluster", both(json!({"cluster": null})), "cluster"),
+        ("missing cluster", json!({"cluster": null}), "cluster"),
         (
             "v3 without cluster_id",
-            both(json!({"dialect": "confluent_v3", "cluster_id": null})),
+            json!({"dialect": "confluent_v3", "cluster_id": null}),
             "cluster_id",
         ),
-        ("wrong type", both(json!({"tick_ms": "fast"})), "tick_ms"),
+        ("wrong type", json!({"tick_ms": "fast"}), "tick_ms"),
     ];
     let yamls: Vec<String> = cases
         .iter()
-        .map(|(_, cfg, _)| render_with(Deployment::Both, cfg))
+        .map(|(_, o, _)| render_with(Deployment::Both, &with(Deployment::Both, o)))
         .collect();
     for ((what, _, field), v) in cases.iter().zip(validate_each(&yamls)) {
         assert!(
@@ -574,7 +560,7 @@ fn bad_filter_configs_are_refused_naming_the_field() {
     // A real start: Envoy exits non-zero, naming the field.
     let starts = two_at_a_time(Deployment::ALL.len(), |i, dir| {
         let deployment = Deployment::ALL[i];
-        let cfg = with(deployment, json!({"batch": {"max_age_ms": 0}}));
+        let cfg = with(deployment, &json!({"batch": {"max_age_ms": 0}}));
         let v =
             envoy::try_start(&render_with(deployment, &cfg), dir, Duration::from_secs(30)).unwrap();
         (deployment, v)

@@ -1,9 +1,12 @@
-//! Shared by the stack's tests that need more than [`adtap_stack::Stack`]: the lock that runs
-//! one stack at a time ([`serial`]); for the deployment tests (`remote_code.rs`,
-//! `drain_tool.rs`), which run Envoy configurations the stack does not build (the shipped
-//! examples, Envoy under a wrapper) in front of [`adtap_stack::Backends`], a tiny HTTP server
-//! that serves one file and the YAML and hashing helpers; the compiler of the probe modules
-//! ([`compile_probe`]); and the independent schema check ([`check_jsonschema`]).
+//! Shared by the stack's test binaries (each takes what it needs): the lock that runs one stack
+//! at a time ([`serial`]) and the two-at-a-time runner of Envoy starts ([`two_at_a_time`]); the
+//! stack's Envoy configuration for a test's own Envoy ([`render`], [`as_struct_configuration`]
+//! for adtap's configuration as a Struct); the check that records arrived exactly once
+//! ([`assert_exactly_once`]); for the deployment tests (`remote_code.rs`, `drain_tool.rs`),
+//! which run Envoy configurations the stack does not build (the shipped examples, Envoy under
+//! a wrapper) in front of [`adtap_stack::Backends`], a tiny HTTP server that serves one file
+//! and the YAML and hashing helpers; the compiler of the probe modules ([`compile_probe`]); and
+//! the independent schema check ([`check_jsonschema`]).
 #![allow(dead_code)]
 
 use adtap_stack::envoy::{Deployment, Render};
