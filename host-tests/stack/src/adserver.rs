@@ -115,11 +115,16 @@ impl AdServer {
     pub fn counts(&self) -> &Counts {
         &self.counts
     }
+
+    /// Stops accepting and ends every connection (also on drop; idempotent).
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
 }
 
 impl Drop for AdServer {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop();
     }
 }
 

@@ -9,6 +9,7 @@ pub use adtap_harness::envoy::{
     wasm_path, DrainedStop, Envoy, Verdict,
 };
 
+use crate::traffic::Kind;
 use adtap_core::config::Rule;
 use adtap_core::native;
 use adtap_core::Config;
@@ -91,6 +92,15 @@ impl Deployment {
         self.plugins()
             .iter()
             .any(|p| native::captures(cfg, *p, rule))
+    }
+
+    /// Whether a request of `kind` becomes an event under `cfg`: one of its plugins captures
+    /// the rule for the kind's event type (nothing captures a kind no rule names).
+    pub fn captures_kind(self, cfg: &Config, kind: Kind) -> bool {
+        cfg.rules
+            .iter()
+            .find(|r| Some(r.event_type.as_str()) == kind.event_type())
+            .is_some_and(|rule| self.captures(cfg, rule))
     }
 
     /// A short name (`access-logger`, `http-filter`, `both`).

@@ -9,17 +9,21 @@
 //!            adtap-rest-proxy (child) ──rdkafka──► tansu broker (child, memory storage)
 //! ```
 //!
-//! [`Stack::start`] brings everything up on free 127.0.0.1 ports, in dependency order: broker
-//! and topics, REST proxy, ad server, then Envoy on the configuration [`envoy::Render`] builds, in a
-//! temporary directory, for the chosen [`Deployment`] (adtap as the Wasm access logger, the Wasm
-//! HTTP filter, or both sharing each worker's VM: [`StackOptions::deployment`]); it returns once
-//! Envoy's admin says LIVE. [`Stack::captures`] says which requests become events there.
-//! Dropping the [`Stack`] stops everything (Envoy first, so nothing is left sending) and reaps
-//! every child; children also die with the harness process (`PR_SET_PDEATHSIG`). When the drop
+//! [`Stack::start`] brings everything up on free 127.0.0.1 ports, in dependency order: the
+//! [`Backends`] (a temporary directory, broker and topics, REST proxy, ad server), then Envoy on
+//! the configuration [`envoy::Render`] builds, in that directory, for the chosen [`Deployment`]
+//! (adtap as the Wasm access logger, the Wasm HTTP filter, or both sharing each worker's VM:
+//! [`StackOptions::deployment`]); it returns once Envoy's admin says LIVE. [`Stack::captures`]
+//! says which requests become events there. Dropping the [`Stack`] stops everything (Envoy
+//! first, so nothing is left sending, then the backends in reverse order) and reaps every
+//! child; children also die with the harness process (`PR_SET_PDEATHSIG`). When the drop
 //! happens during a panic (a failing test), the temporary directory with every log is kept and
-//! its path printed.
+//! its path printed. A test that runs an Envoy configuration of its own starts the
+//! [`Backends`] alone.
 //!
 //! Modules:
+//! - [`backends`]: everything but Envoy (broker, REST proxy, ad server), started and stopped
+//!   in order, and reading the records back.
 //! - [`adtap_config`]: the harness's base adtap configuration set up for a deployment.
 //! - [`adserver`]: the sample ad server.
 //! - [`envoy`]: rendering, starting, admin, stats and shutdown of Envoy; bad-config verdicts.
@@ -33,6 +37,7 @@
 
 pub mod adserver;
 pub mod adtap_config;
+pub mod backends;
 pub mod envoy;
 pub mod kafka;
 use adtap_harness::process;
@@ -42,16 +47,16 @@ pub mod verify;
 
 pub use adtap_harness::stats::AdtapStats;
 pub use adtap_harness::{http, stats};
+pub use backends::{BackendOptions, Backends, LogsDir};
 pub use envoy::Deployment;
 
 use adtap_core::config::{Dialect, ValueFormat};
-use adtap_harness::broker::Tansu;
-use adtap_harness::config::{self as harness_config, CLUSTER_ID, TOPICS};
+use adtap_harness::config as harness_config;
 use anyhow::{anyhow, Context as _, Result};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use adtap_harness::paths::{cache_dir, repo_root};
 
@@ -108,17 +113,14 @@ impl Default for StackOptions {
     }
 }
 
-/// The running stack. Dropping it stops everything.
+/// The running stack: the [`Backends`] and an Envoy in front of them. Dropping it stops
+/// everything.
 pub struct Stack {
     opts: StackOptions,
     adtap_config: serde_json::Value,
     parsed_config: adtap_core::Config,
     envoy: Option<envoy::Envoy>,
-    rest: Option<rest_proxy::RestProxy>,
-    ad_server: Option<adserver::AdServer>,
-    broker: Option<Tansu>,
-    rt: Option<tokio::runtime::Runtime>,
-    dir: Option<tempfile::TempDir>,
+    backends: Backends,
     ad_addr: SocketAddr,
 }
 
@@ -128,21 +130,15 @@ impl std::fmt::Debug for Stack {
             .field("deployment", &self.opts.deployment)
             .field("ad", &self.ad_addr)
             .field("admin", &self.admin_addr().ok())
-            .field("dir", &self.dir())
+            .field("backends", &self.backends)
             .finish()
     }
 }
 
 impl Stack {
-    /// Starts broker, topics, REST proxy, ad server and Envoy; returns once Envoy is LIVE.
+    /// Starts the [`Backends`] (broker, topics, REST proxy, ad server) and Envoy; returns once
+    /// Envoy is LIVE.
     pub fn start(opts: StackOptions) -> Result<Stack> {
-        let t0 = Instant::now();
-        let progress = |what: &str| {
-            if opts.progress {
-                println!("  [{:>5.1}s] {what}", t0.elapsed().as_secs_f64());
-            }
-        };
-        let dir = tempfile::Builder::new().prefix("adtap-stack-").tempdir()?;
         let mut adtap_config = adtap_config::for_stack(opts.dialect, opts.format, opts.deployment);
         harness_config::merge(&mut adtap_config, &opts.overrides);
         let parsed_config = adtap_core::Config::parse(adtap_config.to_string().as_bytes())
@@ -157,74 +153,18 @@ impl Stack {
             Some(p) => p.clone(),
             None => envoy::wasm_path()?,
         };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        let mut stack = Stack {
-            opts: opts.clone(),
-            adtap_config,
-            parsed_config,
-            envoy: None,
-            rest: None,
-            ad_server: None,
-            broker: None,
-            rt: None,
-            dir: Some(dir),
-            ad_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-
-        progress("starting the tansu broker (memory storage)");
-        let broker = Tansu::start().map_err(|e| anyhow!("tansu: {e}"))?;
-        for (_, topic) in TOPICS {
-            broker
-                .create_topic(topic, opts.partitions)
-                .map_err(|e| anyhow!("creating {topic}: {e}"))?;
-        }
-        progress(&format!(
-            "broker on {}; topics {} with {} partitions each",
-            broker.bootstrap(),
-            TOPICS.map(|t| t.1).join(", "),
-            opts.partitions
-        ));
-        let bootstrap = broker.bootstrap();
-        stack.broker = Some(broker);
-
-        let rest = rest_proxy::RestProxy::start(
-            rest_proxy::RestProxyConfig {
-                bootstrap,
-                cluster_id: CLUSTER_ID.to_string(),
-                delivery_timeout_ms: 10_000,
-            },
-            stack.dir(),
-        )?;
-        let rest_addr = rest.addr();
-        stack.rest = Some(rest);
-        if opts.dialect == Dialect::ConfluentV3 {
-            // The v3 path carries the cluster id: make sure the proxy serves the one configured.
-            let r = http::get(rest_addr, "/v3/clusters")?;
-            if !r.text().contains(CLUSTER_ID) {
-                return Err(anyhow!(
-                    "GET /v3/clusters does not list {}: {}",
-                    CLUSTER_ID,
-                    r.text()
-                ));
-            }
-        }
-        progress(&format!("REST proxy on {rest_addr}"));
-
-        let ad_server = rt.block_on(adserver::AdServer::start())?;
-        let ad_server_addr = ad_server.addr();
-        stack.ad_server = Some(ad_server);
-        stack.rt = Some(rt);
-        progress(&format!("sample ad server on {ad_server_addr}"));
-
+        let backends = Backends::start(BackendOptions {
+            dialect: opts.dialect,
+            format: opts.format,
+            partitions: opts.partitions,
+            progress: opts.progress,
+        })?;
         let yaml = envoy::Render {
-            ad_server_port: ad_server_addr.port(),
-            rest_port: rest_addr.port(),
+            ad_server_port: backends.ad_server().addr().port(),
+            rest_port: backends.rest_addr().port(),
             rest_http2: opts.rest_http2,
             wasm: wasm.clone(),
-            adtap_config: stack.adtap_config.to_string(),
+            adtap_config: adtap_config.to_string(),
             deployment: opts.deployment,
         }
         .render()?;
@@ -236,19 +176,30 @@ impl Stack {
             ),
             None => yaml,
         };
-        let mut e =
-            envoy::Envoy::start_in(&yaml, stack.dir(), opts.concurrency, &opts.envoy_log_level)?;
+        let mut e = envoy::Envoy::start_in(
+            &yaml,
+            backends.dir(),
+            opts.concurrency,
+            &opts.envoy_log_level,
+        )?;
         let ready = e.wait_ready(Duration::from_secs(30));
-        stack.envoy = Some(e);
+        let mut stack = Stack {
+            opts,
+            adtap_config,
+            parsed_config,
+            envoy: Some(e),
+            backends,
+            ad_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
         ready?;
         stack.ad_addr = stack.envoy()?.listener_addr("ads")?;
-        progress(&format!(
+        stack.backends.progress(&format!(
             "Envoy ready: ads on {}, admin on {} ({} workers, {}, adtap as {})",
             stack.ad_addr,
             stack.admin_addr()?,
-            opts.concurrency,
+            stack.opts.concurrency,
             wasm.display(),
-            opts.deployment.describe()
+            stack.opts.deployment.describe()
         ));
         Ok(stack)
     }
@@ -286,9 +237,11 @@ impl Stack {
             .find(|p| adtap_core::native::captures(cfg, *p, rule))
     }
 
-    /// Whether a request of `kind` becomes an event here ([`Stack::plugin_for`]).
+    /// Whether a request of `kind` becomes an event here ([`Deployment::captures_kind`]).
     pub fn captures(&self, kind: traffic::Kind) -> bool {
-        self.plugin_for(kind).is_some()
+        self.opts
+            .deployment
+            .captures_kind(&self.parsed_config, kind)
     }
 
     /// The requests of `requests` that become events here ([`Stack::captures`]), to reconcile
@@ -301,9 +254,14 @@ impl Stack {
             .collect()
     }
 
+    /// The broker, REST proxy and ad server behind Envoy.
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
     /// The temporary directory with the rendered config and every log.
     pub fn dir(&self) -> &Path {
-        self.dir.as_ref().map_or(Path::new("/tmp"), |d| d.path())
+        self.backends.dir()
     }
 
     /// Envoy's ad listener.
@@ -317,23 +275,18 @@ impl Stack {
     }
 
     /// The REST proxy's address.
-    pub fn rest_addr(&self) -> Result<SocketAddr> {
-        Ok(self.rest()?.addr())
+    pub fn rest_addr(&self) -> SocketAddr {
+        self.backends.rest_addr()
     }
 
     /// Kafka bootstrap servers.
-    pub fn bootstrap(&self) -> Result<String> {
-        self.broker
-            .as_ref()
-            .map(Tansu::bootstrap)
-            .ok_or_else(|| anyhow!("no broker"))
+    pub fn bootstrap(&self) -> String {
+        self.backends.bootstrap()
     }
 
-    /// The sample ad server's counters.
-    pub fn ad_server(&self) -> Result<&adserver::AdServer> {
-        self.ad_server
-            .as_ref()
-            .ok_or_else(|| anyhow!("no ad server"))
+    /// The sample ad server (its counters).
+    pub fn ad_server(&self) -> &adserver::AdServer {
+        self.backends.ad_server()
     }
 
     /// Envoy (error once it was terminated).
@@ -343,24 +296,13 @@ impl Stack {
             .ok_or_else(|| anyhow!("Envoy is not running"))
     }
 
-    fn rest(&self) -> Result<&rest_proxy::RestProxy> {
-        self.rest.as_ref().ok_or_else(|| anyhow!("no REST proxy"))
-    }
-
-    fn runtime(&self) -> Result<&tokio::runtime::Runtime> {
-        self.rt.as_ref().ok_or_else(|| anyhow!("no runtime"))
-    }
-
     /// Sends `requests` to the ad listener over `connections` connections at once.
     pub fn send(
         &self,
         requests: &[traffic::AdRequest],
         connections: usize,
     ) -> Result<Vec<traffic::Outcome>> {
-        let addr = self.ad_addr;
-        Ok(self
-            .runtime()?
-            .block_on(traffic::send(addr, requests, connections)))
+        self.backends.send(self.ad_addr, requests, connections)
     }
 
     /// adtap's stats now.
@@ -400,27 +342,17 @@ impl Stack {
 
     /// Every record in the harness topics, decoded.
     pub fn read_records(&self) -> Result<Vec<kafka::KafkaRecord>> {
-        kafka::read_all(&self.bootstrap()?, self.opts.dialect, self.opts.format)
+        self.backends.read_records()
     }
 
-    /// Reads the topics until at least `n` records are there or `timeout` passes, returning
-    /// the last read. A read takes each partition's high watermark first; right after the REST
-    /// proxy's acknowledgements, under load, tansu was once seen reporting fewer records than it
-    /// had acknowledged, and a second read found them all. Extra or missing records still show
-    /// in the reconciliation: this only waits, it never hides a loss.
+    /// [`Backends::read_records_expecting`]: reads until at least `n` records are there or
+    /// `timeout` passes.
     pub fn read_records_expecting(
         &self,
         n: usize,
         timeout: Duration,
     ) -> Result<Vec<kafka::KafkaRecord>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let records = self.read_records()?;
-            if records.len() >= n || Instant::now() >= deadline {
-                return Ok(records);
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        self.backends.read_records_expecting(n, timeout)
     }
 
     /// Matches `records` against `requests` ([`verify::reconcile`]) in the stack's dialect and
@@ -431,29 +363,17 @@ impl Stack {
         records: &[kafka::KafkaRecord],
         window_ms: (u64, u64),
     ) -> verify::Reconciliation {
-        verify::reconcile(
-            requests,
-            records,
-            self.opts.dialect,
-            self.opts.format,
-            window_ms,
-        )
+        self.backends.reconcile(requests, records, window_ms)
     }
 
     /// Stops the REST proxy (Envoy's calls then fail with connection refused).
     pub fn stop_rest_proxy(&mut self) -> Result<()> {
-        self.rest
-            .as_mut()
-            .ok_or_else(|| anyhow!("no REST proxy"))?
-            .stop()
+        self.backends.stop_rest_proxy()
     }
 
     /// Starts the REST proxy again on the same port.
     pub fn restart_rest_proxy(&mut self) -> Result<()> {
-        self.rest
-            .as_mut()
-            .ok_or_else(|| anyhow!("no REST proxy"))?
-            .restart()
+        self.backends.restart_rest_proxy()
     }
 
     /// Sends SIGTERM to Envoy and waits at most `timeout` for it to exit.
@@ -495,33 +415,16 @@ impl Stack {
 
     /// The REST proxy's log.
     pub fn rest_proxy_log(&self) -> String {
-        self.rest
-            .as_ref()
-            .map(rest_proxy::RestProxy::log)
-            .unwrap_or_default()
+        self.backends.rest_proxy_log()
     }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        // Envoy first, so it stops sending; then the proxy, the broker, the ad server, and the
-        // runtime that served it.
+        // Envoy first, so it stops sending; the backends then stop themselves (their drop),
+        // in reverse order of their start.
         if let Some(mut e) = self.envoy.take() {
             e.kill();
-        }
-        if let Some(mut r) = self.rest.take() {
-            let _ = r.stop();
-        }
-        self.broker.take();
-        self.ad_server.take();
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_timeout(Duration::from_secs(2));
-        }
-        if let Some(dir) = self.dir.take() {
-            if std::thread::panicking() || std::env::var_os("ADTAP_KEEP_LOGS").is_some() {
-                let kept = dir.keep();
-                eprintln!("adtap-stack: logs kept in {}", kept.display());
-            }
         }
     }
 }

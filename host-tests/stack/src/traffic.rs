@@ -160,6 +160,14 @@ pub struct Outcome {
     pub latency: Duration,
 }
 
+/// The `p` quantile (0 to 1, nearest rank) of the outcomes' latencies; zero when there are none.
+pub fn latency_percentile(outcomes: &[Outcome], p: f64) -> Duration {
+    let mut l: Vec<Duration> = outcomes.iter().map(|o| o.latency).collect();
+    l.sort();
+    let i = ((l.len().saturating_sub(1)) as f64 * p).round() as usize;
+    l.get(i).copied().unwrap_or_default()
+}
+
 /// A small deterministic generator (xorshift64*), so runs are reproducible by seed.
 #[derive(Debug, Clone)]
 pub struct Prng(u64);

@@ -13,15 +13,14 @@ use adtap_harness::config::merge;
 use adtap_harness::paths::free_port;
 use adtap_harness::process::{poll, Child};
 use adtap_stack::adtap_config;
-use adtap_stack::envoy::{self, Render};
+use adtap_stack::envoy;
 use adtap_stack::traffic;
-use adtap_stack::verify::reconcile;
-use adtap_stack::{http, now_ms, AdtapStats, Deployment};
+use adtap_stack::{http, now_ms, AdtapStats, BackendOptions, Backends, Deployment};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{serial, Parts};
+use support::{assert_exactly_once, render, serial};
 
 fn stats(admin: SocketAddr) -> Option<AdtapStats> {
     let r = http::get(admin, "/stats?filter=adtap_").ok()?;
@@ -41,7 +40,7 @@ fn run_tool(args: &[&str]) -> (Option<i32>, String) {
 #[test]
 fn as_a_sigterm_wrapper_it_delivers_what_the_workers_hold_before_envoy_exits() {
     let _guard = serial();
-    let mut parts = Parts::start();
+    let mut backends = Backends::start(BackendOptions::default()).unwrap();
     let deployment = Deployment::Both;
     let mut cfg = adtap_config::for_stack(Dialect::ConfluentV2, ValueFormat::Json, deployment);
     let max_age_ms = 2000;
@@ -52,16 +51,16 @@ fn as_a_sigterm_wrapper_it_delivers_what_the_workers_hold_before_envoy_exits() {
     let parsed = adtap_core::Config::parse(cfg.to_string().as_bytes()).unwrap();
     // The wrapper is told the admin address up front: fixed free ports instead of port 0.
     let (admin_port, ad_port) = (free_port(), free_port());
-    let rendered = Render {
-        ad_server_port: parts.ad_server.addr().port(),
-        rest_port: parts.rest.addr().port(),
-        rest_http2: true,
-        wasm: envoy::wasm_path().unwrap(),
-        adtap_config: cfg.to_string(),
+    let ports = (
+        backends.ad_server().addr().port(),
+        backends.rest_addr().port(),
+    );
+    let rendered = render(
+        &envoy::wasm_path().unwrap(),
+        &cfg.to_string(),
         deployment,
-    }
-    .render()
-    .unwrap();
+        ports,
+    );
     let mut doc: serde_json::Value = serde_json::from_str(&rendered).unwrap();
     for (pointer, port) in [
         ("/admin/address/socket_address/port_value", admin_port),
@@ -73,7 +72,7 @@ fn as_a_sigterm_wrapper_it_delivers_what_the_workers_hold_before_envoy_exits() {
         *doc.pointer_mut(pointer).unwrap() = port.into();
     }
     let yaml = doc.to_string();
-    let cfg_path = parts.dir().join("envoy.yaml");
+    let cfg_path = backends.dir().join("envoy.yaml");
     std::fs::write(&cfg_path, yaml).unwrap();
     let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
     let ads: SocketAddr = format!("127.0.0.1:{ad_port}").parse().unwrap();
@@ -96,7 +95,7 @@ fn as_a_sigterm_wrapper_it_delivers_what_the_workers_hold_before_envoy_exits() {
             "--log-level",
             "warn",
         ]);
-    let log = parts.dir().join("wrapper.log");
+    let log = backends.dir().join("wrapper.log");
     let mut wrapper = Child::spawn("adtap-drain --exec envoy", cmd, &log).unwrap();
     let ready = poll(Duration::from_secs(30), Duration::from_millis(50), || {
         (http::get(admin, "/ready").ok()?.status == 200).then_some(())
@@ -106,18 +105,12 @@ fn as_a_sigterm_wrapper_it_delivers_what_the_workers_hold_before_envoy_exits() {
     let reqs = traffic::generate(200, 43);
     let expected: Vec<_> = reqs
         .iter()
-        .filter(|r| {
-            let rule = parsed
-                .rules
-                .iter()
-                .find(|rule| Some(rule.event_type.as_str()) == r.kind.event_type());
-            rule.is_some_and(|rule| deployment.captures(&parsed, rule))
-        })
+        .filter(|r| deployment.captures_kind(&parsed, r.kind))
         .cloned()
         .collect();
     let want = expected.len() as u64;
     let t0 = now_ms();
-    let outcomes = parts.rt.block_on(traffic::send(ads, &reqs, 8));
+    let outcomes = backends.send(ads, &reqs, 8).unwrap();
     assert!(
         outcomes.iter().all(|o| o.status.is_ok()),
         "an ad request failed"
@@ -129,7 +122,7 @@ fn as_a_sigterm_wrapper_it_delivers_what_the_workers_hold_before_envoy_exits() {
     assert!(held.is_some(), "not all buffered: {:?}", stats(admin));
 
     // The REST proxy down: what is held cannot leave; the tool says so at its timeout, exit 1.
-    parts.rest.stop().unwrap();
+    backends.stop_rest_proxy().unwrap();
     let (code, report) = run_tool(&[
         "--admin",
         &admin.to_string(),
@@ -142,7 +135,7 @@ fn as_a_sigterm_wrapper_it_delivers_what_the_workers_hold_before_envoy_exits() {
         report.contains("not idle") && report.contains("events buffered"),
         "{report}"
     );
-    parts.rest.restart().unwrap();
+    backends.restart_rest_proxy().unwrap();
 
     // The container's stop: SIGTERM to the wrapper (PID 1 in a pod).
     let stopping = Instant::now();
@@ -157,16 +150,7 @@ fn as_a_sigterm_wrapper_it_delivers_what_the_workers_hold_before_envoy_exits() {
         "wrapper exited {status}; log:\n{log_text}"
     );
     assert!(log_text.contains("idle after"), "{log_text}");
-    let records = parts.records(want as usize, Duration::from_secs(10));
-    let rec = reconcile(
-        &expected,
-        &records,
-        Dialect::ConfluentV2,
-        ValueFormat::Json,
-        (t0, t1),
-    );
-    assert!(rec.is_perfect(), "{}", rec.problems());
-    assert_eq!(records.len() as u64, want);
+    assert_exactly_once(&backends, &expected, (t0, t1));
     eprintln!(
         "adtap-drain --exec: {want} held events delivered; SIGTERM to exit {stop_ms} ms \
          (batch.max_age_ms {max_age_ms}, after a REST proxy outage and restart)"

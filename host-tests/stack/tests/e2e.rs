@@ -15,7 +15,11 @@
 //! polling of Envoy's stats, never by sleeping.
 #![cfg(test)]
 
-use adtap_core::config::{Dialect, ValueFormat};
+mod support;
+
+use adtap_core::config::Dialect::{self, ConfluentV2, ConfluentV3};
+use adtap_core::config::ValueFormat::{self, Json, Msgpack};
+use adtap_core::native;
 use adtap_harness::config::{merge, topic_for};
 use adtap_stack::adtap_config;
 use adtap_stack::envoy;
@@ -23,16 +27,10 @@ use adtap_stack::kafka::KafkaRecord;
 use adtap_stack::traffic::{self, AdRequest, Kind, Outcome};
 use adtap_stack::{now_ms, Deployment, Stack, StackOptions};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, MutexGuard};
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// One stack at a time; a panicking test must not poison the others.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use support::{assert_exactly_once, render, serial, two_at_a_time};
 
 /// One `#[test]` per deployment for each scenario `fn(Deployment)` named here, in the modules
 /// `access_logger`, `http_filter` and `both`.
@@ -61,26 +59,22 @@ in_every_deployment!(
     drain_then_stop_delivers_buffered_events_before_exit,
 );
 
-fn start(
-    deployment: Deployment,
-    dialect: Dialect,
-    format: ValueFormat,
-    overrides: serde_json::Value,
-) -> Stack {
-    Stack::start(StackOptions {
+/// The stack in `deployment`, v2 JSON, with `overrides` over the harness's adtap config.
+fn start(deployment: Deployment, overrides: serde_json::Value) -> Stack {
+    let opts = StackOptions {
         deployment,
-        dialect,
-        format,
         overrides,
         ..StackOptions::default()
-    })
-    .expect("stack starts")
+    };
+    Stack::start(opts).expect("stack starts")
 }
 
-/// Every request answered with the ad server's status for its kind.
-fn assert_answered(reqs: &[AdRequest], outcomes: &[Outcome]) {
+/// Sends `reqs` over `connections` connections and checks that every request was answered
+/// with the ad server's status for its kind.
+fn send_answered(stack: &Stack, reqs: &[AdRequest], connections: usize) -> Vec<Outcome> {
+    let outcomes = stack.send(reqs, connections).unwrap();
     assert_eq!(outcomes.len(), reqs.len());
-    for o in outcomes {
+    for o in &outcomes {
         let want = reqs[o.index].kind.status();
         assert_eq!(
             o.status.as_ref().ok(),
@@ -91,13 +85,7 @@ fn assert_answered(reqs: &[AdRequest], outcomes: &[Outcome]) {
             o.status
         );
     }
-}
-
-fn percentile(outcomes: &[Outcome], p: f64) -> Duration {
-    let mut l: Vec<Duration> = outcomes.iter().map(|o| o.latency).collect();
-    l.sort();
-    let i = ((l.len() as f64 - 1.0) * p).round() as usize;
-    l[i.min(l.len() - 1)]
+    outcomes
 }
 
 /// Which plugin captured what, from Envoy's side, for the requests `reqs` sent so far:
@@ -164,42 +152,38 @@ fn exactly_once_per_request(
     seed: u64,
 ) {
     let _guard = serial();
-    let stack = start(deployment, dialect, format, json!({}));
+    let opts = StackOptions {
+        deployment,
+        dialect,
+        format,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(opts).expect("stack starts");
     let reqs = traffic::generate(n, seed);
     let expected = stack.expected(&reqs);
     let want = expected.len() as u64;
     let t0 = now_ms();
-    let outcomes = stack.send(&reqs, 16).unwrap();
+    send_answered(&stack, &reqs, 16);
     let t1 = now_ms();
-    assert_answered(&reqs, &outcomes);
-    assert_eq!(stack.ad_server().unwrap().counts().total(), n as u64);
+    assert_eq!(stack.ad_server().counts().total(), n as u64);
 
-    let stats = stack.wait_settled(want, Duration::from_secs(30)).unwrap();
-    assert_eq!(stats.captured(), want, "captured\n{stats}");
-    assert_eq!(stats.delivered(), want, "delivered\n{stats}");
-    assert_eq!(stats.dropped(), 0, "dropped\n{stats}");
-    assert!(stats.get("batches_sent") > 0);
+    let s = stack.wait_settled(want, Duration::from_secs(30)).unwrap();
+    let (captured, delivered, dropped) = (s.captured(), s.delivered(), s.dropped());
+    assert_eq!((captured, delivered, dropped), (want, want, 0), "{s}");
+    assert!(s.get("batches_sent") > 0);
 
-    let records = stack
-        .read_records_expecting(want as usize, Duration::from_secs(10))
-        .unwrap();
+    let (records, rec) = assert_exactly_once(stack.backends(), &expected, (t0, t1));
     check_where_rules_go(&stack, &reqs, Some(&records));
-    let rec = stack.reconcile(&expected, &records, (t0, t1));
-    assert!(rec.is_perfect(), "{}", rec.problems());
-    assert_eq!(records.len() as u64, want);
     // Both workers captured (event ids start with the worker's random id). In `both`, two ids
     // also show that the logger and the HTTP filter of a worker share one VM and buffer (four
     // would mean one per plugin).
     assert_eq!(rec.vm_ids.len(), 2, "worker VMs seen: {:?}", rec.vm_ids);
     // Topics per event type, with the right counts.
-    let mut per_topic: BTreeMap<String, usize> = BTreeMap::new();
-    for r in &records {
-        *per_topic.entry(r.topic.clone()).or_default() += 1;
-    }
     for kind in [Kind::Impression, Kind::Click, Kind::Conversion, Kind::Bid] {
         let topic = topic_for(kind.event_type().unwrap()).unwrap();
         let sent = expected.iter().filter(|r| r.kind == kind).count();
-        assert_eq!(per_topic.get(topic).copied().unwrap_or(0), sent, "{topic}");
+        let arrived = records.iter().filter(|r| r.topic == topic).count();
+        assert_eq!(arrived, sent, "{topic}");
     }
     // Keys spread over more than one partition (3 partitions, 24 campaigns).
     let parts: BTreeSet<i32> = records.iter().map(|r| r.partition).collect();
@@ -212,41 +196,23 @@ fn exactly_once_per_request(
 }
 
 fn v2_json_exactly_one_correct_record_per_request(deployment: Deployment) {
-    exactly_once_per_request(deployment, Dialect::ConfluentV2, ValueFormat::Json, 600, 1);
+    exactly_once_per_request(deployment, ConfluentV2, Json, 600, 1);
 }
 
 /// The other dialects and formats in the recommended deployment (v2 JSON runs in every one).
 #[test]
 fn v2_binary_msgpack_exactly_one_correct_record_per_request() {
-    exactly_once_per_request(
-        Deployment::Both,
-        Dialect::ConfluentV2,
-        ValueFormat::Msgpack,
-        600,
-        2,
-    );
+    exactly_once_per_request(Deployment::Both, ConfluentV2, Msgpack, 600, 2);
 }
 
 #[test]
 fn v3_json_exactly_one_correct_record_per_request() {
-    exactly_once_per_request(
-        Deployment::Both,
-        Dialect::ConfluentV3,
-        ValueFormat::Json,
-        600,
-        3,
-    );
+    exactly_once_per_request(Deployment::Both, ConfluentV3, Json, 600, 3);
 }
 
 #[test]
 fn v3_msgpack_exactly_one_correct_record_per_request() {
-    exactly_once_per_request(
-        Deployment::Both,
-        Dialect::ConfluentV3,
-        ValueFormat::Msgpack,
-        300,
-        4,
-    );
+    exactly_once_per_request(Deployment::Both, ConfluentV3, Msgpack, 300, 4);
 }
 
 /// Scenario 3: the REST proxy is down for several seconds while traffic continues; nothing
@@ -254,23 +220,17 @@ fn v3_msgpack_exactly_one_correct_record_per_request() {
 /// holds on Envoy's stats throughout the outage and after.
 fn rest_proxy_outage_loses_nothing_within_the_buffer(deployment: Deployment) {
     let _guard = serial();
-    let mut stack = start(
-        deployment,
-        Dialect::ConfluentV2,
-        ValueFormat::Json,
-        json!({}),
-    );
+    let mut stack = start(deployment, json!({}));
     let before = traffic::generate(200, 31);
     let t0 = now_ms();
-    assert_answered(&before, &stack.send(&before, 8).unwrap());
+    send_answered(&stack, &before, 8);
     let first = stack.expected(&before).len() as u64;
     stack.wait_settled(first, Duration::from_secs(30)).unwrap();
 
     stack.stop_rest_proxy().unwrap();
     let outage_start = Instant::now();
     let during = traffic::generate(400, 32);
-    let outcomes = stack.send(&during, 8).unwrap();
-    assert_answered(&during, &outcomes);
+    send_answered(&stack, &during, 8);
     let total = first + stack.expected(&during).len() as u64;
     // Batches fail and are retried while the proxy is down.
     let s = stack
@@ -303,18 +263,13 @@ fn rest_proxy_outage_loses_nothing_within_the_buffer(deployment: Deployment) {
     stack.restart_rest_proxy().unwrap();
     let s = stack.wait_settled(total, Duration::from_secs(30)).unwrap();
     let t1 = now_ms();
-    assert_eq!(s.captured(), total, "{s}");
-    assert_eq!(s.delivered(), total, "{s}");
-    assert_eq!(s.dropped(), 0, "{s}");
+    let (captured, delivered, dropped) = (s.captured(), s.delivered(), s.dropped());
+    assert_eq!((captured, delivered, dropped), (total, total, 0), "{s}");
     assert!(s.retries() > 0, "{s}");
 
     let all: Vec<AdRequest> = before.into_iter().chain(during).collect();
-    let records = stack
-        .read_records_expecting(total as usize, Duration::from_secs(10))
-        .unwrap();
+    let (records, _) = assert_exactly_once(stack.backends(), &stack.expected(&all), (t0, t1));
     check_where_rules_go(&stack, &all, Some(&records));
-    let rec = stack.reconcile(&stack.expected(&all), &records, (t0, t1));
-    assert!(rec.is_perfect(), "{}", rec.problems());
 }
 
 /// Scenario 5: with a tiny buffer and the REST proxy down, the ad path stays 2xx (and the
@@ -325,20 +280,16 @@ fn rest_proxy_outage_loses_nothing_within_the_buffer(deployment: Deployment) {
 fn overload_beyond_the_buffer_drops_exactly_and_never_slows_ads(deployment: Deployment) {
     let _guard = serial();
     let per_worker = 40u64;
-    let mut stack = start(
-        deployment,
-        Dialect::ConfluentV2,
-        ValueFormat::Json,
-        json!({"buffer": {"max_events": per_worker}, "batch": {"max_events": 10}}),
-    );
+    let overrides = json!({"buffer": {"max_events": per_worker}, "batch": {"max_events": 10}});
+    let mut stack = start(deployment, overrides);
     stack.stop_rest_proxy().unwrap();
     let reqs = traffic::generate(800, 51);
     let expected = stack.expected(&reqs);
     let want = expected.len() as u64;
     let t0 = now_ms();
-    let outcomes = stack.send(&reqs, 16).unwrap();
-    assert_answered(&reqs, &outcomes);
-    let (p50, p99) = (percentile(&outcomes, 0.5), percentile(&outcomes, 0.99));
+    let outcomes = send_answered(&stack, &reqs, 16);
+    let p = |q| traffic::latency_percentile(&outcomes, q);
+    let (p50, p99) = (p(0.5), p(0.99));
     // A blocked ad path would show the REST call timeout (2 s) or the connect timeout (250 ms).
     assert!(
         p50 < Duration::from_millis(50) && p99 < Duration::from_millis(250),
@@ -390,17 +341,13 @@ fn overload_beyond_the_buffer_drops_exactly_and_never_slows_ads(deployment: Depl
 fn drain_then_stop_delivers_buffered_events_before_exit(deployment: Deployment) {
     let _guard = serial();
     let max_age_ms = 2000;
-    let mut stack = start(
-        deployment,
-        Dialect::ConfluentV2,
-        ValueFormat::Json,
-        json!({"batch": {"max_age_ms": max_age_ms, "max_events": 10000}}),
-    );
+    let overrides = json!({"batch": {"max_age_ms": max_age_ms, "max_events": 10000}});
+    let mut stack = start(deployment, overrides);
     let reqs = traffic::generate(200, 41);
     let expected = stack.expected(&reqs);
     let want = expected.len() as u64;
     let t0 = now_ms();
-    assert_answered(&reqs, &stack.send(&reqs, 8).unwrap());
+    send_answered(&stack, &reqs, 8);
     let s = stack
         .wait_stats("all events buffered", Duration::from_secs(10), |s| {
             s.captured() == want
@@ -428,12 +375,7 @@ fn drain_then_stop_delivers_buffered_events_before_exit(deployment: Deployment) 
             .saturating_sub(stop.elapsed.as_millis() as u64),
         stop.report.trim()
     );
-    let records = stack
-        .read_records_expecting(want as usize, Duration::from_secs(10))
-        .unwrap();
-    let rec = stack.reconcile(&expected, &records, (t0, t1));
-    assert!(rec.is_perfect(), "{}", rec.problems());
-    assert_eq!(records.len() as u64, want);
+    assert_exactly_once(stack.backends(), &expected, (t0, t1));
 }
 
 /// The limitation behind scenario 4's procedure, kept as a test so the README's statement stays
@@ -446,13 +388,11 @@ fn plain_sigterm_loses_what_is_buffered_in_envoy_1_40() {
     let _guard = serial();
     let mut stack = start(
         Deployment::Both,
-        Dialect::ConfluentV2,
-        ValueFormat::Json,
         json!({"batch": {"max_age_ms": 60000, "max_events": 10000}, "shutdown_deadline_ms": 10000}),
     );
     let reqs = traffic::generate(100, 42);
     let want = stack.expected(&reqs).len() as u64;
-    assert_answered(&reqs, &stack.send(&reqs, 8).unwrap());
+    send_answered(&stack, &reqs, 8);
     stack
         .wait_stats("all events buffered", Duration::from_secs(10), |s| {
             s.captured() == want && s.buffered() == want
@@ -473,19 +413,11 @@ fn plain_sigterm_loses_what_is_buffered_in_envoy_1_40() {
     );
 }
 
-/// A harness config for `deployment` with `adtap` replaced by `cfg`; ports point nowhere
-/// (nothing is started).
+/// A harness config for `deployment` with `adtap` replaced by `cfg`, on the shipped module;
+/// ports point nowhere (nothing is started).
 fn render_with(deployment: Deployment, cfg: &serde_json::Value) -> String {
-    envoy::Render {
-        ad_server_port: 9,
-        rest_port: 9,
-        rest_http2: true,
-        wasm: envoy::wasm_path().unwrap(),
-        adtap_config: cfg.to_string(),
-        deployment,
-    }
-    .render()
-    .unwrap()
+    let wasm = envoy::wasm_path().unwrap();
+    render(&wasm, &cfg.to_string(), deployment, (9, 9))
 }
 
 /// The rendered harness config has adtap's entries where the deployment needs them, from the
@@ -497,11 +429,11 @@ fn the_rendered_config_has_each_deployments_entries_and_the_router_last() {
             .map(|e| e["name"].as_str().unwrap().to_string())
             .collect()
     };
+    let wasm = "/x/adtap.wasm";
     for deployment in Deployment::ALL {
-        let text = adtap_config::for_stack(Dialect::ConfluentV2, ValueFormat::Json, deployment)
-            .to_string();
+        let text = adtap_config::for_stack(ConfluentV2, Json, deployment).to_string();
         let cfg = adtap_core::Config::parse(text.as_bytes()).unwrap();
-        let (log, filters) = deployment.hcm_lists(&cfg, &text, "/x/adtap.wasm");
+        let (log, filters) = deployment.hcm_lists(&cfg, &text, wasm);
         let (want_log, want_filters): (&[&str], &[&str]) = match deployment {
             Deployment::AccessLogger => (&["envoy.access_loggers.wasm"], &[]),
             Deployment::HttpFilter => (&[], &["adtap"]),
@@ -510,30 +442,13 @@ fn the_rendered_config_has_each_deployments_entries_and_the_router_last() {
         assert_eq!(names(&log), want_log, "{deployment}");
         assert_eq!(names(&filters), want_filters, "{deployment}");
         if let Some(entry) = log.first() {
-            assert_eq!(
-                *entry,
-                adtap_core::native::access_log_entry(&cfg, &text, "/x/adtap.wasm")
-            );
+            assert_eq!(*entry, native::access_log_entry(&cfg, &text, wasm));
         }
         if let Some(entry) = filters.first() {
-            assert_eq!(
-                *entry,
-                adtap_core::native::http_filter_entry(&cfg, &text, "/x/adtap.wasm")
-            );
+            assert_eq!(*entry, native::http_filter_entry(&cfg, &text, wasm));
         }
-        let rendered: serde_json::Value = serde_json::from_str(
-            &envoy::Render {
-                ad_server_port: 9,
-                rest_port: 9,
-                rest_http2: true,
-                wasm: "/x/adtap.wasm".into(),
-                adtap_config: text.clone(),
-                deployment,
-            }
-            .render()
-            .unwrap(),
-        )
-        .unwrap();
+        let rendered = render(Path::new(wasm), &text, deployment, (9, 9));
+        let rendered: serde_json::Value = serde_json::from_str(&rendered).unwrap();
         let hcm = &rendered["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
             ["typed_config"];
         let rendered_log = hcm.get("access_log").cloned().unwrap_or(json!([]));
@@ -553,29 +468,6 @@ fn the_rendered_config_has_each_deployments_entries_and_the_router_last() {
     }
 }
 
-/// `f(0..n)`, two at a time (each call runs one Envoy, which mostly compiles the module), in
-/// order; each call gets its own directory.
-fn two_at_a_time<T: Send>(n: usize, f: impl Fn(usize, &std::path::Path) -> T + Sync) -> Vec<T> {
-    let dir = tempfile::tempdir().unwrap();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done = Mutex::new(BTreeMap::new());
-    std::thread::scope(|scope| {
-        for _ in 0..2 {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if i >= n {
-                    break;
-                }
-                let sub = dir.path().join(i.to_string());
-                std::fs::create_dir_all(&sub).unwrap();
-                let out = f(i, &sub);
-                done.lock().unwrap().insert(i, out);
-            });
-        }
-    });
-    done.into_inner().unwrap().into_values().collect()
-}
-
 /// `envoy --mode validate` of each of `yamls`.
 fn validate_each(yamls: &[String]) -> Vec<envoy::Verdict> {
     two_at_a_time(yamls.len(), |i, dir| {
@@ -590,12 +482,10 @@ fn validate_each(yamls: &[String]) -> Vec<envoy::Verdict> {
 fn harness_configs_are_accepted() {
     let _guard = serial();
     let deployment = Deployment::Both;
-    let mut cases = Vec::new();
-    for d in [Dialect::ConfluentV2, Dialect::ConfluentV3] {
-        for f in [ValueFormat::Json, ValueFormat::Msgpack] {
-            cases.push((d, f));
-        }
-    }
+    let cases: Vec<(Dialect, ValueFormat)> = [ConfluentV2, ConfluentV3]
+        .into_iter()
+        .flat_map(|d| [(d, Json), (d, Msgpack)])
+        .collect();
     let yamls: Vec<String> = cases
         .iter()
         .map(|(d, f)| render_with(deployment, &adtap_config::for_stack(*d, *f, deployment)))
@@ -616,48 +506,40 @@ fn harness_configs_are_accepted() {
 #[test]
 fn bad_filter_configs_are_refused_naming_the_field() {
     let _guard = serial();
-    let base =
-        |deployment| adtap_config::for_stack(Dialect::ConfluentV2, ValueFormat::Json, deployment);
-    let with = |deployment, overrides: serde_json::Value| {
-        let mut c = base(deployment);
-        merge(&mut c, &overrides);
+    let with = |deployment, overrides: &serde_json::Value| {
+        let mut c = adtap_config::for_stack(ConfluentV2, Json, deployment);
+        merge(&mut c, overrides);
         c
     };
-    let both = |overrides| with(Deployment::Both, overrides);
-    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+    // (what, the override in the recommended deployment, the field the refusal must name)
+    let cases = [
         (
             "unknown field",
-            both(json!({"batch": {"max_evnets": 10}})),
+            json!({"batch": {"max_evnets": 10}}),
             "max_evnets",
         ),
-        (
-            "unknown top-level field",
-            both(json!({"clustr": "x"})),
-            "clustr",
-        ),
+        ("unknown top-level field", json!({"clustr": "x"}), "clustr"),
         (
             "out of range",
-            both(json!({"batch": {"max_events": 0}})),
+            json!({"batch": {"max_events": 0}}),
             "batch.max_events",
         ),
         (
             "sample rate out of range",
-            both(
-                json!({"rules": [{"event_type": "impression", "topic": "t", "path": {"prefix": "/imp"}, "sample_rate": 1.5}]}),
-            ),
+            json!({"rules": [{"event_type": "impression", "topic": "t", "path": {"prefix": "/imp"}, "sample_rate": 1.5}]}),
             "rules[0].sample_rate",
         ),
-        ("missing cluster", both(json!({"cluster": null})), "cluster"),
+        ("missing cluster", json!({"cluster": null}), "cluster"),
         (
             "v3 without cluster_id",
-            both(json!({"dialect": "confluent_v3", "cluster_id": null})),
+            json!({"dialect": "confluent_v3", "cluster_id": null}),
             "cluster_id",
         ),
-        ("wrong type", both(json!({"tick_ms": "fast"})), "tick_ms"),
+        ("wrong type", json!({"tick_ms": "fast"}), "tick_ms"),
     ];
     let yamls: Vec<String> = cases
         .iter()
-        .map(|(_, cfg, _)| render_with(Deployment::Both, cfg))
+        .map(|(_, o, _)| render_with(Deployment::Both, &with(Deployment::Both, o)))
         .collect();
     for ((what, _, field), v) in cases.iter().zip(validate_each(&yamls)) {
         assert!(
@@ -678,7 +560,7 @@ fn bad_filter_configs_are_refused_naming_the_field() {
     // A real start: Envoy exits non-zero, naming the field.
     let starts = two_at_a_time(Deployment::ALL.len(), |i, dir| {
         let deployment = Deployment::ALL[i];
-        let cfg = with(deployment, json!({"batch": {"max_age_ms": 0}}));
+        let cfg = with(deployment, &json!({"batch": {"max_age_ms": 0}}));
         let v =
             envoy::try_start(&render_with(deployment, &cfg), dir, Duration::from_secs(30)).unwrap();
         (deployment, v)

@@ -27,6 +27,7 @@ use adtap_core::native::{self, Deployment};
 use adtap_core::Config;
 use adtap_harness::process::poll;
 use adtap_stack::envoy::{self, Envoy};
+use adtap_stack::LogsDir;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -56,68 +57,46 @@ fn config(http_filter_rules: &str) -> Config {
         .expect("the test configuration is valid")
 }
 
-/// One request and who must see it: the access logger (rules without `capture_body`), the HTTP
-/// filter with `http_filter_rules: all` (every rule) and with `body_only` (body rules only).
-struct Case {
-    method: &'static str,
-    host: &'static str,
-    path: &'static str,
-    logger: bool,
-    filter_all: bool,
-    filter_body_only: bool,
-}
-
-const fn case(
-    method: &'static str,
-    host: &'static str,
-    path: &'static str,
-    (logger, filter_all, filter_body_only): (bool, bool, bool),
-) -> Case {
-    Case {
-        method,
-        host,
-        path,
-        logger,
-        filter_all,
-        filter_body_only,
-    }
-}
+/// Who must see a request, in this order: the access logger (rules without `capture_body`), the
+/// HTTP filter with `http_filter_rules: all` (every rule), and with `body_only` (body rules only).
+type Sees = (bool, bool, bool);
 
 /// Non-body rule: the logger and the `all` filter. Body rule: both filters, never the logger.
-const NON_BODY: (bool, bool, bool) = (true, true, false);
-const BODY: (bool, bool, bool) = (false, true, true);
-const NONE: (bool, bool, bool) = (false, false, false);
+const NON_BODY: Sees = (true, true, false);
+const BODY: Sees = (false, true, true);
+const NONE: Sees = (false, false, false);
 
-const CASES: &[Case] = &[
+/// (method, host, path, who sees the request).
+const CASES: &[(&str, &str, &str, Sees)] = &[
     // exact /imp, GET only: the query string does not count, anything longer does.
-    case("GET", "x.test", "/imp", NON_BODY),
-    case("GET", "x.test", "/imp?campaign_id=c-1&x=/y", NON_BODY),
-    case("GET", "x.test", "/imp/", NONE),
-    case("GET", "x.test", "/impx?q", NONE),
-    case("POST", "x.test", "/imp", NONE),
-    case("HEAD", "x.test", "/imp", NONE),
+    ("GET", "x.test", "/imp", NON_BODY),
+    ("GET", "x.test", "/imp?campaign_id=c-1&x=/y", NON_BODY),
+    ("GET", "x.test", "/imp/", NONE),
+    ("GET", "x.test", "/impx?q", NONE),
+    ("POST", "x.test", "/imp", NONE),
+    ("HEAD", "x.test", "/imp", NONE),
     // prefix /c/ on host ads.example.com: port ignored, case ignored.
-    case("GET", "ads.example.com", "/c/", NON_BODY),
-    case("GET", "ADS.Example.COM:8443", "/c/9?q=1", NON_BODY),
-    case("DELETE", "ads.example.com:80", "/c/x", NON_BODY),
-    case("GET", "ads.example.com.evil", "/c/1", NONE),
-    case("GET", "other.test", "/c/1", NONE),
-    case("GET", "ads.example.com", "/c", NONE),
-    case("GET", "ads.example.com", "/x?/c/", NONE),
+    ("GET", "ads.example.com", "/c/", NON_BODY),
+    ("GET", "ADS.Example.COM:8443", "/c/9?q=1", NON_BODY),
+    ("DELETE", "ads.example.com:80", "/c/x", NON_BODY),
+    ("GET", "ads.example.com.evil", "/c/1", NONE),
+    ("GET", "other.test", "/c/1", NONE),
+    ("GET", "ads.example.com", "/c", NONE),
+    ("GET", "ads.example.com", "/x?/c/", NONE),
     // exact /conv, any method, any host.
-    case("PUT", "x.test", "/conv?a=b", NON_BODY),
-    case("GET", "x.test", "/conv/", NONE),
+    ("PUT", "x.test", "/conv?a=b", NON_BODY),
+    ("GET", "x.test", "/conv/", NONE),
     // body rules: the HTTP filter's, never the logger's.
-    case("POST", "x.test", "/bid", BODY),
-    case("POST", "x.test", "/bid?x=1", BODY),
-    case("GET", "x.test", "/bid", NONE),
-    case("POST", "RTB.example.com:9000", "/rtb/a", BODY),
-    case("POST", "rtb.example.com", "/rtb/", BODY),
-    case("POST", "rtb.example.com", "/rtbx", NONE),
-    case("POST", "ads.example.com", "/rtb/a", NONE),
+    ("POST", "x.test", "/bid", BODY),
+    ("POST", "x.test", "/bid?x=1", BODY),
+    ("GET", "x.test", "/bid", NONE),
+    ("POST", "RTB.example.com:9000", "/rtb/a", BODY),
+    ("POST", "rtb.example.com", "/rtb/", BODY),
+    ("POST", "rtb.example.com", "/rtbx", NONE),
+    ("POST", "ads.example.com", "/rtb/a", NONE),
     // nothing.
-    case("GET", "x.test", "/", NONE),
-    case("GET", "x.test", "/other?imp", NONE),
+    ("GET", "x.test", "/", NONE),
+    ("GET", "x.test", "/other?imp", NONE),
 ];
 
 /// A bootstrap with one listener `ads` (port 0) answering 200 itself, with these access logs
@@ -169,45 +148,28 @@ fn marking_filter(cfg: &Config, name: &str, header: &str) -> Value {
     entry
 }
 
-/// A running Envoy with its temporary directory (kept and printed if a test fails).
+/// A running Envoy with its directory (kept and printed if a test fails); dropped in this order.
 struct Running {
     envoy: Envoy,
     addr: SocketAddr,
-    dir: Option<tempfile::TempDir>,
+    dir: LogsDir,
 }
 
 impl Running {
+    /// Envoy (one worker) on the configuration `yaml` writes for the directory.
     fn start(yaml: impl FnOnce(&Path) -> String) -> Running {
-        let dir = tempfile::Builder::new()
-            .prefix("adtap-native-")
-            .tempdir()
-            .unwrap();
+        let dir = LogsDir::new("adtap-native-").unwrap();
         let yaml = yaml(dir.path());
         let mut envoy = Envoy::start_in(&yaml, dir.path(), 1, "info").expect("Envoy starts");
         envoy
             .wait_ready(Duration::from_secs(30))
             .expect("Envoy ready");
         let addr = envoy.listener_addr("ads").unwrap();
-        Running {
-            envoy,
-            addr,
-            dir: Some(dir),
-        }
+        Running { envoy, addr, dir }
     }
 
     fn path(&self, name: &str) -> std::path::PathBuf {
-        self.dir.as_ref().unwrap().path().join(name)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.envoy.kill();
-        if std::thread::panicking() {
-            if let Some(dir) = self.dir.take() {
-                eprintln!("Envoy's directory kept: {}", dir.keep().display());
-            }
-        }
+        self.dir.path().join(name)
     }
 }
 
@@ -287,25 +249,24 @@ fn logger_filter_and_composite_matcher(http_filter_rules: &str) {
         )
     });
     let mut want_logged = Vec::new();
-    for (i, c) in CASES.iter().enumerate() {
+    for (i, &(method, host, path, (logger, filter_all, filter_body_only))) in
+        CASES.iter().enumerate()
+    {
         let id = format!("case-{i}");
-        let (status, headers) = send(run.addr, c.method, c.host, c.path, &id);
-        assert_eq!(status, 200, "{} {} {}", c.method, c.host, c.path);
+        let (status, headers) = send(run.addr, method, host, path, &id);
+        assert_eq!(status, 200, "{method} {host} {path}");
         let want_mark = if body_only {
-            c.filter_body_only
+            filter_body_only
         } else {
-            c.filter_all
+            filter_all
         };
         assert_eq!(
             headers.iter().any(|h| h == MARK),
             want_mark,
-            "http_filter_rules {http_filter_rules}: filter {} for {} {} {}",
+            "http_filter_rules {http_filter_rules}: filter {} for {method} {host} {path}",
             if want_mark { "not run" } else { "run" },
-            c.method,
-            c.host,
-            c.path
         );
-        if c.logger {
+        if logger {
             want_logged.push(id);
         }
     }
@@ -320,9 +281,9 @@ fn logger_filter_and_composite_matcher(http_filter_rules: &str) {
                 let c = id
                     .strip_prefix("case-")
                     .and_then(|n| n.parse::<usize>().ok())
-                    .map(|n| &CASES[n]);
+                    .map(|n| CASES[n]);
                 match c {
-                    Some(c) => format!("{id} {} {} {}", c.method, c.host, c.path),
+                    Some((method, host, path, _)) => format!("{id} {method} {host} {path}"),
                     None => id.clone(),
                 }
             })
@@ -570,7 +531,8 @@ fn vm_callbacks_for_requests_kept_out() {
         ("GET", "/nothing", ""),             // no rule
         ("POST", "/nothing/2", "{\"x\":2}"),
     ];
-    let matched = ["/imp?p=1", "/bid?p=2", "/imp?p=last"];
+    // In order, as a map's keys list them.
+    let matched = ["/bid?p=2", "/imp?p=1", "/imp?p=last"];
     for (name, http_filter) in [
         ("composite", native::http_filter_entry(&cfg, &text, &probe)),
         ("skip", skip),
@@ -624,11 +586,7 @@ fn vm_callbacks_for_requests_kept_out() {
             // "<no path>").
             assert_eq!(
                 calls.stream.keys().map(String::as_str).collect::<Vec<_>>(),
-                {
-                    let mut m = matched.to_vec();
-                    m.sort_unstable();
-                    m
-                },
+                matched,
                 "{name}: an unmatched request entered the VM: {calls:?}"
             );
         } else {

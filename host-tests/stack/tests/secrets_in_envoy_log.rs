@@ -22,14 +22,15 @@ mod secret_table;
 
 #[path = "../../../filter/core/tests/struct_encoder/mod.rs"]
 mod struct_encoder;
+mod support;
 
 use adtap_core::{native, Config};
 use adtap_harness::process::poll;
-use adtap_stack::envoy::{self, Deployment, Envoy, Render};
+use adtap_stack::envoy::{self, Deployment, Envoy};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use support::{as_struct_configuration, render, two_at_a_time, STRUCT};
 
 /// One refused configuration: its name, adtap's entry for the access log, the Envoy YAML with it
 /// (for a start), and the line adtap must log.
@@ -41,33 +42,6 @@ struct Refused {
     expected_line: String,
     /// adtap's line at startup (a YAML bootstrap: some Struct numbers arrive as strings).
     expected_at_start: String,
-}
-
-/// The harness Envoy with adtap as the access logger configured by `text` (no servers behind
-/// it: only loading is looked at).
-fn render(text: &str) -> String {
-    Render {
-        ad_server_port: 1,
-        rest_port: 1,
-        rest_http2: true,
-        wasm: envoy::wasm_path().unwrap(),
-        adtap_config: text.to_string(),
-        deployment: Deployment::AccessLogger,
-    }
-    .render()
-    .unwrap()
-}
-
-/// `yaml` with adtap's `StringValue` configuration `text` replaced by the Struct `doc`.
-fn as_struct(yaml: &str, text: &str, doc: &Value) -> String {
-    let string_form =
-        json!({"@type": "type.googleapis.com/google.protobuf.StringValue", "value": text})
-            .to_string();
-    assert!(yaml.contains(&string_form));
-    yaml.replace(
-        &string_form,
-        &json!({"@type": "type.googleapis.com/google.protobuf.Struct", "value": doc}).to_string(),
-    )
 }
 
 /// The configuration whose matchers the refused configurations are rendered with.
@@ -94,15 +68,15 @@ fn yaml_struct_bytes(doc: &Value) -> Vec<u8> {
 
 /// adtap's `configuration` in `entry` (a `StringValue`) replaced by the Struct `doc`.
 fn with_struct(mut entry: Value, doc: &Value) -> Value {
-    entry["typed_config"]["config"]["configuration"] =
-        json!({"@type": "type.googleapis.com/google.protobuf.Struct", "value": doc});
+    entry["typed_config"]["config"]["configuration"] = json!({"@type": STRUCT, "value": doc});
     entry
 }
 
 /// Every refused case in both forms (the core's verdict asked for each form: Envoy's YAML
 /// loader turns some numbers into strings, so a Struct's verdict is not assumed).
 fn refused() -> Vec<Refused> {
-    let wasm = envoy::wasm_path().unwrap().display().to_string();
+    let module = envoy::wasm_path().unwrap();
+    let wasm = module.display().to_string();
     let matchers = Config::parse(CATCH_ALL.as_bytes()).unwrap();
     let line = |errors: Vec<adtap_core::ConfigError>| {
         let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -115,7 +89,8 @@ fn refused() -> Vec<Refused> {
     for case in secret_table::cases() {
         let text = case.config.to_string();
         let entry = native::access_log_entry(&matchers, &text, &wasm);
-        let yaml = render(&text);
+        // No servers behind it: only loading is looked at.
+        let yaml = render(&module, &text, Deployment::AccessLogger, (1, 1));
         if let Err(errors) = Config::parse(text.as_bytes()) {
             let expected = line(errors);
             out.push(Refused {
@@ -132,7 +107,7 @@ fn refused() -> Vec<Refused> {
             out.push(Refused {
                 name: format!("{} (struct)", case.name()),
                 entry: with_struct(entry, &case.config),
-                yaml: as_struct(&yaml, &text, &case.config),
+                yaml: as_struct_configuration(&yaml, &text, &case.config),
                 expected_line: line(errors),
                 expected_at_start: line(at_start),
             });
@@ -141,23 +116,18 @@ fn refused() -> Vec<Refused> {
     out
 }
 
-/// A listener on a free port whose HTTP connection manager has `access_log` and answers 200.
+/// A listener on a free port whose HTTP connection manager (the harness's, stat prefix `name`)
+/// has `access_log` and answers 200.
 fn listener(name: &str, access_log: &Value) -> Value {
+    let mut hcm = envoy::direct_response_hcm(vec![], vec![access_log.clone()]);
+    hcm["stat_prefix"] = json!(name);
     json!({
         "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
         "name": name,
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
         "filter_chains": [{"filters": [{
             "name": "envoy.filters.network.http_connection_manager",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                "stat_prefix": name,
-                "route_config": {"name": "r", "virtual_hosts": [{"name": "v", "domains": ["*"],
-                    "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 200}}]}]},
-                "access_log": [access_log],
-                "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]
-            }
+            "typed_config": hcm
         }]}]
     })
 }
@@ -188,11 +158,8 @@ fn no_part_of_a_secret_reaches_envoys_log_on_a_listener_update() {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         "dynamic_resources": {"lds_config": {"resource_api_version": "V3",
             "path_config_source": {"path": dir.path().join("lds.json").display().to_string()}}},
-        "static_resources": {"clusters": [{
-            "name": "kafka_rest", "type": "STATIC", "connect_timeout": "1s",
-            "load_assignment": {"cluster_name": "kafka_rest", "endpoints": [{"lb_endpoints": [{
-                "endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 1}}}}]}]}
-        }]}
+        // Port 1: nothing listens (only loading is looked at).
+        "static_resources": {"clusters": [envoy::static_cluster("kafka_rest", 1)]}
     });
     let mut e = Envoy::start_in(&bootstrap.to_string(), dir.path(), 1, "info").unwrap();
     e.wait_ready(Duration::from_secs(30)).unwrap();
@@ -255,45 +222,34 @@ fn no_part_of_a_secret_reaches_envoys_log_at_startup() {
         });
         picked.push(all.swap_remove(found.unwrap_or_else(|| panic!("no case for {position}"))));
     }
-    let work = Mutex::new(picked);
-    let failures = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| loop {
-                let Some(case) = work.lock().unwrap().pop() else {
-                    return;
-                };
-                let dir = tempfile::tempdir().unwrap();
-                let verdict = envoy::try_start(&case.yaml, dir.path(), Duration::from_secs(30))
-                    .unwrap_or_else(|e| panic!("{}: {e:#}", case.name));
-                let mut problems = Vec::new();
-                if verdict.exit.is_none_or(|s| s.success()) {
-                    problems.push(format!("Envoy did not refuse it ({:?})", verdict.exit));
-                }
-                if let Some(leak) = secret_table::leaked(&verdict.log) {
-                    problems.push(format!("{leak:?} is in the log"));
-                }
-                if !verdict
-                    .log
-                    .lines()
-                    .any(|l| l.ends_with(&case.expected_at_start))
-                {
-                    problems.push(format!("no line ending {:?}", case.expected_at_start));
-                }
-                if !problems.is_empty() {
-                    let wasm_lines: Vec<&str> =
-                        verdict.log.lines().filter(|l| l.contains("wasm")).collect();
-                    failures.lock().unwrap().push(format!(
-                        "{}: {}\n{}",
-                        case.name,
-                        problems.join("; "),
-                        wasm_lines.join("\n")
-                    ));
-                }
-            });
+    let failures: Vec<String> = two_at_a_time(picked.len(), |i, dir| {
+        let case = &picked[i];
+        let verdict = envoy::try_start(&case.yaml, dir, Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("{}: {e:#}", case.name));
+        let mut problems = Vec::new();
+        if verdict.exit.is_none_or(|s| s.success()) {
+            problems.push(format!("Envoy did not refuse it ({:?})", verdict.exit));
         }
-    });
-    let failures = failures.into_inner().unwrap();
+        if let Some(leak) = secret_table::leaked(&verdict.log) {
+            problems.push(format!("{leak:?} is in the log"));
+        }
+        if !verdict
+            .log
+            .lines()
+            .any(|l| l.ends_with(&case.expected_at_start))
+        {
+            problems.push(format!("no line ending {:?}", case.expected_at_start));
+        }
+        (!problems.is_empty()).then(|| {
+            let wasm_lines: Vec<&str> =
+                verdict.log.lines().filter(|l| l.contains("wasm")).collect();
+            let (problems, wasm_lines) = (problems.join("; "), wasm_lines.join("\n"));
+            format!("{}: {problems}\n{wasm_lines}", case.name)
+        })
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     eprintln!(
         "{} refused configurations at startup in {:.1} s",

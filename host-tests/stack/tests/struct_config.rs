@@ -18,27 +18,13 @@
 mod struct_encoder;
 mod support;
 
+use adtap_core::config::{Dialect::ConfluentV2, ValueFormat::Json};
 use adtap_harness::process::poll;
-use adtap_stack::envoy::{self, Deployment, Envoy, Render};
-use adtap_stack::{http, Stack, StackOptions};
-use serde_json::{json, Value};
-use std::path::Path;
+use adtap_stack::envoy::{self, Deployment, Envoy};
+use adtap_stack::{adtap_config, http, BackendOptions, Backends};
+use serde_json::json;
 use std::time::Duration;
-
-const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
-const STRUCT: &str = "type.googleapis.com/google.protobuf.Struct";
-
-/// `yaml` (rendered by [`Render`]) with every adtap `configuration` holding `text` as a
-/// `StringValue` replaced by the Struct `doc`: the form an operator writes as YAML.
-fn as_struct_configuration(yaml: &str, text: &str, doc: &Value) -> String {
-    let string_form = json!({"@type": STRING_VALUE, "value": text}).to_string();
-    let struct_form = json!({"@type": STRUCT, "value": doc}).to_string();
-    assert!(
-        yaml.contains(&string_form),
-        "the rendered config has no StringValue configuration to replace"
-    );
-    yaml.replace(&string_form, &struct_form)
-}
+use support::{as_struct_configuration, render};
 
 /// The probe: `proxy_on_configure` logs `probe config <hex>` of the plugin configuration it
 /// receives (`proxy_get_buffer_bytes` of `PluginConfiguration`, buffer type 7 in ABI 0.2.1).
@@ -73,21 +59,6 @@ static mut LINE: [u8; 8192] = [0; 8192];
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Renders the harness Envoy for `deployment` with `module` and adtap configuration `text`
-/// (ports of no server: only loading is looked at).
-fn render(module: &Path, text: &str, deployment: Deployment, ports: (u16, u16)) -> String {
-    Render {
-        ad_server_port: ports.0,
-        rest_port: ports.1,
-        rest_http2: true,
-        wasm: module.to_path_buf(),
-        adtap_config: text.to_string(),
-        deployment,
-    }
-    .render()
-    .unwrap()
 }
 
 #[test]
@@ -131,27 +102,22 @@ fn envoy_hands_proxy_on_configure_the_serialized_struct() {
 
 #[test]
 fn adtap_loads_a_struct_configuration_and_captures() {
-    // The stack brings up the broker, the REST proxy and the ad server (its own Envoy, with the
-    // JSON-string configuration, stays idle); a second Envoy runs adtap configured by a Struct.
-    let stack = Stack::start(StackOptions {
-        deployment: Deployment::AccessLogger,
-        ..StackOptions::default()
-    })
-    .unwrap();
-    let doc = stack.adtap_config().clone();
+    // The stack's broker, REST proxy and ad server, behind an Envoy whose adtap (the stack's
+    // configuration for the access logger) is configured by a Struct.
+    let backends = Backends::start(BackendOptions::default()).unwrap();
+    let doc = adtap_config::for_stack(ConfluentV2, Json, Deployment::AccessLogger);
     let text = doc.to_string();
     let wasm = envoy::wasm_path().unwrap();
     let ports = (
-        stack.ad_server().unwrap().addr().port(),
-        stack.rest_addr().unwrap().port(),
+        backends.ad_server().addr().port(),
+        backends.rest_addr().port(),
     );
     let yaml = as_struct_configuration(
         &render(&wasm, &text, Deployment::AccessLogger, ports),
         &text,
         &doc,
     );
-    let dir = tempfile::tempdir().unwrap();
-    let mut e = Envoy::start_in(&yaml, dir.path(), 1, "info").unwrap();
+    let mut e = Envoy::start_in(&yaml, backends.dir(), 1, "info").unwrap();
     e.wait_ready(Duration::from_secs(30)).unwrap();
     let ads = e.listener_addr("ads").unwrap();
     let r = http::get(ads, "/imp?campaign_id=struct-42&crid=c9").unwrap();
@@ -162,7 +128,7 @@ fn adtap_loads_a_struct_configuration_and_captures() {
         (s.get("delivered") >= 1).then_some(s)
     });
     assert!(delivered.is_some(), "nothing delivered; log:\n{}", e.log());
-    let records = stack
+    let records = backends
         .read_records_expecting(1, Duration::from_secs(20))
         .unwrap();
     let event = records
@@ -180,7 +146,6 @@ fn adtap_loads_a_struct_configuration_and_captures() {
     );
     assert!(event.query.contains(&("creative_id".into(), "c9".into())));
     assert!(!e.log().contains("invalid configuration"), "{}", e.log());
-    e.kill();
 }
 
 #[test]

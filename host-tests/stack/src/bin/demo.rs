@@ -181,12 +181,7 @@ fn demo(a: &Args) -> Result<bool> {
         };
         *by_status.entry(k).or_default() += 1;
     }
-    let mut lat: Vec<Duration> = outcomes.iter().map(|o| o.latency).collect();
-    lat.sort();
-    let pct = |p: f64| {
-        let i = ((lat.len().saturating_sub(1)) as f64 * p).round() as usize;
-        lat.get(i).copied().unwrap_or_default()
-    };
+    let pct = |p: f64| traffic::latency_percentile(&outcomes, p);
     println!(
         "  sent {} requests in {:.2} s ({:.0} req/s); latency p50 {:.2} ms, p99 {:.2} ms",
         reqs.len(),
@@ -370,7 +365,7 @@ fn sample(records: &[KafkaRecord]) -> Option<&KafkaRecord> {
 fn keep_running(stack: &Stack, a: &Args) -> Result<()> {
     let ad = stack.ad_addr();
     let admin = stack.admin_addr()?;
-    let bootstrap = stack.bootstrap()?;
+    let bootstrap = stack.bootstrap();
     let me = std::env::current_exe()?;
     step("the stack stays up (Ctrl-C stops everything)");
     println!("  send traffic:");
@@ -385,7 +380,7 @@ fn keep_running(stack: &Stack, a: &Args) -> Result<()> {
     println!("  Envoy admin:     http://{admin}/");
     println!(
         "  REST proxy:      http://{}/v3/clusters",
-        stack.rest_addr()?
+        stack.rest_addr()
     );
     println!("  Kafka bootstrap: {bootstrap}");
     println!(

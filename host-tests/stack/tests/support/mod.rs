@@ -1,18 +1,20 @@
-//! Shared by the deployment tests (`remote_code.rs`, `drain_tool.rs`): the local stack's parts
-//! started one by one (broker with the harness topics, REST proxy, sample ad server) for an
-//! Envoy the test configures itself, a tiny HTTP server that serves one file, and the YAML and
-//! hashing helpers, and the compiler of the probe modules (`compile_probe`).
-//! [`adtap_stack::Stack`] starts Envoy on [`adtap_stack::envoy::Render`]'s configuration; these
-//! tests need Envoy configurations it does not build (the shipped examples, Envoy under a
-//! wrapper).
+//! Shared by the stack's test binaries (each takes what it needs): the lock that runs one stack
+//! at a time ([`serial`]) and the two-at-a-time runner of Envoy starts ([`two_at_a_time`]); the
+//! stack's Envoy configuration for a test's own Envoy ([`render`], [`as_struct_configuration`]
+//! for adtap's configuration as a Struct); the check that records arrived exactly once
+//! ([`assert_exactly_once`]); for the deployment tests (`remote_code.rs`, `drain_tool.rs`),
+//! which run Envoy configurations the stack does not build (the shipped examples, Envoy under
+//! a wrapper) in front of [`adtap_stack::Backends`], a tiny HTTP server that serves one file
+//! and the YAML and hashing helpers; the compiler of the probe modules ([`compile_probe`]); and
+//! the independent schema check ([`check_jsonschema`]).
 #![allow(dead_code)]
 
-use adtap_core::config::{Dialect, ValueFormat};
-use adtap_harness::broker::Tansu;
-use adtap_harness::config::{CLUSTER_ID, TOPICS};
-use adtap_stack::adserver::AdServer;
-use adtap_stack::kafka::{self, KafkaRecord};
-use adtap_stack::rest_proxy::{RestProxy, RestProxyConfig};
+use adtap_stack::envoy::{Deployment, Render};
+use adtap_stack::kafka::KafkaRecord;
+use adtap_stack::traffic::AdRequest;
+use adtap_stack::verify::Reconciliation;
+use adtap_stack::Backends;
+use serde_json::{json, Value};
 use sha2::Digest as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -20,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -29,86 +31,44 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Broker, REST proxy and ad server; dropped in reverse dependency order.
-pub struct Parts {
-    /// The sample ad server (on `rt`).
-    pub ad_server: AdServer,
-    /// The REST proxy child.
-    pub rest: RestProxy,
-    /// The tansu broker with the harness topics.
-    pub broker: Tansu,
-    /// The runtime serving the ad server.
-    pub rt: tokio::runtime::Runtime,
-    /// Logs and configs; kept (path printed) when a test fails.
-    dir: Option<tempfile::TempDir>,
-}
-
-impl Parts {
-    /// Starts everything but Envoy, on free 127.0.0.1 ports.
-    pub fn start() -> Parts {
-        let dir = tempfile::Builder::new()
-            .prefix("adtap-deploy-")
-            .tempdir()
-            .unwrap();
-        let broker = Tansu::start().unwrap();
-        for (_, topic) in TOPICS {
-            broker.create_topic(topic, 1).unwrap();
-        }
-        let rest = RestProxy::start(
-            RestProxyConfig {
-                bootstrap: broker.bootstrap(),
-                cluster_id: CLUSTER_ID.to_string(),
-                delivery_timeout_ms: 10_000,
-            },
-            dir.path(),
-        )
+/// Reads the records of `expected` back from `backends` (waiting at most 10 s for all of them)
+/// and checks that they are exactly one correct record per request, sent within `window_ms`
+/// ([`adtap_stack::verify::reconcile`]).
+pub fn assert_exactly_once(
+    backends: &Backends,
+    expected: &[AdRequest],
+    window_ms: (u64, u64),
+) -> (Vec<KafkaRecord>, Reconciliation) {
+    let records = backends
+        .read_records_expecting(expected.len(), Duration::from_secs(10))
         .unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let ad_server = rt.block_on(AdServer::start()).unwrap();
-        Parts {
-            ad_server,
-            rest,
-            broker,
-            rt,
-            dir: Some(dir),
-        }
-    }
-
-    /// The directory for configs and logs.
-    pub fn dir(&self) -> &Path {
-        self.dir.as_ref().map_or(Path::new("/tmp"), |d| d.path())
-    }
-
-    /// Reads the topics until at least `n` records are there or `timeout` passes.
-    pub fn records(&self, n: usize, timeout: Duration) -> Vec<KafkaRecord> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let records = kafka::read_all(
-                &self.broker.bootstrap(),
-                Dialect::ConfluentV2,
-                ValueFormat::Json,
-            )
-            .unwrap();
-            if records.len() >= n || Instant::now() >= deadline {
-                return records;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
+    let rec = backends.reconcile(expected, &records, window_ms);
+    assert!(rec.is_perfect(), "{}", rec.problems());
+    assert_eq!(records.len(), expected.len());
+    (records, rec)
 }
 
-impl Drop for Parts {
-    fn drop(&mut self) {
-        if let Some(dir) = self.dir.take() {
-            if std::thread::panicking() {
-                eprintln!("logs kept in {}", dir.keep().display());
-            }
+/// `f(0..n)`, two at a time (each call runs one Envoy, which mostly compiles the module), in
+/// order; each call gets its own directory.
+pub fn two_at_a_time<T: Send>(n: usize, f: impl Fn(usize, &Path) -> T + Sync) -> Vec<T> {
+    let dir = tempfile::tempdir().unwrap();
+    let next = AtomicUsize::new(0);
+    let done = Mutex::new(std::collections::BTreeMap::new());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= n {
+                    break;
+                }
+                let sub = dir.path().join(i.to_string());
+                std::fs::create_dir_all(&sub).unwrap();
+                let out = f(i, &sub);
+                done.lock().unwrap().insert(i, out);
+            });
         }
-    }
+    });
+    done.into_inner().unwrap().into_values().collect()
 }
 
 /// An HTTP/1.1 server on 127.0.0.1 that answers every GET with one file's bytes, and counts
@@ -186,6 +146,39 @@ impl Drop for FileServer {
     }
 }
 
+/// The stack's Envoy configuration ([`Render`]) for `deployment`, with adtap loaded from `wasm`
+/// and configured by `text`, and its clusters at `ports` (the ad server's, the REST proxy's; a
+/// port nothing listens on where only loading is looked at).
+pub fn render(wasm: &Path, text: &str, deployment: Deployment, ports: (u16, u16)) -> String {
+    Render {
+        ad_server_port: ports.0,
+        rest_port: ports.1,
+        rest_http2: true,
+        wasm: wasm.to_path_buf(),
+        adtap_config: text.to_string(),
+        deployment,
+    }
+    .render()
+    .unwrap()
+}
+
+/// The `@type` of a `google.protobuf.StringValue` (adtap's configuration as JSON text).
+pub const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
+/// The `@type` of a `google.protobuf.Struct` (adtap's configuration as YAML).
+pub const STRUCT: &str = "type.googleapis.com/google.protobuf.Struct";
+
+/// `yaml` (rendered by [`adtap_stack::envoy::Render`]) with every adtap `configuration` holding `text` as a
+/// `StringValue` replaced by the Struct `doc`: the form an operator writes as YAML.
+pub fn as_struct_configuration(yaml: &str, text: &str, doc: &Value) -> String {
+    let string_form = json!({"@type": STRING_VALUE, "value": text}).to_string();
+    let struct_form = json!({"@type": STRUCT, "value": doc}).to_string();
+    assert!(
+        yaml.contains(&string_form),
+        "the rendered config has no StringValue configuration to replace"
+    );
+    yaml.replace(&string_form, &struct_form)
+}
+
 /// sha256 in hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes)
@@ -196,26 +189,23 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// A YAML file under the repository as a JSON value (YAML 1.2 core: what Kubernetes and Envoy
 /// read), one per document.
-pub fn yaml_docs(rel: &str) -> Vec<serde_json::Value> {
+pub fn yaml_docs(rel: &str) -> Vec<Value> {
     let path = adtap_stack::repo_root().join(rel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
     yaml_docs_of(&text)
 }
 
 /// Every document of a YAML text as JSON values (empty documents left out).
-pub fn yaml_docs_of(text: &str) -> Vec<serde_json::Value> {
+pub fn yaml_docs_of(text: &str) -> Vec<Value> {
     use serde::Deserialize as _;
     serde_yaml::Deserializer::from_str(text)
-        .map(|d| serde_json::Value::deserialize(d).unwrap())
+        .map(|d| Value::deserialize(d).unwrap())
         .filter(|v| !v.is_null())
         .collect()
 }
 
 /// The cluster named `name` in an Envoy bootstrap.
-pub fn cluster_mut<'a>(
-    bootstrap: &'a mut serde_json::Value,
-    name: &str,
-) -> &'a mut serde_json::Value {
+pub fn cluster_mut<'a>(bootstrap: &'a mut Value, name: &str) -> &'a mut Value {
     bootstrap["static_resources"]["clusters"]
         .as_array_mut()
         .unwrap()
@@ -225,9 +215,9 @@ pub fn cluster_mut<'a>(
 }
 
 /// Points a static bootstrap's cluster `name` at `addr` (its one endpoint).
-pub fn point_cluster(bootstrap: &mut serde_json::Value, name: &str, addr: SocketAddr) {
+pub fn point_cluster(bootstrap: &mut Value, name: &str, addr: SocketAddr) {
     let c = cluster_mut(bootstrap, name);
-    c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = serde_json::json!(
+    c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = json!(
         {"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}}
     );
 }
