@@ -499,14 +499,7 @@ fn vm_callbacks_for_requests_kept_out() {
     let text = config_text("all");
     // What adtap generates (the composite filter creating the Wasm filter on a match), and for
     // comparison the Wasm filter itself wrapped in an ExtensionWithMatcher with `SkipFilter`.
-    let skip = json!({
-        "name": "adtap",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
-            "extension_config": native::wasm_http_filter(&text, &probe),
-            "xds_matcher": native::skip_matcher(&cfg),
-        }
-    });
+    let skip = native::skip_filter_entry(&cfg, native::wasm_http_filter(&text, &probe));
     let without_body = [
         "context_create",
         "request_headers",
