@@ -224,13 +224,13 @@ fn main() -> Result<()> {
         Err(e) => {
             eprintln!("section {name} FAILED: {e:#}");
             failed.push(name.to_string());
-            sections.push(Section {
-                markdown: format!(
+            sections.push(Section::new(
+                format!(
                     "## {name}\n\n**failed**: `{}`\n",
                     format!("{e:#}").replace('\n', " ")
                 ),
-                targets: Vec::new(),
-            });
+                Vec::new(),
+            ));
         }
     };
     if opts.only.envoy {
