@@ -85,7 +85,9 @@ struct Counts {
 }
 
 fn counts(e: &Envoy) -> Result<Counts> {
-    let s = e.stats("^(http\\.ads\\.downstream_rq_completed|wasmcustom\\.adtap_)")?;
+    let s = e
+        .harness
+        .envoy_stats("^(http\\.ads\\.downstream_rq_completed|wasmcustom\\.adtap_)")?;
     let g = |k: &str| s.get(k).copied().unwrap_or(0);
     Ok(Counts {
         served: g("http.ads.downstream_rq_completed"),
@@ -216,7 +218,7 @@ pub fn run(settings: &Settings, inputs_base: &Inputs) -> Result<Section> {
         for (v, e) in &envoys {
             let i = idx(*v);
             let before = counts(e)?;
-            let cpu_before = e.cpu_ns();
+            let cpu_before = e.harness.cpu_ns();
             let r = load::fixed_rate(
                 e.listener,
                 v.path(),
@@ -228,7 +230,7 @@ pub fn run(settings: &Settings, inputs_base: &Inputs) -> Result<Section> {
             // Read before `settle`: its polling of the admin `/stats` costs Envoy CPU too, and
             // only adtap's runs poll. (The last partial batch, shipped after the run, is left
             // out for the same reason: at most one batch per run.)
-            if let (Some(a), Some(b)) = (cpu_before, e.cpu_ns()) {
+            if let (Some(a), Some(b)) = (cpu_before, e.harness.cpu_ns()) {
                 if r.ok > 0 {
                     let per = b.saturating_sub(a) as f64 / 1e3 / r.ok as f64;
                     series.entry(i).or_default().cpu_us.push(per);
@@ -259,7 +261,7 @@ pub fn run(settings: &Settings, inputs_base: &Inputs) -> Result<Section> {
         }
     }
     for (v, e) in &envoys {
-        series.entry(idx(*v)).or_default().rss_kib = e.rss_kib();
+        series.entry(idx(*v)).or_default().rss_kib = e.harness.rss_kib();
     }
     let sink_records = sink.stats.records.load(Ordering::Relaxed);
     let sink_invalid = sink.stats.invalid.load(Ordering::Relaxed);
