@@ -75,26 +75,19 @@ impl Check {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Counts {
-    served: u64,
-    captured: u64,
-    delivered: u64,
-    dropped: u64,
-    unmatched: u64,
-}
-
-fn counts(e: &Envoy) -> Result<Counts> {
+/// The running totals a [`Check`] is the difference of (`expect_capture` unset).
+fn counts(e: &Envoy) -> Result<Check> {
     let s = e
         .harness
         .envoy_stats("^(http\\.ads\\.downstream_rq_completed|wasmcustom\\.adtap_)")?;
     let g = |k: &str| s.get(k).copied().unwrap_or(0);
-    Ok(Counts {
+    Ok(Check {
         served: g("http.ads.downstream_rq_completed"),
         captured: g("wasmcustom.adtap_captured"),
         delivered: g("wasmcustom.adtap_delivered"),
         dropped: g("wasmcustom.adtap_dropped"),
         unmatched: g("wasmcustom.adtap_requests_unmatched"),
+        expect_capture: false,
     })
 }
 
@@ -102,7 +95,7 @@ fn counts(e: &Envoy) -> Result<Counts> {
 /// `before` and delivered everything it captured, then returns the run's accounting. When
 /// nothing is to be captured, waits for three of adtap's ticks (its stats are published once
 /// per tick) and returns what it saw.
-fn settle(e: &Envoy, before: Counts, expect_capture: bool) -> Result<Check> {
+fn settle(e: &Envoy, before: Check, expect_capture: bool) -> Result<Check> {
     let deadline = Instant::now() + Duration::from_secs(20);
     // Give up early when nothing moves for 3 s (a module that captures nothing).
     let mut last = (u64::MAX, u64::MAX);
@@ -132,6 +125,22 @@ fn settle(e: &Envoy, before: Counts, expect_capture: bool) -> Result<Check> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// [`settle`] after a measured `run` of `v` (adtap's variants only), warning when the
+/// accounting is off.
+fn checked(e: &Envoy, v: Variant, before: Check, run: &str) -> Result<Option<Check>> {
+    if !v.is_adtap() {
+        return Ok(None);
+    }
+    let c = settle(e, before, !v.unmatched())?;
+    if !c.ok() {
+        eprintln!(
+            "  WARNING: {} accounting off after a {run} run: {c:?}",
+            v.name()
+        );
+    }
+    Ok(Some(c))
 }
 
 /// Per-variant measurements.
@@ -190,16 +199,7 @@ pub fn run(settings: &Settings, inputs_base: &Inputs) -> Result<Section> {
             let s = series.entry(i).or_default();
             s.rps.push(r.rps);
             s.wrk_errors += r.errors;
-            if v.is_adtap() {
-                let c = settle(e, before, !v.unmatched())?;
-                s.checks.push(c);
-                if !c.ok() {
-                    eprintln!(
-                        "  WARNING: {} accounting off after a throughput run: {c:?}",
-                        v.name()
-                    );
-                }
-            }
+            s.checks.extend(checked(e, *v, before, "throughput")?);
             if *v == Variant::AccessLog {
                 s.log_bytes += std::fs::metadata(&e.access_log).map_or(0, |m| m.len());
                 s.log_requests += r.requests;
@@ -236,16 +236,8 @@ pub fn run(settings: &Settings, inputs_base: &Inputs) -> Result<Section> {
                     series.entry(i).or_default().cpu_us.push(per);
                 }
             }
-            if v.is_adtap() {
-                let c = settle(e, before, !v.unmatched())?;
-                if !c.ok() {
-                    eprintln!(
-                        "  WARNING: {} accounting off after a latency run: {c:?}",
-                        v.name()
-                    );
-                }
-                series.entry(i).or_default().checks.push(c);
-            }
+            let c = checked(e, *v, before, "latency")?;
+            series.entry(i).or_default().checks.extend(c);
             truncate_log(e);
             eprintln!(
                 "  round {}/{} latency    {:<20} p50 {:>7.1} µs  p99 {:>7.1} µs  ({:.0} req/s, {} errors)",

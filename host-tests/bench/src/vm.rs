@@ -268,6 +268,20 @@ fn metric(host: &Host, name: &str) -> i64 {
 }
 
 /// Lets virtual time pass (ticks, answers) until adtap holds nothing, up to 10 s.
+/// A fresh [`Run`] of `events` requests at the steady rate, the REST proxy answering.
+fn healthy(host: &mut Host, dialect: &str, events: u64) -> Result<Run> {
+    let mut run = Run::default();
+    drive(
+        host,
+        dialect,
+        events,
+        REQUEST_GAP,
+        Upstream::Healthy,
+        &mut run,
+    )?;
+    Ok(run)
+}
+
 fn drain(host: &mut Host, dialect: &str, run: &mut Run) -> Result<()> {
     for _ in 0..100 {
         pump(
@@ -308,15 +322,7 @@ fn steady(
 ) -> Result<Steady> {
     let mut host = start(module, config(dialect, format, None)?)?;
     let idle_mem = host.linear_memory_bytes();
-    let mut warm = Run::default();
-    drive(
-        &mut host,
-        dialect,
-        events / 5,
-        REQUEST_GAP,
-        Upstream::Healthy,
-        &mut warm,
-    )?;
+    let mut warm = healthy(&mut host, dialect, events / 5)?;
     drain(&mut host, dialect, &mut warm)?;
     let mut out = Steady {
         dialect,
@@ -334,15 +340,7 @@ fn steady(
     let mut bytes = 0u64;
     let mut records = 0u64;
     for _ in 0..rounds {
-        let mut run = Run::default();
-        drive(
-            &mut host,
-            dialect,
-            events,
-            REQUEST_GAP,
-            Upstream::Healthy,
-            &mut run,
-        )?;
+        let run = healthy(&mut host, dialect, events)?;
         out.ns.push(run.ns_per_event());
         out.request_ns
             .push(run.request_ns as f64 / run.events as f64);
@@ -366,27 +364,10 @@ fn steady(
 /// The no-op filter's cost per request in this host (the floor).
 fn floor(module: &Module, events: u64, rounds: usize) -> Result<Vec<f64>> {
     let mut host = start(module, String::new())?;
-    let mut warm = Run::default();
-    drive(
-        &mut host,
-        "confluent_v2",
-        events / 5,
-        REQUEST_GAP,
-        Upstream::Healthy,
-        &mut warm,
-    )?;
+    healthy(&mut host, "confluent_v2", events / 5)?;
     let mut out = Vec::new();
     for _ in 0..rounds {
-        let mut run = Run::default();
-        drive(
-            &mut host,
-            "confluent_v2",
-            events,
-            REQUEST_GAP,
-            Upstream::Healthy,
-            &mut run,
-        )?;
-        out.push(run.ns_per_event());
+        out.push(healthy(&mut host, "confluent_v2", events)?.ns_per_event());
     }
     Ok(out)
 }
@@ -414,7 +395,7 @@ fn overload(
     let mut run = Run::default();
     let mut mem = Vec::new();
     let mut max_held_bytes = 0;
-    for q in 0..4 {
+    for _ in 0..4 {
         let quarter = total / 4;
         let mut done = 0;
         while done < quarter {
@@ -430,7 +411,6 @@ fn overload(
             done += n;
             max_held_bytes = max_held_bytes.max(metric(&host, "adtap_held_bytes"));
         }
-        let _ = q;
         mem.push(host.linear_memory_bytes());
     }
     if let Some(t) = host.trapped() {
