@@ -427,20 +427,17 @@ pub fn bootstrap(variant: Variant, inputs: &Inputs, access_log_path: &Path) -> R
         };
         let wasm = wasm.display().to_string();
         // The native skip is generated from the configuration adtap itself runs.
-        let skip = if variant.unmatched() || variant.composite() {
-            let cfg = adtap_core::Config::parse(configuration.as_bytes()).map_err(|e| {
-                anyhow!(
-                    "adtap's configuration does not parse: {}",
-                    e.iter()
-                        .map(|e| format!("{}: {}", e.path, e.message))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )
-            })?;
-            Some(cfg)
-        } else {
-            None
-        };
+        let skip = (variant.unmatched() || variant.composite())
+            .then(|| {
+                adtap_core::Config::parse(configuration.as_bytes()).map_err(|e| {
+                    let errors: Vec<String> = e.iter().map(ToString::to_string).collect();
+                    anyhow!(
+                        "adtap's configuration does not parse: {}",
+                        errors.join("; ")
+                    )
+                })
+            })
+            .transpose()?;
         // Every module runs under the same `PluginConfig` (named `adtap`) as adtap's own
         // deployments, from the core's builders.
         match variant.deployment() {
