@@ -85,18 +85,14 @@ async fn v2_json_and_binary_records_arrive_exactly() {
     for (o, (k, v, p)) in offsets.iter().zip(&json_records) {
         assert_eq!(o["error_code"], Value::Null, "{o}");
         assert_eq!(o["error"], Value::Null);
-        let partition = o["partition"].as_i64().unwrap() as i32;
+        let pos = position(o, "partition");
         let key = serde_json::to_vec(k).unwrap();
         match p {
-            Some(p) => assert_eq!(partition, *p),
+            Some(p) => assert_eq!(pos.0, *p),
             // Keyed records are placed like the Java client places them.
-            None => assert_eq!(partition, java_partition(&key, 3), "key {k}"),
+            None => assert_eq!(pos.0, java_partition(&key, 3), "key {k}"),
         }
-        expected.push((
-            position(o, "partition"),
-            Some(key),
-            Some(serde_json::to_vec(v).unwrap()),
-        ));
+        expected.push((pos, Some(key), Some(serde_json::to_vec(v).unwrap())));
     }
     for (o, (k, v)) in bin_offsets.iter().zip(&bin) {
         assert_eq!(o["error_code"], Value::Null, "{o}");
