@@ -551,20 +551,21 @@ fn render(
         } else {
             "HTTP filter"
         };
-        let mut measured = show_opt(r, 3);
-        let mut extra = Vec::new();
-        if v.deployment() == Deployment::Logger {
-            extra.push(format!(
-                "× no-op logger {}",
+        // The loggers are also compared with the no-op logger.
+        let over_noop_log = if v.deployment() == Deployment::Logger {
+            format!(
+                "× no-op logger {}; ",
                 show_spread(&rps_ratio(v, NoopLog), 3)
-            ));
-        }
-        extra.push(format!(
-            "× access log {}",
-            show_spread(&rps_ratio(v, AccessLog), 3)
-        ));
-        extra.push(format!("capture check {}", check_note(v)));
-        let _ = write!(measured, " ({})", extra.join("; "));
+            )
+        } else {
+            String::new()
+        };
+        let measured = format!(
+            "{} ({over_noop_log}× access log {}; capture check {})",
+            show_opt(r, 3),
+            show_spread(&rps_ratio(v, AccessLog), 3),
+            check_note(v)
+        );
         targets.push(Target::new(
             format!(
                 "{} ({deployment}, {fields} fields) throughput ≥ {min:.2} × no-op Wasm filter",

@@ -299,6 +299,7 @@ fn drain(host: &mut Host, dialect: &str, run: &mut Run) -> Result<()> {
 }
 
 /// Steady-state measurement of one dialect/format.
+#[derive(Default)]
 struct Steady {
     dialect: &'static str,
     format: &'static str,
@@ -327,15 +328,9 @@ fn steady(
     let mut out = Steady {
         dialect,
         format,
-        ns: Vec::new(),
-        request_ns: Vec::new(),
-        ship_ns: Vec::new(),
-        bytes_per_event: 0.0,
-        captured: 0,
-        delivered: 0,
         events: warm.events,
         idle_mem,
-        steady_mem: 0,
+        ..Steady::default()
     };
     let mut bytes = 0u64;
     let mut records = 0u64;
