@@ -185,11 +185,7 @@ pub fn run(_tools: &Tools, short: bool) -> Result<Section> {
 }
 
 fn render(steps: &[Step], delivered: u64, in_kafka: usize, unique: usize) -> Result<Section> {
-    let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "## 5. End-to-end delivery rate through the local stack\n"
-    );
+    let mut md = String::from("## 5. End-to-end delivery rate through the local stack\n\n");
     let _ = writeln!(
         md,
         "`adtap-stack`: tansu broker (memory storage), the repo's REST proxy (Confluent v2 JSON, \
@@ -200,9 +196,17 @@ fn render(steps: &[Step], delivered: u64, in_kafka: usize, unique: usize) -> Res
          nothing dropped, and settled within 5 s; the steps stop at the first that is not.\n",
         steps.first().map_or(0.0, |s| s.secs)
     );
-    let rows: Vec<Vec<String>> = steps
-        .iter()
-        .map(|s| {
+    md.push_str(&table(
+        &[
+            "target req/s",
+            "achieved",
+            "p99 µs",
+            "served / captured / delivered / dropped",
+            "settled",
+            "CPU (share of one core)",
+            "sustained",
+        ],
+        steps.iter().map(|s| {
             vec![
                 format!("{:.0}", s.rate),
                 format!("{:.0}", s.achieved),
@@ -224,19 +228,7 @@ fn render(steps: &[Step], delivered: u64, in_kafka: usize, unique: usize) -> Res
                     "**no**".into()
                 },
             ]
-        })
-        .collect();
-    md.push_str(&table(
-        &[
-            "target req/s",
-            "achieved",
-            "p99 µs",
-            "served / captured / delivered / dropped",
-            "settled",
-            "CPU (share of one core)",
-            "sustained",
-        ],
-        &rows,
+        }),
     ));
     let best = steps
         .iter()
@@ -271,8 +263,5 @@ fn render(steps: &[Step], delivered: u64, in_kafka: usize, unique: usize) -> Res
             crate::tools::online_cpus().1 * 100
         );
     }
-    Ok(Section {
-        markdown: md,
-        targets: Vec::new(),
-    })
+    Ok(Section::new(md, Vec::new()))
 }

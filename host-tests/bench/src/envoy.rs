@@ -32,7 +32,6 @@
 use adtap_harness::envoy as launcher;
 use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -428,20 +427,17 @@ pub fn bootstrap(variant: Variant, inputs: &Inputs, access_log_path: &Path) -> R
         };
         let wasm = wasm.display().to_string();
         // The native skip is generated from the configuration adtap itself runs.
-        let skip = if variant.unmatched() || variant.composite() {
-            let cfg = adtap_core::Config::parse(configuration.as_bytes()).map_err(|e| {
-                anyhow!(
-                    "adtap's configuration does not parse: {}",
-                    e.iter()
-                        .map(|e| format!("{}: {}", e.path, e.message))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )
-            })?;
-            Some(cfg)
-        } else {
-            None
-        };
+        let skip = (variant.unmatched() || variant.composite())
+            .then(|| {
+                adtap_core::Config::parse(configuration.as_bytes()).map_err(|e| {
+                    let errors: Vec<String> = e.iter().map(ToString::to_string).collect();
+                    anyhow!(
+                        "adtap's configuration does not parse: {}",
+                        errors.join("; ")
+                    )
+                })
+            })
+            .transpose()?;
         // Every module runs under the same `PluginConfig` (named `adtap`) as adtap's own
         // deployments, from the core's builders.
         match variant.deployment() {
@@ -465,13 +461,17 @@ pub fn bootstrap(variant: Variant, inputs: &Inputs, access_log_path: &Path) -> R
     }
     Ok(launcher::bootstrap(
         launcher::direct_response_hcm(filters, access_logs),
-        vec![launcher::static_cluster("kafka_rest", inputs.rest_port)],
+        vec![launcher::static_cluster(
+            adtap_harness::config::CLUSTER,
+            inputs.rest_port,
+        )],
     ))
 }
 
 /// A bench variant's Envoy (one worker, the harness's launcher); killed when dropped.
 pub struct Envoy {
-    inner: adtap_harness::envoy::Envoy,
+    /// The harness's Envoy: its stats, CPU time and memory are read through it.
+    pub harness: launcher::Envoy,
     /// The ad listener.
     pub listener: SocketAddr,
     /// Where the access log goes (only written by [`Variant::AccessLog`]).
@@ -493,31 +493,16 @@ impl Envoy {
             config_file: "envoy.json".into(),
             ..launcher::Options::default()
         };
-        let mut inner = launcher::Envoy::start_with(&config, dir.path(), &opts)?;
-        inner
+        let mut harness = launcher::Envoy::start_with(&config, dir.path(), &opts)?;
+        harness
             .wait_ready(Duration::from_secs(60))
             .with_context(|| format!("Envoy ({}) did not start", variant.label()))?;
         Ok(Envoy {
-            listener: inner.listener_addr("ads")?,
-            inner,
+            listener: harness.listener_addr("ads")?,
+            harness,
             access_log,
             _dir: dir,
         })
-    }
-
-    /// Counters and gauges whose name matches the regex `filter`.
-    pub fn stats(&self, filter: &str) -> Result<BTreeMap<String, u64>> {
-        self.inner.envoy_stats(filter)
-    }
-
-    /// CPU time of all of Envoy's threads so far, ns ([`launcher::Envoy::cpu_ns`]).
-    pub fn cpu_ns(&self) -> Option<u64> {
-        self.inner.cpu_ns()
-    }
-
-    /// Resident set size and its peak, KiB ([`launcher::Envoy::rss_kib`]).
-    pub fn rss_kib(&self) -> Option<(u64, u64)> {
-        self.inner.rss_kib()
     }
 }
 

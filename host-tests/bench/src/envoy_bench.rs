@@ -15,7 +15,7 @@ use crate::envoy::{Deployment, Envoy, Inputs, Module, Variant, AD_HEADERS};
 use crate::load::{self, RateResult};
 use crate::report::{table, Section, Target};
 use crate::sink::Sink;
-use crate::stats::{show_opt, Spread};
+use crate::stats::{show_opt, show_spread, Spread};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -75,24 +75,19 @@ impl Check {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Counts {
-    served: u64,
-    captured: u64,
-    delivered: u64,
-    dropped: u64,
-    unmatched: u64,
-}
-
-fn counts(e: &Envoy) -> Result<Counts> {
-    let s = e.stats("^(http\\.ads\\.downstream_rq_completed|wasmcustom\\.adtap_)")?;
+/// The running totals a [`Check`] is the difference of (`expect_capture` unset).
+fn counts(e: &Envoy) -> Result<Check> {
+    let s = e
+        .harness
+        .envoy_stats("^(http\\.ads\\.downstream_rq_completed|wasmcustom\\.adtap_)")?;
     let g = |k: &str| s.get(k).copied().unwrap_or(0);
-    Ok(Counts {
+    Ok(Check {
         served: g("http.ads.downstream_rq_completed"),
         captured: g("wasmcustom.adtap_captured"),
         delivered: g("wasmcustom.adtap_delivered"),
         dropped: g("wasmcustom.adtap_dropped"),
         unmatched: g("wasmcustom.adtap_requests_unmatched"),
+        expect_capture: false,
     })
 }
 
@@ -100,7 +95,7 @@ fn counts(e: &Envoy) -> Result<Counts> {
 /// `before` and delivered everything it captured, then returns the run's accounting. When
 /// nothing is to be captured, waits for three of adtap's ticks (its stats are published once
 /// per tick) and returns what it saw.
-fn settle(e: &Envoy, before: Counts, expect_capture: bool) -> Result<Check> {
+fn settle(e: &Envoy, before: Check, expect_capture: bool) -> Result<Check> {
     let deadline = Instant::now() + Duration::from_secs(20);
     // Give up early when nothing moves for 3 s (a module that captures nothing).
     let mut last = (u64::MAX, u64::MAX);
@@ -130,6 +125,22 @@ fn settle(e: &Envoy, before: Counts, expect_capture: bool) -> Result<Check> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// [`settle`] after a measured `run` of `v` (adtap's variants only), warning when the
+/// accounting is off.
+fn checked(e: &Envoy, v: Variant, before: Check, run: &str) -> Result<Option<Check>> {
+    if !v.is_adtap() {
+        return Ok(None);
+    }
+    let c = settle(e, before, !v.unmatched())?;
+    if !c.ok() {
+        eprintln!(
+            "  WARNING: {} accounting off after a {run} run: {c:?}",
+            v.name()
+        );
+    }
+    Ok(Some(c))
 }
 
 /// Per-variant measurements.
@@ -188,16 +199,7 @@ pub fn run(settings: &Settings, inputs_base: &Inputs) -> Result<Section> {
             let s = series.entry(i).or_default();
             s.rps.push(r.rps);
             s.wrk_errors += r.errors;
-            if v.is_adtap() {
-                let c = settle(e, before, !v.unmatched())?;
-                s.checks.push(c);
-                if !c.ok() {
-                    eprintln!(
-                        "  WARNING: {} accounting off after a throughput run: {c:?}",
-                        v.name()
-                    );
-                }
-            }
+            s.checks.extend(checked(e, *v, before, "throughput")?);
             if *v == Variant::AccessLog {
                 s.log_bytes += std::fs::metadata(&e.access_log).map_or(0, |m| m.len());
                 s.log_requests += r.requests;
@@ -216,7 +218,7 @@ pub fn run(settings: &Settings, inputs_base: &Inputs) -> Result<Section> {
         for (v, e) in &envoys {
             let i = idx(*v);
             let before = counts(e)?;
-            let cpu_before = e.cpu_ns();
+            let cpu_before = e.harness.cpu_ns();
             let r = load::fixed_rate(
                 e.listener,
                 v.path(),
@@ -228,22 +230,14 @@ pub fn run(settings: &Settings, inputs_base: &Inputs) -> Result<Section> {
             // Read before `settle`: its polling of the admin `/stats` costs Envoy CPU too, and
             // only adtap's runs poll. (The last partial batch, shipped after the run, is left
             // out for the same reason: at most one batch per run.)
-            if let (Some(a), Some(b)) = (cpu_before, e.cpu_ns()) {
+            if let (Some(a), Some(b)) = (cpu_before, e.harness.cpu_ns()) {
                 if r.ok > 0 {
                     let per = b.saturating_sub(a) as f64 / 1e3 / r.ok as f64;
                     series.entry(i).or_default().cpu_us.push(per);
                 }
             }
-            if v.is_adtap() {
-                let c = settle(e, before, !v.unmatched())?;
-                if !c.ok() {
-                    eprintln!(
-                        "  WARNING: {} accounting off after a latency run: {c:?}",
-                        v.name()
-                    );
-                }
-                series.entry(i).or_default().checks.push(c);
-            }
+            let c = checked(e, *v, before, "latency")?;
+            series.entry(i).or_default().checks.extend(c);
             truncate_log(e);
             eprintln!(
                 "  round {}/{} latency    {:<20} p50 {:>7.1} µs  p99 {:>7.1} µs  ({:.0} req/s, {} errors)",
@@ -259,7 +253,7 @@ pub fn run(settings: &Settings, inputs_base: &Inputs) -> Result<Section> {
         }
     }
     for (v, e) in &envoys {
-        series.entry(idx(*v)).or_default().rss_kib = e.rss_kib();
+        series.entry(idx(*v)).or_default().rss_kib = e.harness.rss_kib();
     }
     let sink_records = sink.stats.records.load(Ordering::Relaxed);
     let sink_invalid = sink.stats.invalid.load(Ordering::Relaxed);
@@ -372,7 +366,7 @@ fn render(
     let empty = Series::default();
     let get = |v: Variant| series.get(&idx(v)).unwrap_or(&empty);
     let ran = &settings.variants;
-    let mut md = String::new();
+    let mut md = String::from("## 1. Throughput at saturation\n\n");
     let mut targets = Vec::new();
     // Per-round throughput ratio and CPU difference of `a` against `b`.
     let rps_ratio = |a: Variant, b: Variant| ratios(&get(a).rps, &get(b).rps);
@@ -392,7 +386,6 @@ fn render(
     };
     let comps = comparisons(ran);
 
-    let _ = writeln!(md, "## 1. Throughput at saturation\n");
     let _ = writeln!(
         md,
         "One Envoy worker (`--concurrency 1`), a `direct_response` route, `wrk -t1 -c{} -d{}s`, \
@@ -411,26 +404,6 @@ fn render(
         let _ = writeln!(md, "- {}: {}", code(*v), v.shape());
     }
     md.push('\n');
-    let rows: Vec<Vec<String>> = ran
-        .iter()
-        .map(|v| {
-            let s = get(*v);
-            vec![
-                code(*v),
-                v.label().to_string(),
-                show_opt(Spread::of(&s.rps), 0),
-                show_opt(
-                    Spread::of(&s.rps.iter().map(|x| 1e6 / x).collect::<Vec<_>>()),
-                    2,
-                ),
-                show_opt(Spread::of(&rps_ratio(*v, v.bare())), 3),
-                show_opt(Spread::of(&rps_ratio(*v, Noop)), 3),
-                show_opt(Spread::of(&rps_ratio(*v, NoopLog)), 3),
-                show_opt(Spread::of(&rps_ratio(*v, AccessLog)), 3),
-                s.wrk_errors.to_string(),
-            ]
-        })
-        .collect();
     md.push_str(&table(
         &[
             "variant",
@@ -443,7 +416,20 @@ fn render(
             "× access log",
             "errors",
         ],
-        &rows,
+        ran.iter().map(|v| {
+            let s = get(*v);
+            vec![
+                code(*v),
+                v.label().to_string(),
+                show_spread(&s.rps, 0),
+                show_spread(&s.rps.iter().map(|x| 1e6 / x).collect::<Vec<_>>(), 2),
+                show_spread(&rps_ratio(*v, v.bare()), 3),
+                show_spread(&rps_ratio(*v, Noop), 3),
+                show_spread(&rps_ratio(*v, NoopLog), 3),
+                show_spread(&rps_ratio(*v, AccessLog), 3),
+                s.wrk_errors.to_string(),
+            ]
+        }),
     ));
     if let Some(name) = settings
         .chart
@@ -461,20 +447,16 @@ fn render(
         "\nPer-round throughput ratios (each round's a / b, same moment of the machine) and their \
          median (min-max):\n"
     );
-    let rows: Vec<Vec<String>> = comps
-        .iter()
-        .map(|(a, b)| {
+    md.push_str(&table(
+        &["comparison", "per round", "median (min-max)"],
+        comps.iter().map(|(a, b)| {
             let r = rps_ratio(*a, *b);
             vec![
                 format!("{} / {}", code(*a), code(*b)),
                 list(&r, 3),
-                format!("**{}**", show_opt(Spread::of(&r), 3)),
+                format!("**{}**", show_spread(&r, 3)),
             ]
-        })
-        .collect();
-    md.push_str(&table(
-        &["comparison", "per round", "median (min-max)"],
-        &rows,
+        }),
     ));
     // At saturation the worker's time per request is 1/rps: what a target ratio leaves a
     // filter over the no-op floor.
@@ -504,9 +486,18 @@ fn render(
              `adtap_requests_unmatched`, requests that entered the module and matched no rule \
              (0 when Envoy skipped the module natively).\n"
         );
-        let rows: Vec<Vec<String>> = adtaps
-            .iter()
-            .map(|v| {
+        md.push_str(&table(
+            &[
+                "variant",
+                "runs",
+                "served",
+                "captured",
+                "delivered",
+                "dropped",
+                "module saw, unmatched",
+                "check",
+            ],
+            adtaps.iter().map(|v| {
                 let c = &get(*v).checks;
                 let sum = |f: fn(&Check) -> u64| c.iter().map(f).sum::<u64>().to_string();
                 vec![
@@ -523,20 +514,7 @@ fn render(
                         "**MISMATCH** (see the log)".into()
                     },
                 ]
-            })
-            .collect();
-        md.push_str(&table(
-            &[
-                "variant",
-                "runs",
-                "served",
-                "captured",
-                "delivered",
-                "dropped",
-                "module saw, unmatched",
-                "check",
-            ],
-            &rows,
+            }),
         ));
         let _ = writeln!(
             md,
@@ -573,35 +551,35 @@ fn render(
         } else {
             "HTTP filter"
         };
-        let mut measured = show_opt(r, 3);
-        let mut extra = Vec::new();
-        if v.deployment() == Deployment::Logger {
-            extra.push(format!(
-                "× no-op logger {}",
-                show_opt(Spread::of(&rps_ratio(v, NoopLog)), 3)
-            ));
-        }
-        extra.push(format!(
-            "× access log {}",
-            show_opt(Spread::of(&rps_ratio(v, AccessLog)), 3)
-        ));
-        extra.push(format!("capture check {}", check_note(v)));
-        let _ = write!(measured, " ({})", extra.join("; "));
-        targets.push(Target {
-            name: format!(
+        // The loggers are also compared with the no-op logger.
+        let over_noop_log = if v.deployment() == Deployment::Logger {
+            format!(
+                "× no-op logger {}; ",
+                show_spread(&rps_ratio(v, NoopLog), 3)
+            )
+        } else {
+            String::new()
+        };
+        let measured = format!(
+            "{} ({over_noop_log}× access log {}; capture check {})",
+            show_opt(r, 3),
+            show_spread(&rps_ratio(v, AccessLog), 3),
+            check_note(v)
+        );
+        targets.push(Target::new(
+            format!(
                 "{} ({deployment}, {fields} fields) throughput ≥ {min:.2} × no-op Wasm filter",
                 code(v)
             ),
             measured,
-            met: r.map(|s| s.median >= min && check_ok(v)),
-            reported: false,
-        });
+            r.map(|s| s.median >= min && check_ok(v)),
+        ));
     }
     for v in [AdtapUnmatched, AdtapCompositeUnmatched, AdtapLogUnmatched] {
         let r = Spread::of(&rps_ratio(v, BareUnmatched));
         let seen: u64 = get(v).checks.iter().map(|c| c.unmatched).sum();
-        targets.push(Target {
-            name: format!(
+        targets.push(Target::new(
+            format!(
                 "{} ({}, unmatched traffic) throughput ≥ 0.98 × bare Envoy on the same traffic",
                 code(v),
                 match v {
@@ -610,14 +588,13 @@ fn render(
                     _ => "SkipFilter matcher",
                 }
             ),
-            measured: format!(
+            format!(
                 "{} (capture check {}; module entered by {seen} requests)",
                 show_opt(r, 3),
                 check_note(v)
             ),
-            met: r.map(|s| s.median >= 0.98 && check_ok(v)),
-            reported: false,
-        });
+            r.map(|s| s.median >= 0.98 && check_ok(v)),
+        ));
     }
 
     let _ = writeln!(md, "\n## 2. Latency at a fixed rate\n");
@@ -634,23 +611,6 @@ fn render(
     let lat = |s: &Series, f: fn(&RateResult) -> f64| {
         Spread::of(&s.lat.iter().map(f).collect::<Vec<_>>())
     };
-    let rows: Vec<Vec<String>> = ran
-        .iter()
-        .map(|v| {
-            let s = get(*v);
-            vec![
-                code(*v),
-                show_opt(lat(s, |r| r.p50_us), 1),
-                show_opt(lat(s, |r| r.p99_us), 1),
-                show_opt(lat(s, |r| r.p999_us), 1),
-                show_opt(lat(s, |r| r.max_us), 0),
-                show_opt(lat(s, |r| r.achieved_rps), 0),
-                show_opt(Spread::of(&s.cpu_us), 2),
-                show_opt(Spread::of(&cpu_diff(*v, v.bare())), 2),
-                s.lat.iter().map(|r| r.errors).sum::<u64>().to_string(),
-            ]
-        })
-        .collect();
     md.push_str(&table(
         &[
             "variant",
@@ -663,24 +623,25 @@ fn render(
             "CPU over bare µs",
             "errors",
         ],
-        &rows,
+        ran.iter().map(|v| {
+            let s = get(*v);
+            vec![
+                code(*v),
+                show_opt(lat(s, |r| r.p50_us), 1),
+                show_opt(lat(s, |r| r.p99_us), 1),
+                show_opt(lat(s, |r| r.p999_us), 1),
+                show_opt(lat(s, |r| r.max_us), 0),
+                show_opt(lat(s, |r| r.achieved_rps), 0),
+                show_spread(&s.cpu_us, 2),
+                show_spread(&cpu_diff(*v, v.bare()), 2),
+                s.lat.iter().map(|r| r.errors).sum::<u64>().to_string(),
+            ]
+        }),
     ));
     let _ = writeln!(
         md,
         "\nDifferences, per round (a − b), median (min-max), microseconds:\n"
     );
-    let rows: Vec<Vec<String>> = comps
-        .iter()
-        .map(|(a, b)| {
-            vec![
-                format!("{} − {}", code(*a), code(*b)),
-                show_opt(lat_diff(*a, *b, |r| r.p50_us), 1),
-                show_opt(lat_diff(*a, *b, |r| r.p99_us), 1),
-                show_opt(lat_diff(*a, *b, |r| r.p999_us), 1),
-                show_opt(Spread::of(&cpu_diff(*a, *b)), 2),
-            ]
-        })
-        .collect();
     md.push_str(&table(
         &[
             "comparison",
@@ -689,7 +650,15 @@ fn render(
             "p99.9 Δ µs",
             "Envoy CPU Δ µs/request",
         ],
-        &rows,
+        comps.iter().map(|(a, b)| {
+            vec![
+                format!("{} − {}", code(*a), code(*b)),
+                show_opt(lat_diff(*a, *b, |r| r.p50_us), 1),
+                show_opt(lat_diff(*a, *b, |r| r.p99_us), 1),
+                show_opt(lat_diff(*a, *b, |r| r.p999_us), 1),
+                show_spread(&cpu_diff(*a, *b), 2),
+            ]
+        }),
     ));
     for v in [Adtap, AdtapLog] {
         let p50 = lat_diff(v, Noop, |r| r.p50_us);
@@ -703,18 +672,16 @@ fn render(
                 show_opt(lat_diff(v, NoopLog, |r| r.p99_us), 1)
             );
         }
-        targets.push(Target {
-            name: format!(
+        targets.push(Target::new(
+            format!(
                 "{} latency over the no-op Wasm filter at {:.0} req/s: p50 ≤ 5 µs, p99 ≤ 100 µs",
                 code(v),
                 settings.rate
             ),
             measured,
-            met: p50
-                .zip(p99)
+            p50.zip(p99)
                 .map(|(a, b)| a.median <= 5.0 && b.median <= 100.0),
-            reported: false,
-        });
+        ));
     }
     let cpu_rows: Vec<String> = ran
         .iter()
@@ -744,17 +711,16 @@ fn render(
          of sections 1 and 2 (the same load for every configuration).\n"
     );
     let mib = |k: u64| format!("{:.1}", k as f64 / 1024.0);
-    let rows: Vec<Vec<String>> = ran
-        .iter()
-        .map(|v| {
+    md.push_str(&table(
+        &["variant", "VmRSS MiB", "VmHWM MiB"],
+        ran.iter().map(|v| {
             let s = get(*v);
             match s.rss_kib {
                 Some((rss, hwm)) => vec![code(*v), mib(rss), mib(hwm)],
                 None => vec![code(*v), "n/a".into(), "n/a".into()],
             }
-        })
-        .collect();
-    md.push_str(&table(&["variant", "VmRSS MiB", "VmHWM MiB"], &rows));
+        }),
+    ));
     let al = get(AccessLog);
     if al.log_requests > 0 {
         let _ = writeln!(
@@ -826,11 +792,5 @@ fn render(
             },
         ],
     );
-    (
-        Section {
-            markdown: md,
-            targets,
-        },
-        svg,
-    )
+    (Section::new(md, targets), svg)
 }

@@ -86,36 +86,39 @@ fn usage() -> String {
     )
 }
 
+/// The options without arguments: every section, 5000 req/s in the fixed-rate runs.
+impl Default for Opts {
+    fn default() -> Opts {
+        Opts {
+            short: false,
+            out: None,
+            only: Only {
+                envoy: true,
+                native: true,
+                vm: true,
+                e2e: true,
+            },
+            wait_idle: 0,
+            rate: 5_000.0,
+            variants: None,
+            rounds: None,
+            secs: None,
+            adtap_patch: None,
+            baseline_wasm: None,
+        }
+    }
+}
+
 fn parse_args() -> Result<Opts> {
-    let mut opts = Opts {
-        short: false,
-        out: None,
-        only: Only {
-            envoy: true,
-            native: true,
-            vm: true,
-            e2e: true,
-        },
-        wait_idle: 0,
-        rate: 5_000.0,
-        variants: None,
-        rounds: None,
-        secs: None,
-        adtap_patch: None,
-        baseline_wasm: None,
-    };
+    let mut opts = Opts::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--short" => opts.short = true,
             "--out" => opts.out = Some(args.next().with_context(usage)?.into()),
             "--rate" => opts.rate = args.next().with_context(usage)?.parse()?,
-            "--adtap-patch" => {
-                opts.adtap_patch = Some(PathBuf::from(args.next().with_context(usage)?));
-            }
-            "--baseline-wasm" => {
-                opts.baseline_wasm = Some(PathBuf::from(args.next().with_context(usage)?));
-            }
+            "--adtap-patch" => opts.adtap_patch = Some(args.next().with_context(usage)?.into()),
+            "--baseline-wasm" => opts.baseline_wasm = Some(args.next().with_context(usage)?.into()),
             "--rounds" => opts.rounds = Some(args.next().with_context(usage)?.parse()?),
             "--secs" => opts.secs = Some(args.next().with_context(usage)?.parse()?),
             "--variants" => {
@@ -224,13 +227,13 @@ fn main() -> Result<()> {
         Err(e) => {
             eprintln!("section {name} FAILED: {e:#}");
             failed.push(name.to_string());
-            sections.push(Section {
-                markdown: format!(
+            sections.push(Section::new(
+                format!(
                     "## {name}\n\n**failed**: `{}`\n",
                     format!("{e:#}").replace('\n', " ")
                 ),
-                targets: Vec::new(),
-            });
+                Vec::new(),
+            ));
         }
     };
     if opts.only.envoy {
@@ -318,20 +321,9 @@ mod tests {
     fn opts(short: bool, variants: Option<Vec<Variant>>, baseline: bool) -> Opts {
         Opts {
             short,
-            out: None,
-            only: Only {
-                envoy: true,
-                native: false,
-                vm: false,
-                e2e: false,
-            },
-            wait_idle: 0,
-            rate: 5_000.0,
             variants,
-            rounds: None,
-            secs: None,
-            adtap_patch: None,
             baseline_wasm: baseline.then(|| PathBuf::from("/x/old.wasm")),
+            ..Opts::default()
         }
     }
 

@@ -85,8 +85,7 @@ pub fn run(tools: &Tools, short: bool) -> Result<Section> {
             String::from_utf8_lossy(&out.stdout)
         );
     }
-    let mut md = String::new();
-    let _ = writeln!(md, "## 3a. Per-event cost of the core, natively\n");
+    let mut md = String::from("## 3a. Per-event cost of the core, natively\n\n");
     let _ = writeln!(
         md,
         "`cargo bench -p adtap-core --bench core` (criterion{}), on this machine's CPU, no VM \
@@ -94,17 +93,16 @@ pub fn run(tools: &Tools, short: bool) -> Result<Section> {
          whole batch (the default 500 events) per iteration; ns/event divides by it.\n",
         if short { ", short mode" } else { "" }
     );
-    let rows: Vec<Vec<String>> = lines
-        .iter()
-        .map(|l| {
+    md.push_str(&table(
+        &["benchmark", "ns/iteration", "ns/event"],
+        lines.iter().map(|l| {
             vec![
                 format!("`{}`", l.id),
                 format!("{:.0}", l.ns_per_iter),
                 format!("{:.0}", l.ns_per_event()),
             ]
-        })
-        .collect();
-    md.push_str(&table(&["benchmark", "ns/iteration", "ns/event"], &rows));
+        }),
+    ));
     let cycle: Vec<String> = lines
         .iter()
         .filter(|l| l.id.starts_with("cycle/"))
@@ -118,10 +116,7 @@ pub fn run(tools: &Tools, short: bool) -> Result<Section> {
             cycle.join(", ")
         );
     }
-    Ok(Section {
-        markdown: md,
-        targets: Vec::new(),
-    })
+    Ok(Section::new(md, Vec::new()))
 }
 
 #[cfg(test)]

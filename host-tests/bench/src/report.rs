@@ -25,8 +25,27 @@ pub struct Section {
     pub targets: Vec<Target>,
 }
 
+impl Target {
+    /// A target with a threshold: `met` is `None` when it was not measured.
+    pub fn new(name: String, measured: String, met: Option<bool>) -> Target {
+        Target {
+            name,
+            measured,
+            met,
+            reported: false,
+        }
+    }
+}
+
+impl Section {
+    /// A section from its markdown and the targets it measured.
+    pub fn new(markdown: String, targets: Vec<Target>) -> Section {
+        Section { markdown, targets }
+    }
+}
+
 /// A markdown table from a header and rows.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "| {} |", header.join(" | "));
     let _ = writeln!(
@@ -42,22 +61,19 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// The targets summary table.
 pub fn targets_table(targets: &[Target]) -> String {
-    let rows: Vec<Vec<String>> = targets
-        .iter()
-        .map(|t| {
-            vec![
-                t.name.clone(),
-                t.measured.clone(),
-                match t.met {
-                    Some(true) => "met".into(),
-                    Some(false) => "**missed**".into(),
-                    None if t.reported => "reported".into(),
-                    None => "not measured".into(),
-                },
-            ]
-        })
-        .collect();
-    table(&["target", "measured", "result"], &rows)
+    let rows = targets.iter().map(|t| {
+        vec![
+            t.name.clone(),
+            t.measured.clone(),
+            match t.met {
+                Some(true) => "met".into(),
+                Some(false) => "**missed**".into(),
+                None if t.reported => "reported".into(),
+                None => "not measured".into(),
+            },
+        ]
+    });
+    table(&["target", "measured", "result"], rows)
 }
 
 #[cfg(test)]
@@ -66,21 +82,11 @@ mod tests {
 
     #[test]
     fn renders_tables() {
-        let t = table(&["a", "b"], &[vec!["1".into(), "2".into()]]);
+        let t = table(&["a", "b"], [vec!["1".into(), "2".into()]]);
         assert_eq!(t, "| a | b |\n|---|---|\n| 1 | 2 |\n");
         let s = targets_table(&[
-            Target {
-                name: "x".into(),
-                measured: "1".into(),
-                met: Some(false),
-                reported: false,
-            },
-            Target {
-                name: "y".into(),
-                measured: "n/a".into(),
-                met: None,
-                reported: false,
-            },
+            Target::new("x".into(), "1".into(), Some(false)),
+            Target::new("y".into(), "n/a".into(), None),
             Target {
                 name: "z".into(),
                 measured: "3 µs".into(),

@@ -150,18 +150,13 @@ impl Drop for Sink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
+    /// One v2 produce request through the harness's client.
     fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, serde_json::Value) {
-        let mut c = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            c,
-            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/vnd.kafka.json.v2+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let (status, body) = crate::http::ResponseReader::default().read(&mut c).unwrap();
-        (status, serde_json::from_slice(&body).unwrap())
+        let v2_json = Some(("application/vnd.kafka.json.v2+json", body.as_bytes()));
+        let timeout = std::time::Duration::from_secs(5);
+        let r = adtap_harness::http::request(addr, "POST", path, v2_json, timeout).unwrap();
+        (r.status, serde_json::from_slice(&r.body).unwrap())
     }
 
     #[test]

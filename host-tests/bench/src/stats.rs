@@ -62,6 +62,11 @@ pub fn show_opt(s: Option<Spread>, decimals: usize) -> String {
     s.map_or_else(|| "n/a".to_string(), |s| s.show(decimals))
 }
 
+/// The spread of `values` formatted for a table, or `n/a` ([`Spread::of`], [`show_opt`]).
+pub fn show_spread(values: &[f64], decimals: usize) -> String {
+    show_opt(Spread::of(values), decimals)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

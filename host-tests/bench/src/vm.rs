@@ -16,7 +16,7 @@
 
 use crate::envoy::{AD_HEADERS, AD_PATH};
 use crate::report::{table, Section, Target};
-use crate::stats::{show_opt, Spread};
+use crate::stats::{show_opt, show_spread, Spread};
 use crate::tools::Tools;
 use adtap_harness::config::CLUSTER_ID;
 use adtap_wasm_host::{Host, HostOptions, LogLevel};
@@ -268,6 +268,20 @@ fn metric(host: &Host, name: &str) -> i64 {
 }
 
 /// Lets virtual time pass (ticks, answers) until adtap holds nothing, up to 10 s.
+/// A fresh [`Run`] of `events` requests at the steady rate, the REST proxy answering.
+fn healthy(host: &mut Host, dialect: &str, events: u64) -> Result<Run> {
+    let mut run = Run::default();
+    drive(
+        host,
+        dialect,
+        events,
+        REQUEST_GAP,
+        Upstream::Healthy,
+        &mut run,
+    )?;
+    Ok(run)
+}
+
 fn drain(host: &mut Host, dialect: &str, run: &mut Run) -> Result<()> {
     for _ in 0..100 {
         pump(
@@ -285,6 +299,7 @@ fn drain(host: &mut Host, dialect: &str, run: &mut Run) -> Result<()> {
 }
 
 /// Steady-state measurement of one dialect/format.
+#[derive(Default)]
 struct Steady {
     dialect: &'static str,
     format: &'static str,
@@ -308,41 +323,19 @@ fn steady(
 ) -> Result<Steady> {
     let mut host = start(module, config(dialect, format, None)?)?;
     let idle_mem = host.linear_memory_bytes();
-    let mut warm = Run::default();
-    drive(
-        &mut host,
-        dialect,
-        events / 5,
-        REQUEST_GAP,
-        Upstream::Healthy,
-        &mut warm,
-    )?;
+    let mut warm = healthy(&mut host, dialect, events / 5)?;
     drain(&mut host, dialect, &mut warm)?;
     let mut out = Steady {
         dialect,
         format,
-        ns: Vec::new(),
-        request_ns: Vec::new(),
-        ship_ns: Vec::new(),
-        bytes_per_event: 0.0,
-        captured: 0,
-        delivered: 0,
         events: warm.events,
         idle_mem,
-        steady_mem: 0,
+        ..Steady::default()
     };
     let mut bytes = 0u64;
     let mut records = 0u64;
     for _ in 0..rounds {
-        let mut run = Run::default();
-        drive(
-            &mut host,
-            dialect,
-            events,
-            REQUEST_GAP,
-            Upstream::Healthy,
-            &mut run,
-        )?;
+        let run = healthy(&mut host, dialect, events)?;
         out.ns.push(run.ns_per_event());
         out.request_ns
             .push(run.request_ns as f64 / run.events as f64);
@@ -366,27 +359,10 @@ fn steady(
 /// The no-op filter's cost per request in this host (the floor).
 fn floor(module: &Module, events: u64, rounds: usize) -> Result<Vec<f64>> {
     let mut host = start(module, String::new())?;
-    let mut warm = Run::default();
-    drive(
-        &mut host,
-        "confluent_v2",
-        events / 5,
-        REQUEST_GAP,
-        Upstream::Healthy,
-        &mut warm,
-    )?;
+    healthy(&mut host, "confluent_v2", events / 5)?;
     let mut out = Vec::new();
     for _ in 0..rounds {
-        let mut run = Run::default();
-        drive(
-            &mut host,
-            "confluent_v2",
-            events,
-            REQUEST_GAP,
-            Upstream::Healthy,
-            &mut run,
-        )?;
-        out.push(run.ns_per_event());
+        out.push(healthy(&mut host, "confluent_v2", events)?.ns_per_event());
     }
     Ok(out)
 }
@@ -414,7 +390,7 @@ fn overload(
     let mut run = Run::default();
     let mut mem = Vec::new();
     let mut max_held_bytes = 0;
-    for q in 0..4 {
+    for _ in 0..4 {
         let quarter = total / 4;
         let mut done = 0;
         while done < quarter {
@@ -430,7 +406,6 @@ fn overload(
             done += n;
             max_held_bytes = max_held_bytes.max(metric(&host, "adtap_held_bytes"));
         }
-        let _ = q;
         mem.push(host.linear_memory_bytes());
     }
     if let Some(t) = host.trapped() {
@@ -469,12 +444,9 @@ pub fn run(tools: &Tools, noop_wasm: &Path, short: bool) -> Result<Section> {
             results.push(steady(&adtap, dialect, format, events, r)?);
         }
     }
-    let mut md = String::new();
+    let mut md =
+        String::from("## 3b. Per-event cost in the VM (wasmtime host, release module)\n\n");
     let mut targets = Vec::new();
-    let _ = writeln!(
-        md,
-        "## 3b. Per-event cost in the VM (wasmtime host, release module)\n"
-    );
     let _ = writeln!(
         md,
         "adtap's release module in `adtap-wasm-host` (wasmtime 48, Cranelift, no fuel), one \
@@ -500,27 +472,26 @@ pub fn run(tools: &Tools, noop_wasm: &Path, short: bool) -> Result<Section> {
         let net = Spread::of(&net);
         rows.push(vec![
             format!("{} {}", r.dialect, r.format),
-            show_opt(Spread::of(&r.request_ns), 0),
-            show_opt(Spread::of(&r.ship_ns), 0),
+            show_spread(&r.request_ns, 0),
+            show_spread(&r.ship_ns, 0),
             show_opt(total, 0),
             show_opt(net, 0),
             format!("{} / {} / {}", r.events, r.captured, r.delivered),
         ]);
-        targets.push(Target {
-            name: format!(
+        targets.push(Target::new(
+            format!(
                 "in-VM cost < 2 µs/event ({} {}, net of the no-op floor)",
                 r.dialect, r.format
             ),
-            measured: format!(
+            format!(
                 "{} ns (total with floor {} ns)",
                 show_opt(net, 0),
                 show_opt(total, 0)
             ),
-            met: net.map(|n| {
+            net.map(|n| {
                 n.median < 2_000.0 && r.captured == r.events as i64 && r.delivered == r.captured
             }),
-            reported: false,
-        });
+        ));
     }
     md.push_str(&table(
         &[
@@ -531,20 +502,19 @@ pub fn run(tools: &Tools, noop_wasm: &Path, short: bool) -> Result<Section> {
             "adtap net of floor ns/event",
             "requests / captured / delivered",
         ],
-        &rows,
+        rows,
     ));
     let _ = writeln!(md, "\nBytes per event on the wire (request bodies of the batch calls / records in them), default batches of 500:\n");
-    let rows: Vec<Vec<String>> = results
-        .iter()
-        .map(|r| {
+    md.push_str(&table(
+        &["dialect", "format", "bytes/event"],
+        results.iter().map(|r| {
             vec![
                 r.dialect.to_string(),
                 r.format.to_string(),
                 format!("{:.0}", r.bytes_per_event),
             ]
-        })
-        .collect();
-    md.push_str(&table(&["dialect", "format", "bytes/event"], &rows));
+        }),
+    ));
 
     eprintln!("  wasmtime: overload");
     let default_cap = 8 * 1024 * 1024;
@@ -584,9 +554,14 @@ pub fn run(tools: &Tools, noop_wasm: &Path, short: bool) -> Result<Section> {
             r.steady_mem as f64 / MIB
         );
     }
-    let rows: Vec<Vec<String>> = loads
-        .iter()
-        .map(|o| {
+    md.push_str(&table(
+        &[
+            "overload",
+            "linear memory MiB (quarters)",
+            "max buffered MiB",
+            "captured / dropped",
+        ],
+        loads.iter().map(|o| {
             vec![
                 o.label.clone(),
                 o.mem
@@ -597,36 +572,23 @@ pub fn run(tools: &Tools, noop_wasm: &Path, short: bool) -> Result<Section> {
                 format!("{:.2}", o.max_held_bytes as f64 / MIB),
                 format!("{} / {}", o.captured, o.dropped),
             ]
-        })
-        .collect();
-    md.push_str(&table(
-        &[
-            "overload",
-            "linear memory MiB (quarters)",
-            "max buffered MiB",
-            "captured / dropped",
-        ],
-        &rows,
+        }),
     ));
     for o in &loads {
         let peak = o.mem.iter().copied().max().unwrap_or(0);
         let limit = o.cap_bytes + 2 * 1024 * 1024;
-        targets.push(Target {
-            name: format!(
+        targets.push(Target::new(
+            format!(
                 "linear memory under overload ≤ buffer cap + 2 MiB ({})",
                 o.label
             ),
-            measured: format!(
+            format!(
                 "{:.2} MiB (limit {:.2} MiB)",
                 peak as f64 / MIB,
                 limit as f64 / MIB
             ),
-            met: Some(peak <= limit),
-            reported: false,
-        });
+            Some(peak <= limit),
+        ));
     }
-    Ok(Section {
-        markdown: md,
-        targets,
-    })
+    Ok(Section::new(md, targets))
 }

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
@@ -364,12 +364,16 @@ impl TopicCache {
         }
     }
 
-    async fn partitions(&self, topic: &str) -> Result<Option<i32>, ApiError> {
-        self.refresh_if_needed(Some(topic)).await;
-        let s = self
-            .state
+    /// The cache, refreshed first when due (`topic`: the topic a request needs).
+    async fn refreshed(&self, topic: Option<&str>) -> Result<MutexGuard<'_, CacheState>, ApiError> {
+        self.refresh_if_needed(topic).await;
+        self.state
             .lock()
-            .map_err(|_| ApiError::broker_not_available("metadata cache poisoned"))?;
+            .map_err(|_| ApiError::broker_not_available("metadata cache poisoned"))
+    }
+
+    async fn partitions(&self, topic: &str) -> Result<Option<i32>, ApiError> {
+        let s = self.refreshed(Some(topic)).await?;
         match (s.topics.get(topic), &s.last_error) {
             (Some(n), _) => Ok(Some(*n)),
             (None, Some(e)) => Err(ApiError::broker_not_available(e)),
@@ -378,11 +382,7 @@ impl TopicCache {
     }
 
     async fn names(&self) -> Result<Vec<String>, ApiError> {
-        self.refresh_if_needed(None).await;
-        let s = self
-            .state
-            .lock()
-            .map_err(|_| ApiError::broker_not_available("metadata cache poisoned"))?;
+        let s = self.refreshed(None).await?;
         if let Some(e) = &s.last_error {
             return Err(ApiError::broker_not_available(e));
         }

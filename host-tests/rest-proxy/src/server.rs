@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -268,18 +268,18 @@ fn check_cluster(state: &State, id: &str) -> Result<(), ApiError> {
     }
 }
 
+/// A request header's value, when it is present and text.
+fn header(req: &Request<Incoming>, name: HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
 fn base_url(state: &State, req: &Request<Incoming>) -> String {
     // h2 requests carry the authority in the URI, HTTP/1.1 ones in Host.
     let host = req
         .uri()
         .authority()
         .map(|a| a.to_string())
-        .or_else(|| {
-            req.headers()
-                .get(HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
+        .or_else(|| header(req, HOST).map(str::to_string))
         .unwrap_or_else(|| state.addr.to_string());
     format!("http://{host}")
 }
@@ -290,19 +290,11 @@ async fn read_body(
     req: Request<Incoming>,
 ) -> Result<(Option<String>, Bytes), ApiError> {
     let limit = state.config.max_body_bytes;
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared = header(&req, CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::too_large(limit));
     }
-    let ct = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let ct = header(&req, CONTENT_TYPE).map(str::to_string);
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(c) => Ok((ct, c.to_bytes())),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),

@@ -66,7 +66,7 @@ pub struct DataInfo {
 }
 
 /// One delivery report (success or failure: absent fields are omitted).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DeliveryReport {
     /// 200 on success; otherwise an HTTP-like or Confluent code (400, 40403, 50002, 50003).
     pub error_code: u32,
@@ -89,15 +89,11 @@ pub struct DeliveryReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<String>,
     /// Key info; null when the record had no key (success only).
-    #[serde(default, skip_serializing_if = "is_failure_key")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Option<DataInfo>>,
     /// Value info; null when the record had no value (success only).
-    #[serde(default, skip_serializing_if = "is_failure_key")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Option<DataInfo>>,
-}
-
-fn is_failure_key(v: &Option<Option<DataInfo>>) -> bool {
-    v.is_none()
 }
 
 impl DeliveryReport {
@@ -105,13 +101,7 @@ impl DeliveryReport {
         DeliveryReport {
             error_code,
             message: Some(message.into()),
-            cluster_id: None,
-            topic_name: None,
-            partition_id: None,
-            offset: None,
-            timestamp: None,
-            key: None,
-            value: None,
+            ..DeliveryReport::default()
         }
     }
 }

@@ -4,42 +4,26 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use adtap_harness::process::Child;
 use common::*;
 use hyper::StatusCode;
 
-/// The proxy process, killed and reaped if the test fails before stopping it.
-struct Proxy(std::process::Child);
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
+/// SIGTERM's number on Linux (this crate does not depend on `libc`).
+const SIGTERM: i32 = 15;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prints_its_address_serves_and_stops_on_sigterm() {
     let unused = adtap_harness::paths::free_port();
-    let mut proxy = Proxy(
-        Command::new(env!("CARGO_BIN_EXE_adtap-rest-proxy"))
-            .args(["--listen", "127.0.0.1:0", "--cluster-id", "c-test"])
-            .args(["--bootstrap", &format!("127.0.0.1:{unused}")])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let child = &mut proxy.0;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_adtap-rest-proxy"));
+    cmd.args(["--listen", "127.0.0.1:0", "--cluster-id", "c-test"])
+        .args(["--bootstrap", &format!("127.0.0.1:{unused}")]);
+    // The harness's child: killed and reaped if the test fails before stopping it.
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("rest-proxy-binary.log");
+    let (mut proxy, line) =
+        Child::spawn_announcing("adtap-rest-proxy", cmd, &log, Duration::from_secs(20)).unwrap();
     let addr = line
         .trim()
         .strip_prefix("listening ")
@@ -60,18 +44,8 @@ async fn prints_its_address_serves_and_stops_on_sigterm() {
     assert_eq!(r.json()["message"], "Cluster other cannot be found.");
     drop(c);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = proxy
+        .signal_and_wait(SIGTERM, Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("did not exit after SIGTERM: {e:#}"));
     assert!(exit.success(), "{exit}");
 }

@@ -16,7 +16,13 @@ use serde_json::{json, Value};
 
 type Bytes = Option<Vec<u8>>;
 
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+/// The (partition, offset) a v2 offset or v3 report names; `partition` is its field's name.
+fn position(report: &Value, partition: &str) -> (i32, i64) {
+    (
+        report[partition].as_i64().unwrap() as i32,
+        report["offset"].as_i64().unwrap(),
+    )
+}
 
 fn by_position(records: &[Consumed]) -> HashMap<(i32, i64), &Consumed> {
     records
@@ -48,12 +54,7 @@ async fn v2_json_and_binary_records_arrive_exactly() {
         r
     }).collect::<Vec<_>>()});
     let r = post(&c, &url, V2_JSON, body.to_string()).await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.assert_status(200);
     assert_eq!(r.content_type(), "application/vnd.kafka.v2+json");
     let resp = r.json();
     assert_eq!(resp["key_schema_id"], Value::Null);
@@ -75,12 +76,7 @@ async fn v2_json_and_binary_records_arrive_exactly() {
         "value": v.as_ref().map(|v| B64.encode(v)),
     })).collect::<Vec<_>>()});
     let r = post(&c, &url, V2_BINARY, body.to_string()).await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    r.assert_status(200);
     let bin_offsets = r.json()["offsets"].as_array().unwrap().clone();
     assert_eq!(bin_offsets.len(), bin.len());
 
@@ -89,25 +85,18 @@ async fn v2_json_and_binary_records_arrive_exactly() {
     for (o, (k, v, p)) in offsets.iter().zip(&json_records) {
         assert_eq!(o["error_code"], Value::Null, "{o}");
         assert_eq!(o["error"], Value::Null);
-        let partition = o["partition"].as_i64().unwrap() as i32;
+        let pos = position(o, "partition");
         let key = serde_json::to_vec(k).unwrap();
         match p {
-            Some(p) => assert_eq!(partition, *p),
+            Some(p) => assert_eq!(pos.0, *p),
             // Keyed records are placed like the Java client places them.
-            None => assert_eq!(partition, java_partition(&key, 3), "key {k}"),
+            None => assert_eq!(pos.0, java_partition(&key, 3), "key {k}"),
         }
-        expected.push((
-            (partition, o["offset"].as_i64().unwrap()),
-            Some(key),
-            Some(serde_json::to_vec(v).unwrap()),
-        ));
+        expected.push((pos, Some(key), Some(serde_json::to_vec(v).unwrap())));
     }
     for (o, (k, v)) in bin_offsets.iter().zip(&bin) {
         assert_eq!(o["error_code"], Value::Null, "{o}");
-        let pos = (
-            o["partition"].as_i64().unwrap() as i32,
-            o["offset"].as_i64().unwrap(),
-        );
+        let pos = position(o, "partition");
         if let Some(k) = k {
             assert_eq!(pos.0, java_partition(k, 3));
         }
@@ -179,12 +168,7 @@ async fn v3_concatenated_records_over_http1_and_h2c() {
             stack.base
         );
         let r = post(&client, &url, "application/json", body).await;
-        assert_eq!(
-            r.status,
-            StatusCode::OK,
-            "{}",
-            String::from_utf8_lossy(&r.body)
-        );
+        r.assert_status(200);
         assert_eq!(r.version, version);
         assert_eq!(r.content_type(), "application/json");
         let reports = r.json_stream();
@@ -227,10 +211,7 @@ async fn v3_concatenated_records_over_http1_and_h2c() {
         let got = stack.read_all("bids").await;
         let got = by_position(&got);
         let at = |rep: &Value| {
-            let pos = (
-                rep["partition_id"].as_i64().unwrap() as i32,
-                rep["offset"].as_i64().unwrap(),
-            );
+            let pos = position(rep, "partition_id");
             *got.get(&pos).unwrap_or_else(|| {
                 let mut have: Vec<_> = got.keys().collect();
                 have.sort();
@@ -269,12 +250,7 @@ async fn request_level_errors_produce_nothing() {
     let good = json!({"records": [{"value": {"a": 1}}]}).to_string();
 
     let check = |r: &Reply, status: u16, code: u64| {
-        assert_eq!(
-            r.status.as_u16(),
-            status,
-            "{}",
-            String::from_utf8_lossy(&r.body)
-        );
+        r.assert_status(status);
         let v = r.json();
         assert_eq!(v["error_code"], code, "{v}");
         assert!(v["message"].is_string());
@@ -284,35 +260,6 @@ async fn request_level_errors_produce_nothing() {
     check(&r, 404, 40401);
     assert_eq!(r.json()["message"], "Topic not found.");
     assert_eq!(r.content_type(), "application/vnd.kafka.v2+json");
-    let r = post(
-        &c,
-        &format!("{b}/topics/t"),
-        V2_JSON,
-        json!({"records": [{"value": 1, "partition": 2}]}).to_string(),
-    )
-    .await;
-    check(&r, 404, 40402);
-    let r = post(
-        &c,
-        &format!("{b}/topics/t"),
-        V2_BINARY,
-        json!({"records": [{"value": "%%%"}]}).to_string(),
-    )
-    .await;
-    check(&r, 422, 42206);
-    let r = post(
-        &c,
-        &format!("{b}/topics/t"),
-        V2_JSON,
-        json!({"rec": []}).to_string(),
-    )
-    .await;
-    check(&r, 422, 42206);
-    let r = post(&c, &format!("{b}/topics/t"), V2_JSON, "{\"records\": [").await;
-    check(&r, 400, 400);
-    let r = post(&c, &format!("{b}/topics/t"), "text/plain", good.clone()).await;
-    check(&r, 415, 415);
-
     let v3 = format!("{b}/v3/clusters/adtap-local/topics");
     let rec = json!({"value": {"type": "JSON", "data": 1}}).to_string();
     let r = post(
@@ -324,30 +271,51 @@ async fn request_level_errors_produce_nothing() {
     .await;
     check(&r, 404, 40403);
     assert_eq!(r.content_type(), "application/json");
-    let r = post(
-        &c,
-        &format!("{b}/v3/clusters/other/topics/t/records"),
-        "application/json",
-        rec.clone(),
-    )
-    .await;
-    check(&r, 404, 404);
-    let r = post(
-        &c,
-        &format!("{v3}/t/records"),
-        "application/json",
-        format!("{rec} {{\"value\":"),
-    )
-    .await;
-    check(&r, 400, 400);
-    let r = post(&c, &format!("{v3}/t/records"), "application/json", "").await;
-    check(&r, 422, 422);
-    let r = post(&c, &format!("{v3}/t/records"), V2_JSON, rec.clone()).await;
-    check(&r, 415, 415);
+
+    // (path under the base, content type, body, status, error code)
+    let (v2_t, v3_t) = ("/topics/t", "/v3/clusters/adtap-local/topics/t/records");
+    for (path, content_type, body, status, code) in [
+        (
+            v2_t,
+            V2_JSON,
+            json!({"records": [{"value": 1, "partition": 2}]}).to_string(),
+            404,
+            40402,
+        ),
+        (
+            v2_t,
+            V2_BINARY,
+            json!({"records": [{"value": "%%%"}]}).to_string(),
+            422,
+            42206,
+        ),
+        (v2_t, V2_JSON, json!({"rec": []}).to_string(), 422, 42206),
+        (v2_t, V2_JSON, "{\"records\": [".to_string(), 400, 400),
+        (v2_t, "text/plain", good.clone(), 415, 415),
+        (
+            "/v3/clusters/other/topics/t/records",
+            "application/json",
+            rec.clone(),
+            404,
+            404,
+        ),
+        (
+            v3_t,
+            "application/json",
+            format!("{rec} {{\"value\":"),
+            400,
+            400,
+        ),
+        (v3_t, "application/json", String::new(), 422, 422),
+        (v3_t, V2_JSON, rec.clone(), 415, 415),
+    ] {
+        let r = post(&c, &format!("{b}{path}"), content_type, body).await;
+        check(&r, status, code);
+    }
     // An unknown partition is a per-record failure in v3.
     let r = post(
         &c,
-        &format!("{v3}/t/records"),
+        &format!("{b}{v3_t}"),
         "application/json",
         json!({"partition_id": 7, "value": {"type": "JSON", "data": 1}}).to_string(),
     )
@@ -431,31 +399,26 @@ async fn many_requests_on_one_keep_alive_connection() {
         s.write_all(req.as_bytes()).await.unwrap();
         // Read one response: headers, then Content-Length bytes.
         let mut buf = Vec::new();
-        let header_end = loop {
+        let v: Value = loop {
+            if let Some(header_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..header_end + 4]).to_lowercase();
+                assert!(head.starts_with("http/1.1 200"), "{head}");
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap();
+                if let Some(body) = buf.get(header_end + 4..header_end + 4 + len) {
+                    break serde_json::from_slice(body).unwrap();
+                }
+            }
             let mut chunk = [0u8; 1024];
             let n = s.read(&mut chunk).await.unwrap();
             assert!(n > 0, "connection closed after {i} responses");
             buf.extend_from_slice(&chunk[..n]);
-            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break p + 4;
-            }
         };
-        let head = String::from_utf8_lossy(&buf[..header_end]).to_lowercase();
-        assert!(head.starts_with("http/1.1 200"), "{head}");
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        while buf.len() < header_end + len {
-            let mut chunk = [0u8; 1024];
-            let n = s.read(&mut chunk).await.unwrap();
-            assert!(n > 0);
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let v: Value = serde_json::from_slice(&buf[header_end..header_end + len]).unwrap();
         assert_eq!(v["offsets"][0]["offset"], i, "{v}");
     }
     stack.shutdown().await;

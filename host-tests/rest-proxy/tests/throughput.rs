@@ -43,21 +43,29 @@ async fn run(stack: &Stack, topic: &str, v3: bool, client: HttpClient) -> (f64, 
                         let n = b * PER_BATCH + i;
                         body.push_str(
                             &json!({"key": {"type": "STRING", "data": format!("u{}", n % 997)},
-                                    "value": {"type": "BINARY", "data": base64::engine::general_purpose::STANDARD.encode(value(n))}})
+                                    "value": {"type": "BINARY", "data": B64.encode(value(n))}})
                             .to_string(),
                         );
                         body.push('\n');
                     }
-                    (format!("{base}/v3/clusters/adtap-local/topics/{topic}/records"), "application/json", body)
+                    (
+                        format!("{base}/v3/clusters/adtap-local/topics/{topic}/records"),
+                        "application/json",
+                        body,
+                    )
                 } else {
                     let records: Vec<Value> = (0..PER_BATCH)
                         .map(|i| {
                             let n = b * PER_BATCH + i;
-                            json!({"key": base64::engine::general_purpose::STANDARD.encode(format!("u{}", n % 997)),
-                                   "value": base64::engine::general_purpose::STANDARD.encode(value(n))})
+                            json!({"key": B64.encode(format!("u{}", n % 997)),
+                                   "value": B64.encode(value(n))})
                         })
                         .collect();
-                    (format!("{base}/topics/{topic}"), V2_BINARY, json!({"records": records}).to_string())
+                    (
+                        format!("{base}/topics/{topic}"),
+                        V2_BINARY,
+                        json!({"records": records}).to_string(),
+                    )
                 };
                 let t = Instant::now();
                 let r = post(&client, &url, ct, body).await;

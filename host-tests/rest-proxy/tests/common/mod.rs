@@ -14,6 +14,8 @@ use hyper_util::rt::TokioExecutor;
 
 pub const V2_JSON: &str = "application/vnd.kafka.json.v2+json";
 pub const V2_BINARY: &str = "application/vnd.kafka.binary.v2+json";
+/// Standard base64, as the v2 binary format and v3 `BINARY` data use it.
+pub const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// A broker with topics and a proxy in front of it.
 pub struct Stack {
@@ -102,6 +104,16 @@ impl Reply {
                     String::from_utf8_lossy(&self.body)
                 )
             })
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    pub fn assert_status(&self, status: u16) {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
     }
 
     pub fn content_type(&self) -> &str {
