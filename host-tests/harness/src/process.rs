@@ -14,6 +14,9 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// The signals tests send to children, re-exported so that callers need no `libc`.
+pub use libc::{SIGKILL, SIGTERM};
+
 /// A running child process with its output in a log file.
 #[derive(Debug)]
 pub struct Child {
@@ -112,7 +115,7 @@ impl Child {
         }
     }
 
-    /// Sends `signal` and waits up to `timeout` for the exit; on timeout the process is killed
+    /// Sends `signal` (e.g. [`SIGTERM`]) and waits up to `timeout` for the exit; on timeout the process is killed
     /// and an error returned.
     pub fn signal_and_wait(&mut self, signal: i32, timeout: Duration) -> Result<ExitStatus> {
         let Some(child) = self.child.as_mut() else {

@@ -7,12 +7,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use adtap_harness::process::Child;
+use adtap_harness::process::{Child, SIGTERM};
 use common::*;
 use hyper::StatusCode;
-
-/// SIGTERM's number on Linux (this crate does not depend on `libc`).
-const SIGTERM: i32 = 15;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prints_its_address_serves_and_stops_on_sigterm() {
