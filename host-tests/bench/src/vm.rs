@@ -267,7 +267,6 @@ fn metric(host: &Host, name: &str) -> i64 {
     host.metric(name).unwrap_or(0)
 }
 
-/// Lets virtual time pass (ticks, answers) until adtap holds nothing, up to 10 s.
 /// A fresh [`Run`] of `events` requests at the steady rate, the REST proxy answering.
 fn healthy(host: &mut Host, dialect: &str, events: u64) -> Result<Run> {
     let mut run = Run::default();
@@ -282,6 +281,7 @@ fn healthy(host: &mut Host, dialect: &str, events: u64) -> Result<Run> {
     Ok(run)
 }
 
+/// Lets virtual time pass (ticks, answers) until adtap holds nothing, up to 10 s.
 fn drain(host: &mut Host, dialect: &str, run: &mut Run) -> Result<()> {
     for _ in 0..100 {
         pump(
