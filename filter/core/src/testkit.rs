@@ -1,4 +1,5 @@
-//! Test support: the one way a test or bench of this crate builds a [`Config`].
+//! Test support: the one way a test or bench of this crate builds a [`Config`], a pipeline
+//! test's [`Record`] that carries its id, and [`assert_fields!`](crate::assert_fields).
 //!
 //! Compiled only for this crate's own unit tests, integration tests and benches (the `testkit`
 //! feature, which `adtap-core`'s dev-dependency on itself turns on); never part of the filter.
@@ -12,9 +13,9 @@
 //! validation refuses (the retry policy's backoff with NaN) builds that section from its
 //! `Default` (`..RetryConfig::default()`), so a new field does not touch it either.
 
-#![allow(clippy::panic)] // A test's configuration is a fixture: a refused one is a broken test.
+#![allow(clippy::panic)] // A test's fixture (configuration, record) that is broken is a broken test.
 
-use crate::Config;
+use crate::{Config, Record};
 use serde_json::Value;
 
 /// The [`Config`] `doc` stands for, through the real parsing and validation. Panics listing
@@ -47,6 +48,44 @@ pub fn merge(base: &mut Value, patch: &Value) {
             }
         }
     }
+}
+
+/// A record for `topic` of `size` bytes (at least 8) whose value starts with `id` (little
+/// endian), so that a pipeline test checks batches by identity ([`record_id`]) without an
+/// encoder.
+pub fn record(topic: usize, id: u64, size: usize) -> Record {
+    let mut value = id.to_le_bytes().to_vec();
+    value.resize(size.max(8), b'x');
+    Record {
+        topic,
+        key: None,
+        value,
+        headers: Vec::new(),
+        ts_ms: 0,
+    }
+}
+
+/// The id a [`record`] carries.
+pub fn record_id(r: &Record) -> u64 {
+    match r.value.first_chunk() {
+        Some(id) => u64::from_le_bytes(*id),
+        None => panic!("not a testkit record: {:?}", r.value),
+    }
+}
+
+/// Asserts several fields of one value in a single `assert_eq!` over the tuple of them:
+/// `assert_fields!(p.stats(), in_flight: 3, buffered: 0)` is
+/// `assert_eq!((s.in_flight, s.buffered), (3, 0))`. A failure names the fields compared.
+#[macro_export]
+macro_rules! assert_fields {
+    ($value:expr, $($field:ident: $want:expr),+ $(,)?) => {{
+        let v = &$value;
+        assert_eq!(
+            ($(v.$field,)+),
+            ($($want,)+),
+            concat!("fields ", $(stringify!($field), " "),+)
+        );
+    }};
 }
 
 #[cfg(test)]
