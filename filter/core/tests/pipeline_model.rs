@@ -24,7 +24,7 @@ use adtap_core::drop_reason::DropReason;
 use adtap_core::pipeline::{BatchId, Pipeline, ResponseReport, Stats, RECORD_OVERHEAD_BYTES};
 use adtap_core::rng::Rng;
 use adtap_core::testkit;
-use adtap_core::{retry, Config, Record};
+use adtap_core::{retry, Config};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -371,12 +371,7 @@ impl Model {
             }
             return false;
         };
-        let got: Vec<usize> = p
-            .in_flight_records(out.id)
-            .expect("records of a polled batch")
-            .iter()
-            .map(record_index)
-            .collect();
+        let got = records_of(p, out.id);
         assert_eq!(out.record_count, got.len());
         match expected_retry {
             Some(want) => assert_eq!(got, want, "due retry entry"),
@@ -496,13 +491,7 @@ impl Model {
         assert!(p.in_flight_calls() <= MAX_IN_FLIGHT, "in-flight bound");
         assert_eq!(p.in_flight_calls(), self.in_flight.len());
         for b in &self.in_flight {
-            let got: Vec<usize> = p
-                .in_flight_records(b.id)
-                .expect("model batch in flight")
-                .iter()
-                .map(record_index)
-                .collect();
-            assert_eq!(got, b.recs, "records of batch {}", b.id);
+            assert_eq!(records_of(p, b.id), b.recs, "records of batch {}", b.id);
         }
         assert_eq!(
             p.next_wakeup(),
@@ -514,20 +503,14 @@ impl Model {
     }
 }
 
-fn record(i: usize, topic: usize, size: usize) -> Record {
-    let mut value = (i as u64).to_le_bytes().to_vec();
-    value.resize(size, b'v');
-    Record {
-        topic,
-        key: None,
-        value,
-        headers: Vec::new(),
-        ts_ms: 0,
-    }
-}
-
-fn record_index(r: &Record) -> usize {
-    u64::from_le_bytes(r.value[..8].try_into().unwrap()) as usize
+/// The model indices of the records of `batch`, which must be in flight.
+fn records_of(p: &Pipeline, batch: BatchId) -> Vec<usize> {
+    let records = p.in_flight_records(batch);
+    let records = records.unwrap_or_else(|| panic!("batch {batch} is not in flight"));
+    records
+        .iter()
+        .map(|r| testkit::record_id(r) as usize)
+        .collect()
 }
 
 fn outcome(code: u8) -> Outcome {
@@ -556,7 +539,7 @@ fn run(ops: &[Op], overflow: Overflow, seed: u64) {
     for op in ops {
         match op {
             Op::Push { topic, size } => {
-                p.push(m.now, record(m.recs.len(), *topic, *size));
+                p.push(m.now, testkit::record(*topic, m.recs.len() as u64, *size));
                 m.push(*topic, *size);
             }
             Op::Advance(ms) => m.now += ms,
