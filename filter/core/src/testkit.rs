@@ -1,5 +1,6 @@
-//! Test support: the one way a test or bench of this crate builds a [`Config`], a pipeline
-//! test's [`Record`] that carries its id, and [`assert_fields!`](crate::assert_fields).
+//! Test support: the one way a test or bench of this crate builds a [`Config`], a request's
+//! [`RequestHead`], a pipeline test's [`Record`] that carries its id, and
+//! [`assert_fields!`](crate::assert_fields).
 //!
 //! Compiled only for this crate's own unit tests, integration tests and benches (the `testkit`
 //! feature, which `adtap-core`'s dev-dependency on itself turns on); never part of the filter.
@@ -15,6 +16,7 @@
 
 #![allow(clippy::panic)] // A test's fixture (configuration, record) that is broken is a broken test.
 
+use crate::capture::RequestHead;
 use crate::{Config, Record};
 use serde_json::Value;
 
@@ -25,6 +27,18 @@ pub fn config(doc: &Value) -> Config {
         Ok(c) => c,
         Err(errors) => panic!("test configuration refused: {errors:?}\n{doc:#}"),
     }
+}
+
+/// The [`Config`] of `base` with `patch` merged in ([`merge`]): a test file's base document
+/// and one test's changes to it.
+pub fn config_patched(mut base: Value, patch: &Value) -> Config {
+    merge(&mut base, patch);
+    config(&base)
+}
+
+/// The head of a request: `method`, `host` (as sent, `:authority`), `path` (query included).
+pub fn head<'a>(method: &'a str, host: &'a str, path: &'a str) -> RequestHead<'a> {
+    RequestHead { method, host, path }
 }
 
 /// RFC 7396 JSON merge patch, the one merge of every test configuration (this crate's and the
@@ -73,16 +87,17 @@ pub fn record_id(r: &Record) -> u64 {
     }
 }
 
-/// Asserts several fields of one value in a single `assert_eq!` over the tuple of them:
-/// `assert_fields!(p.stats(), in_flight: 3, buffered: 0)` is
-/// `assert_eq!((s.in_flight, s.buffered), (3, 0))`. A failure names the fields compared.
+/// Asserts several fields of one value in a single `assert_eq!` over the tuple of them
+/// (borrowed, so fields that are not `Copy` need no clone): `assert_fields!(p.stats(),
+/// in_flight: 3, buffered: 0)` is `assert_eq!((s.in_flight, s.buffered), (3, 0))`. A failure
+/// names the fields compared.
 #[macro_export]
 macro_rules! assert_fields {
     ($value:expr, $($field:ident: $want:expr),+ $(,)?) => {{
         let v = &$value;
         assert_eq!(
-            ($(v.$field,)+),
-            ($($want,)+),
+            ($(&v.$field,)+),
+            ($(&$want,)+),
             concat!("fields ", $(stringify!($field), " "),+)
         );
     }};

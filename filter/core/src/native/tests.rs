@@ -14,9 +14,7 @@ fn cfg(extra: Value) -> Config {
             {"event_type": "bid", "topic": "bids", "method": "POST", "path": {"exact": "/bid"}, "capture_body": true}
         ]
     });
-    let mut doc = base;
-    testkit::merge(&mut doc, &extra);
-    testkit::config(&doc)
+    testkit::config_patched(base, &extra)
 }
 
 fn rules(rules: Value, http_filter_rules: &str) -> Config {

@@ -6,6 +6,7 @@ use crate::capture::tests::config;
 use crate::capture::MAX_HEADER_VALUE_BYTES;
 use crate::encode::{decode_value, encode_value};
 use crate::json_text::write_json_str;
+use crate::testkit::head;
 use crate::Event;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -15,10 +16,6 @@ const ID: EventId = EventId { vm: 0xab0, seq: 1 };
 
 /// Request headers as a test writes them (lower-case names).
 struct Headers(Vec<(&'static str, String)>);
-
-fn head<'a>(method: &'a str, host: &'a str, path: &'a str) -> RequestHead<'a> {
-    RequestHead { method, host, path }
-}
 
 /// The event `write` makes of a request, in JSON and in MessagePack: both decode to the
 /// same event, and serde re-encodes that event to exactly the bytes written.
