@@ -7,11 +7,11 @@
 
 #![cfg(test)]
 
-use adtap_core::capture::{match_rule, BodyCapture, Completion, RequestHead};
+use adtap_core::capture::{match_rule, BodyCapture, Completion};
 use adtap_core::config::Config;
 use adtap_core::headers::HeaderPairs;
 use adtap_core::record::{self, EventId, Scratch};
-use adtap_core::testkit;
+use adtap_core::testkit::{self, head};
 use serde_json::json;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -70,7 +70,7 @@ fn match_rule_does_not_allocate() {
     let mut got = [None; 5];
     for _ in 0..100 {
         for (slot, (method, host, path, _)) in got.iter_mut().zip(heads.iter()) {
-            *slot = match_rule(&cfg, RequestHead { method, host, path });
+            *slot = match_rule(&cfg, head(method, host, path));
         }
     }
     let after = allocations();
@@ -132,11 +132,11 @@ fn record_write_allocates_only_the_record() {
                     rule: 0,
                     id: EventId { vm: 7, seq },
                     ts: 1_700_000_000_000,
-                    head: RequestHead {
-                        method: "POST",
-                        host: "ads.example.com",
-                        path: "/bid?campaign_id=c%2D42&crid=cr-7&cb=123",
-                    },
+                    head: head(
+                        "POST",
+                        "ads.example.com",
+                        "/bid?campaign_id=c%2D42&crid=cr-7&cb=123",
+                    ),
                     headers: &headers,
                     done: &done,
                     body,
@@ -184,11 +184,7 @@ fn record_options_cost_only_when_enabled() {
             rule: 0,
             id: EventId { vm: 7, seq },
             ts: 1_700_000_000_000,
-            head: RequestHead {
-                method: "GET",
-                host: "ads.example.com",
-                path: "/c?campaign_id=c-42&crid=cr-7",
-            },
+            head: head("GET", "ads.example.com", "/c?campaign_id=c-42&crid=cr-7"),
             headers: &headers,
             done: &done,
             body: None,

@@ -10,13 +10,12 @@
 
 #![cfg(test)]
 
-use adtap_core::capture::{
-    BodyCapture, Completion, RequestHead, MAX_HEADER_VALUE_BYTES, MAX_QUERY_VALUE_BYTES,
-};
+use adtap_core::capture::{BodyCapture, Completion, MAX_HEADER_VALUE_BYTES, MAX_QUERY_VALUE_BYTES};
 use adtap_core::config::{Config, ValueFormat, MAX_BODY_BYTES};
 use adtap_core::headers::HeaderPairs;
 use adtap_core::record::{self, EventId, Fields, Scratch};
 use adtap_core::schema::{event_schema, event_schema_text, SCHEMA_FILE};
+use adtap_core::testkit::{self, head};
 use adtap_core::Event;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -126,7 +125,7 @@ fn config(format: &str, ip: Value) -> Config {
         "buffer": {"max_bytes": 256 * 1024 * 1024},
         "response_fields": ["status", "duration", "sizes", "route", "upstream"],
     });
-    Config::parse(doc.to_string().as_bytes()).unwrap()
+    testkit::config(&doc)
 }
 
 /// The value `record::write` gives for one request, decoded to JSON (MessagePack through its
@@ -160,11 +159,7 @@ fn written(
             seq: u64::MAX,
         },
         ts: u64::MAX,
-        head: RequestHead {
-            method: "POST",
-            host: "Ads.Example.com:8443",
-            path,
-        },
+        head: head("POST", "Ads.Example.com:8443", path),
         headers: &headers,
         done: &done,
         body: capture.as_ref(),

@@ -13,29 +13,29 @@
 
 #![cfg(test)]
 
-use adtap_core::capture::{Completion, RequestHead, MAX_HEADER_VALUE_BYTES};
+use adtap_core::capture::{Completion, MAX_HEADER_VALUE_BYTES};
 use adtap_core::config::{Config, ValueFormat};
 use adtap_core::encode::{self, build_request, decode_value};
 use adtap_core::event::{Record, HEADER_OVERHEAD_BYTES};
 use adtap_core::headers::HeaderPairs;
 use adtap_core::record::{self, EventId, Fields, Scratch};
+use adtap_core::testkit::{self, head};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
+/// One rule (`click` on `/c`, topic `clicks`), v3, two query parameters, no response fields,
+/// no client IP; `extra` merged in.
 fn config(extra: Value) -> Config {
-    let mut v = json!({
+    let base = json!({
         "cluster": "kafka_rest", "dialect": "confluent_v3", "cluster_id": "lkc-1",
         "rules": [{"event_type": "click", "topic": "clicks", "path": {"prefix": "/c"}}],
         "query_params": ["campaign", {"name": "crid", "as": "creative"}],
         "response_fields": [],
         "client_ip": {"mode": "omit"},
     });
-    for (k, val) in extra.as_object().unwrap() {
-        v[k] = val.clone();
-    }
-    Config::parse(v.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e:?}"))
+    testkit::config_patched(base, &extra)
 }
 
 const ID: EventId = EventId {
@@ -51,11 +51,7 @@ fn write(cfg: &Config, path: &str, headers: &[(&str, &str)]) -> Record {
         rule: 0,
         id: ID,
         ts: TS,
-        head: RequestHead {
-            method: "GET",
-            host: "ads.example.com",
-            path,
-        },
+        head: head("GET", "ads.example.com", path),
         headers: &headers,
         done: &done,
         body: None,
@@ -281,7 +277,7 @@ proptest! {
         let done = Completion::default();
         let fields = Fields {
             rule: 0, id: EventId { vm: ts, seq }, ts,
-            head: RequestHead { method: "GET", host: "h", path: &path },
+            head: head("GET", "h", &path),
             headers: &hdrs, done: &done, body: None,
         };
         let rec = record::write(&cfg, &fields, &mut Scratch::new()).unwrap();
@@ -386,11 +382,7 @@ fn the_largest_accepted_body_fits_with_cloudevents_and_record_headers() {
                         seq: u64::MAX,
                     },
                     ts: u64::MAX,
-                    head: RequestHead {
-                        method: "POST",
-                        host: "rtb.ads.example.com",
-                        path: "/bid",
-                    },
+                    head: head("POST", "rtb.ads.example.com", "/bid"),
                     headers: &hdrs,
                     done: &done,
                     body: Some(&body),
