@@ -289,8 +289,11 @@ fn finish_fills_response_fields() {
     assert_fields!(ev, route: None, upstream: None, client_ip: None);
 }
 
-/// `client_ip` of each (mode, `x-forwarded-for`, peer) is the address given.
-fn assert_client_ips(cases: &[(Value, Option<&str>, Option<&str>, Option<&str>)]) {
+/// A client-IP case: the mode, `x-forwarded-for`, the peer, and the address they give.
+type IpCase<'a> = (Value, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+/// `client_ip` of each case is the address it gives.
+fn assert_client_ips(cases: &[IpCase<'_>]) {
     for (mode, xff, peer, want) in cases {
         let got = client_ip(mode.clone(), *xff, *peer);
         assert_eq!(got.as_deref(), *want, "{mode} {xff:?} {peer:?}");
