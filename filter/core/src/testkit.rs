@@ -1,6 +1,6 @@
 //! Test support: the one way a test or bench of this crate builds a [`Config`], a request's
-//! [`RequestHead`], a pipeline test's [`Record`] that carries its id, and
-//! [`assert_fields!`](crate::assert_fields).
+//! [`RequestHead`], a pipeline test's [`Record`] that carries its id, and a logged request on a
+//! [`Vm`] ([`log_request`]); and [`assert_fields!`](crate::assert_fields).
 //!
 //! Compiled only for this crate's own unit tests, integration tests and benches (the `testkit`
 //! feature, which `adtap-core`'s dev-dependency on itself turns on); never part of the filter.
@@ -17,6 +17,9 @@
 #![allow(clippy::panic)] // A test's fixture (configuration, record) that is broken is a broken test.
 
 use crate::capture::RequestHead;
+use crate::headers::HeaderPairs;
+use crate::host::FakeHost;
+use crate::vm::Vm;
 use crate::{Config, Record};
 use serde_json::Value;
 
@@ -39,6 +42,19 @@ pub fn config_patched(mut base: Value, patch: &Value) -> Config {
 /// The head of a request: `method`, `host` (as sent, `:authority`), `path` (query included).
 pub fn head<'a>(method: &'a str, host: &'a str, path: &'a str) -> RequestHead<'a> {
     RequestHead { method, host, path }
+}
+
+/// What Envoy's access log hands `vm` at `now` for the stream (or logger root) `ctx`: a
+/// request `method path` to `ads.example`, answered 200.
+pub fn log_request(vm: &mut Vm, host: &mut FakeHost, ctx: u32, now: u64, method: &str, path: &str) {
+    let request = [
+        (":method", method),
+        (":path", path),
+        (":authority", "ads.example"),
+    ];
+    host.request = Some(HeaderPairs::from_pairs(&request));
+    host.status = Some(200);
+    vm.on_log(host, ctx, now);
 }
 
 /// RFC 7396 JSON merge patch, the one merge of every test configuration (this crate's and the
