@@ -121,6 +121,17 @@ enum State {
     Dropped(DropReason),
 }
 
+impl State {
+    /// Held by the pipeline (buffered, awaiting retry or in flight): not yet delivered or
+    /// dropped.
+    fn is_live(self) -> bool {
+        matches!(
+            self,
+            State::Buffered | State::Retrying { .. } | State::InFlight(_)
+        )
+    }
+}
+
 #[derive(Debug)]
 struct Rec {
     topic: usize,
@@ -154,12 +165,7 @@ struct Model {
 
 impl Model {
     fn held(&self) -> impl Iterator<Item = &Rec> {
-        self.recs.iter().filter(|r| {
-            matches!(
-                r.state,
-                State::Buffered | State::Retrying { .. } | State::InFlight(_)
-            )
-        })
+        self.recs.iter().filter(|r| r.state.is_live())
     }
 
     fn stats(&self) -> Stats {
@@ -177,10 +183,7 @@ impl Model {
                 State::Delivered => s.delivered += 1,
                 State::Dropped(reason) => s.dropped[reason.index()] += 1,
             }
-            if matches!(
-                r.state,
-                State::Buffered | State::Retrying { .. } | State::InFlight(_)
-            ) {
+            if r.state.is_live() {
                 s.held_bytes += r.size as u64;
             }
         }
@@ -191,10 +194,7 @@ impl Model {
     fn finish(&mut self, i: usize, to: State) {
         let r = &mut self.recs[i];
         assert!(
-            matches!(
-                r.state,
-                State::Buffered | State::Retrying { .. } | State::InFlight(_)
-            ),
+            r.state.is_live(),
             "record {i} already {:?}, now {to:?}",
             r.state
         );
@@ -267,12 +267,14 @@ impl Model {
         assert!(fits(self), "model: eviction must make room");
     }
 
+    /// The buffered records of topic `t`, oldest first.
+    fn queue(&self, t: usize) -> Vec<&Rec> {
+        let queued = |r: &&Rec| r.topic == t && r.state == State::Buffered;
+        self.recs.iter().filter(queued).collect()
+    }
+
     fn topic_due(&self, t: usize) -> bool {
-        let q: Vec<&Rec> = self
-            .recs
-            .iter()
-            .filter(|r| r.topic == t && r.state == State::Buffered)
-            .collect();
+        let q = self.queue(t);
         let Some(front) = q.first() else { return false };
         self.shutting_down
             || q.len() >= BATCH_EVENTS
@@ -336,11 +338,7 @@ impl Model {
             _ => None,
         });
         let topics = (0..TOPICS).filter_map(|t| {
-            let q: Vec<&Rec> = self
-                .recs
-                .iter()
-                .filter(|r| r.topic == t && r.state == State::Buffered)
-                .collect();
+            let q = self.queue(t);
             let front = q.first()?;
             let full =
                 q.len() >= BATCH_EVENTS || q.iter().map(|r| r.size).sum::<usize>() >= BATCH_BYTES;
