@@ -43,6 +43,8 @@ const ID: EventId = EventId {
     seq: 0x1f,
 };
 const TS: u64 = 1_764_657_000_123; // 2025-12-02T06:30:00.123Z
+/// A click with both query parameters [`config`] captures.
+const CLICK: &str = "/c?campaign=c-42&crid=cr-7";
 
 fn write(cfg: &Config, path: &str, headers: &[(&str, &str)]) -> Record {
     let headers = HeaderPairs::from_pairs(headers);
@@ -79,7 +81,7 @@ fn v3_body_carries_cloudevents_and_request_headers_exactly() {
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let rec = write(
         &cfg,
-        "/c?campaign=c-42&crid=cr-7",
+        CLICK,
         &[("traceparent", tp), ("x-request-id", "req-1")],
     );
     // Binary mode: the value is the event as without CloudEvents.
@@ -134,7 +136,7 @@ fn v2_and_redpanda_values_are_structured_envelopes() {
             "dialect": dialect,
             "cloudevents": {"source": "urn:example:edge-1", "type_prefix": "com.example.ads."},
         }));
-        let rec = write(&cfg, "/c?campaign=c-42&crid=cr-7", &[]);
+        let rec = write(&cfg, CLICK, &[]);
         assert!(rec.headers.is_empty());
         assert_eq!(
             text(&rec.value),
@@ -153,7 +155,7 @@ fn v2_and_redpanda_values_are_structured_envelopes() {
             "dialect": dialect, "format": "msgpack",
             "cloudevents": {"source": "urn:example:edge-1"},
         }));
-        let rec = write(&cfg, "/c?campaign=c-42&crid=cr-7", &[]);
+        let rec = write(&cfg, CLICK, &[]);
         let env: Value = serde_json::from_slice(&rec.value).unwrap();
         assert_eq!(env["datacontenttype"], "application/msgpack");
         assert_eq!(env["type"], "adtap.click");
@@ -164,7 +166,7 @@ fn v2_and_redpanda_values_are_structured_envelopes() {
         let plain = config(json!({"dialect": dialect, "format": "msgpack"}));
         assert_eq!(
             data,
-            write(&plain, "/c?campaign=c-42&crid=cr-7", &[]).value,
+            write(&plain, CLICK, &[]).value,
             "the envelope holds the event's own MessagePack bytes"
         );
     }
@@ -173,11 +175,7 @@ fn v2_and_redpanda_values_are_structured_envelopes() {
 #[test]
 fn without_the_options_records_are_unchanged() {
     let plain = config(json!({"key": "query.campaign"}));
-    let rec = write(
-        &plain,
-        "/c?campaign=c-42&crid=cr-7",
-        &[("traceparent", "t")],
-    );
+    let rec = write(&plain, CLICK, &[("traceparent", "t")]);
     assert_eq!(text(&rec.value), EVENT);
     assert!(rec.headers.is_empty() && rec.headers.capacity() == 0);
     assert_eq!(rec.key.as_deref(), Some("c-42"));
@@ -211,7 +209,7 @@ fn joined_keys_follow_the_absent_field_rule() {
     let cfg = config(json!({"key": ["query.campaign", "query.creative", "host"]}));
     let key = |path: &str| write(&cfg, path, &[]).key;
     assert_eq!(
-        key("/c?campaign=c-42&crid=cr-7").as_deref(),
+        key(CLICK).as_deref(),
         Some(r#"["c-42","cr-7","ads.example.com"]"#)
     );
     // Percent-decoded values that hold the separators and quotes stay unambiguous.
@@ -228,9 +226,7 @@ fn joined_keys_follow_the_absent_field_rule() {
                    "key": ["event_type", "query.creative"]}],
     }));
     assert_eq!(
-        write(&cfg, "/c?campaign=c-42&crid=cr-7", &[])
-            .key
-            .as_deref(),
+        write(&cfg, CLICK, &[]).key.as_deref(),
         Some(r#"["click","cr-7"]"#)
     );
 }
