@@ -1,6 +1,7 @@
 //! Test support: the one way a test or bench of this crate builds a [`Config`], a request's
-//! [`RequestHead`], a pipeline test's [`Record`] that carries its id, and a logged request on a
-//! [`Vm`] ([`log_request`]); and [`assert_fields!`](crate::assert_fields).
+//! [`RequestHead`], the [`Fields`] of an event, a pipeline test's [`Record`] that carries its
+//! id, and a logged request on a [`Vm`] ([`log_request`]); and
+//! [`assert_fields!`](crate::assert_fields).
 //!
 //! Compiled only for this crate's own unit tests, integration tests and benches (the `testkit`
 //! feature, which `adtap-core`'s dev-dependency on itself turns on); never part of the filter.
@@ -16,9 +17,10 @@
 
 #![allow(clippy::panic)] // A test's fixture (configuration, record) that is broken is a broken test.
 
-use crate::capture::RequestHead;
+use crate::capture::{BodyCapture, Completion, RequestHead};
 use crate::headers::HeaderPairs;
 use crate::host::FakeHost;
+use crate::record::{EventId, Fields};
 use crate::vm::Vm;
 use crate::{Config, Record};
 use serde_json::Value;
@@ -77,6 +79,32 @@ pub fn merge(base: &mut Value, patch: &Value) {
                 merge(b.entry(k.clone()).or_insert(Value::Null), v);
             }
         }
+    }
+}
+
+/// The largest event id (both parts `u64::MAX`): the longest id text.
+pub const MAX_ID: EventId = EventId {
+    vm: u64::MAX,
+    seq: u64::MAX,
+};
+
+/// The [`Fields`] `record::write` takes for an event of rule 0 with `id`, at `ts`.
+pub fn fields<'a>(
+    id: EventId,
+    ts: u64,
+    head: RequestHead<'a>,
+    headers: &'a HeaderPairs,
+    done: &'a Completion,
+    body: Option<&'a BodyCapture>,
+) -> Fields<'a> {
+    Fields {
+        rule: 0,
+        id,
+        ts,
+        head,
+        headers,
+        done,
+        body,
     }
 }
 

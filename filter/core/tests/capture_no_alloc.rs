@@ -106,17 +106,14 @@ fn fields<'a>(
     done: &'a Completion,
     body: Option<&'a BodyCapture>,
 ) -> record::Fields<'a> {
-    let id = EventId { vm: 7, seq: 0 };
-    let ts = 1_700_000_000_000;
-    record::Fields {
-        rule: 0,
-        id,
-        ts,
+    testkit::fields(
+        EventId { vm: 7, seq: 0 },
+        1_700_000_000_000,
         head,
         headers,
         done,
         body,
-    }
+    )
 }
 
 /// Allocations per `record::write` of `fields` (event ids counting up from `fields.id`'s),

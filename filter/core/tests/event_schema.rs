@@ -13,9 +13,9 @@
 use adtap_core::capture::{BodyCapture, Completion, MAX_HEADER_VALUE_BYTES, MAX_QUERY_VALUE_BYTES};
 use adtap_core::config::{Config, ValueFormat, MAX_BODY_BYTES};
 use adtap_core::headers::HeaderPairs;
-use adtap_core::record::{self, EventId, Fields, Scratch};
+use adtap_core::record::{self, Scratch};
 use adtap_core::schema::{event_schema, event_schema_text, SCHEMA_FILE};
-use adtap_core::testkit::{self, head};
+use adtap_core::testkit::{self, head, MAX_ID};
 use adtap_core::Event;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -152,18 +152,8 @@ fn written(
         c.push(b, b.len());
         c
     });
-    let fields = Fields {
-        rule: 0,
-        id: EventId {
-            vm: u64::MAX,
-            seq: u64::MAX,
-        },
-        ts: u64::MAX,
-        head: head("POST", "Ads.Example.com:8443", path),
-        headers: &headers,
-        done: &done,
-        body: capture.as_ref(),
-    };
+    let head = head("POST", "Ads.Example.com:8443", path);
+    let fields = testkit::fields(MAX_ID, u64::MAX, head, &headers, &done, capture.as_ref());
     let rec = record::write(cfg, &fields, &mut Scratch::new()).unwrap();
     match cfg.format {
         ValueFormat::Json => serde_json::from_slice(&rec.value).unwrap(),

@@ -18,8 +18,8 @@ use adtap_core::config::{Config, ValueFormat};
 use adtap_core::encode::{self, build_request, decode_value};
 use adtap_core::event::{Record, HEADER_OVERHEAD_BYTES};
 use adtap_core::headers::HeaderPairs;
-use adtap_core::record::{self, EventId, Fields, Scratch};
-use adtap_core::testkit::{self, head};
+use adtap_core::record::{self, EventId, Scratch};
+use adtap_core::testkit::{self, head, MAX_ID};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use proptest::prelude::*;
@@ -49,15 +49,14 @@ const CLICK: &str = "/c?campaign=c-42&crid=cr-7";
 fn write(cfg: &Config, path: &str, headers: &[(&str, &str)]) -> Record {
     let headers = HeaderPairs::from_pairs(headers);
     let done = Completion::default();
-    let fields = Fields {
-        rule: 0,
-        id: ID,
-        ts: TS,
-        head: head("GET", "ads.example.com", path),
-        headers: &headers,
-        done: &done,
-        body: None,
-    };
+    let fields = testkit::fields(
+        ID,
+        TS,
+        head("GET", "ads.example.com", path),
+        &headers,
+        &done,
+        None,
+    );
     record::write(cfg, &fields, &mut Scratch::new()).unwrap()
 }
 
@@ -271,11 +270,8 @@ proptest! {
         if let Some(r) = &request_id { headers.push(("x-request-id", r.clone())); }
         let hdrs = HeaderPairs::from_pairs(&headers);
         let done = Completion::default();
-        let fields = Fields {
-            rule: 0, id: EventId { vm: ts, seq }, ts,
-            head: head("GET", "h", &path),
-            headers: &hdrs, done: &done, body: None,
-        };
+        let id = EventId { vm: ts, seq };
+        let fields = testkit::fields(id, ts, head("GET", "h", &path), &hdrs, &done, None);
         let rec = record::write(&cfg, &fields, &mut Scratch::new()).unwrap();
         // The event, out of the envelope where there is one.
         let event_bytes = if v3 {
@@ -371,18 +367,8 @@ fn the_largest_accepted_body_fits_with_cloudevents_and_record_headers() {
                     ("x-b", long_value.as_str()),
                 ]);
                 let done = Completion::default();
-                let fields = Fields {
-                    rule: 0,
-                    id: EventId {
-                        vm: u64::MAX,
-                        seq: u64::MAX,
-                    },
-                    ts: u64::MAX,
-                    head: head("POST", "rtb.ads.example.com", "/bid"),
-                    headers: &hdrs,
-                    done: &done,
-                    body: Some(&body),
-                };
+                let head = head("POST", "rtb.ads.example.com", "/bid");
+                let fields = testkit::fields(MAX_ID, u64::MAX, head, &hdrs, &done, Some(&body));
                 let rec = record::write(&cfg, &fields, &mut Scratch::new()).unwrap();
                 assert!(
                     rec.size() <= batch_bytes,
