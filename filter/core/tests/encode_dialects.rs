@@ -375,11 +375,8 @@ fn auth_headers_and_redacted_debug() {
             "k-999",
         ),
     ];
-    for dialect in [
-        Dialect::ConfluentV2,
-        Dialect::ConfluentV3,
-        Dialect::Redpanda,
-    ] {
+    use Dialect::{ConfluentV2, ConfluentV3, Redpanda};
+    for dialect in [ConfluentV2, ConfluentV3, Redpanda] {
         for (auth, name, value, secret) in &cases {
             let cfg = config(dialect, ValueFormat::Json, auth.clone());
             let recs = records(&cfg);
