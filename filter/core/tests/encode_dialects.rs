@@ -296,27 +296,22 @@ fn check_v3(format: ValueFormat) {
 
         // Record headers: name + base64 value (ProduceRequestHeader, `format: byte`).
         let headers = sent["headers"].as_array().unwrap();
-        let decoded: Vec<(String, Vec<u8>)> = headers
+        let decoded: Vec<(&str, Vec<u8>)> = headers
             .iter()
             .map(|h| {
-                let h = h.as_object().unwrap();
-                assert_eq!(h.len(), 2);
+                assert_eq!(h.as_object().unwrap().len(), 2);
                 (
-                    h["name"].as_str().unwrap().to_string(),
+                    h["name"].as_str().unwrap(),
                     b64(h["value"].as_str().unwrap()),
                 )
             })
             .collect();
-        assert_eq!(
-            decoded,
-            [
-                ("content-type".to_string(), ct.as_bytes().to_vec()),
-                (
-                    "adtap-schema".to_string(),
-                    SCHEMA_VERSION.to_string().into_bytes()
-                ),
-            ]
-        );
+        let schema = SCHEMA_VERSION.to_string().into_bytes();
+        let want = [
+            ("content-type", ct.as_bytes().to_vec()),
+            ("adtap-schema", schema),
+        ];
+        assert_eq!(decoded, want);
         assert_eq!(sent["timestamp"], json!(ts));
     }
 }

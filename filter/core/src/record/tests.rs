@@ -162,15 +162,12 @@ fn begin_fills_every_request_field() {
         ("accept-language", "fr".into()),
         ("x-campaign", "c-9".into()),
     ]);
+    let path = "/c/x?crid=cr%2D7&campaign_id=42&cb&z=1";
     let ev = begin(
         &cfg,
         1,
         1_700_000_000_123,
-        head(
-            "GET",
-            "Ads.Example.com:8443",
-            "/c/x?crid=cr%2D7&campaign_id=42&cb&z=1",
-        ),
+        head("GET", "Ads.Example.com:8443", path),
         &hdrs,
     );
     assert_eq!(ev.v, SCHEMA_VERSION);
