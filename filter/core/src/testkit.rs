@@ -1,4 +1,7 @@
-//! Test support: the one way a test or bench of this crate builds a [`Config`].
+//! Test support: the one way a test or bench of this crate builds a [`Config`], a request's
+//! [`RequestHead`], the [`Fields`] of an event, a pipeline test's [`Record`] that carries its
+//! id, and a logged request on a [`Vm`] ([`log_request`]); and
+//! [`assert_fields!`](crate::assert_fields).
 //!
 //! Compiled only for this crate's own unit tests, integration tests and benches (the `testkit`
 //! feature, which `adtap-core`'s dev-dependency on itself turns on); never part of the filter.
@@ -12,9 +15,14 @@
 //! validation refuses (the retry policy's backoff with NaN) builds that section from its
 //! `Default` (`..RetryConfig::default()`), so a new field does not touch it either.
 
-#![allow(clippy::panic)] // A test's configuration is a fixture: a refused one is a broken test.
+#![allow(clippy::panic)] // A test's fixture (configuration, record) that is broken is a broken test.
 
-use crate::Config;
+use crate::capture::{BodyCapture, Completion, RequestHead};
+use crate::headers::HeaderPairs;
+use crate::host::FakeHost;
+use crate::record::{EventId, Fields};
+use crate::vm::Vm;
+use crate::{Config, Record};
 use serde_json::Value;
 
 /// The [`Config`] `doc` stands for, through the real parsing and validation. Panics listing
@@ -24,6 +32,31 @@ pub fn config(doc: &Value) -> Config {
         Ok(c) => c,
         Err(errors) => panic!("test configuration refused: {errors:?}\n{doc:#}"),
     }
+}
+
+/// The [`Config`] of `base` with `patch` merged in ([`merge`]): a test file's base document
+/// and one test's changes to it.
+pub fn config_patched(mut base: Value, patch: &Value) -> Config {
+    merge(&mut base, patch);
+    config(&base)
+}
+
+/// The head of a request: `method`, `host` (as sent, `:authority`), `path` (query included).
+pub fn head<'a>(method: &'a str, host: &'a str, path: &'a str) -> RequestHead<'a> {
+    RequestHead { method, host, path }
+}
+
+/// What Envoy's access log hands `vm` at `now` for the stream (or logger root) `ctx`: a
+/// request `method path` to `ads.example`, answered 200.
+pub fn log_request(vm: &mut Vm, host: &mut FakeHost, ctx: u32, now: u64, method: &str, path: &str) {
+    let request = [
+        (":method", method),
+        (":path", path),
+        (":authority", "ads.example"),
+    ];
+    host.request = Some(HeaderPairs::from_pairs(&request));
+    host.status = Some(200);
+    vm.on_log(host, ctx, now);
 }
 
 /// RFC 7396 JSON merge patch, the one merge of every test configuration (this crate's and the
@@ -47,6 +80,71 @@ pub fn merge(base: &mut Value, patch: &Value) {
             }
         }
     }
+}
+
+/// The largest event id (both parts `u64::MAX`): the longest id text.
+pub const MAX_ID: EventId = EventId {
+    vm: u64::MAX,
+    seq: u64::MAX,
+};
+
+/// The [`Fields`] `record::write` takes for an event of rule 0 with `id`, at `ts`.
+pub fn fields<'a>(
+    id: EventId,
+    ts: u64,
+    head: RequestHead<'a>,
+    headers: &'a HeaderPairs,
+    done: &'a Completion,
+    body: Option<&'a BodyCapture>,
+) -> Fields<'a> {
+    Fields {
+        rule: 0,
+        id,
+        ts,
+        head,
+        headers,
+        done,
+        body,
+    }
+}
+
+/// A record for `topic` of `size` bytes (at least 8) whose value starts with `id` (little
+/// endian), so that a pipeline test checks batches by identity ([`record_id`]) without an
+/// encoder.
+pub fn record(topic: usize, id: u64, size: usize) -> Record {
+    let mut value = id.to_le_bytes().to_vec();
+    value.resize(size.max(8), b'x');
+    Record {
+        topic,
+        key: None,
+        value,
+        headers: Vec::new(),
+        ts_ms: 0,
+    }
+}
+
+/// The id a [`record`] carries.
+pub fn record_id(r: &Record) -> u64 {
+    match r.value.first_chunk() {
+        Some(id) => u64::from_le_bytes(*id),
+        None => panic!("not a testkit record: {:?}", r.value),
+    }
+}
+
+/// Asserts several fields of one value in a single `assert_eq!` over the tuple of them
+/// (borrowed, so fields that are not `Copy` need no clone): `assert_fields!(p.stats(),
+/// in_flight: 3, buffered: 0)` is `assert_eq!((s.in_flight, s.buffered), (3, 0))`. A failure
+/// names the fields compared.
+#[macro_export]
+macro_rules! assert_fields {
+    ($value:expr, $($field:ident: $want:expr),+ $(,)?) => {{
+        let v = &$value;
+        assert_eq!(
+            ($(&v.$field,)+),
+            ($(&$want,)+),
+            concat!("fields ", $(stringify!($field), " "),+)
+        );
+    }};
 }
 
 #[cfg(test)]

@@ -9,9 +9,10 @@
 
 use adtap_core::capture::{match_rule, BodyCapture, Completion, RequestHead};
 use adtap_core::config::Config;
+use adtap_core::event::Record;
 use adtap_core::headers::HeaderPairs;
 use adtap_core::record::{self, EventId, Scratch};
-use adtap_core::testkit;
+use adtap_core::testkit::{self, head};
 use serde_json::json;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -70,7 +71,7 @@ fn match_rule_does_not_allocate() {
     let mut got = [None; 5];
     for _ in 0..100 {
         for (slot, (method, host, path, _)) in got.iter_mut().zip(heads.iter()) {
-            *slot = match_rule(&cfg, RequestHead { method, host, path });
+            *slot = match_rule(&cfg, head(method, host, path));
         }
     }
     let after = allocations();
@@ -96,6 +97,43 @@ fn full_config(format: &str, ip_mode: &str) -> Config {
         "response_fields": ["status", "duration", "sizes", "route", "upstream"],
         "key": "query.campaign_id"
     }))
+}
+
+/// The fields of an event of rule 0 at one time; [`per_record`] numbers the events.
+fn fields<'a>(
+    head: RequestHead<'a>,
+    headers: &'a HeaderPairs,
+    done: &'a Completion,
+    body: Option<&'a BodyCapture>,
+) -> record::Fields<'a> {
+    testkit::fields(
+        EventId { vm: 7, seq: 0 },
+        1_700_000_000_000,
+        head,
+        headers,
+        done,
+        body,
+    )
+}
+
+/// Allocations per `record::write` of `fields` (event ids counting up from `fields.id`'s),
+/// averaged over 100 writes once the scratch has grown on the first three (it then stays);
+/// and the 100 records.
+fn per_record(cfg: &Config, fields: record::Fields<'_>) -> (f64, Vec<Record>) {
+    let numbered = |seq| record::Fields {
+        id: EventId { seq, ..fields.id },
+        ..fields
+    };
+    let mut scratch = Scratch::new();
+    for seq in 0..3 {
+        record::write(cfg, &numbered(seq), &mut scratch).unwrap();
+    }
+    let mut records = Vec::with_capacity(100);
+    let before = allocations();
+    for seq in 3..103 {
+        records.push(record::write(cfg, &numbered(seq), &mut scratch).unwrap());
+    }
+    ((allocations() - before) as f64 / 100.0, records)
 }
 
 #[test]
@@ -127,30 +165,9 @@ fn record_write_allocates_only_the_record() {
         for ip_mode in ["full", "truncate", "hash", "omit"] {
             let cfg = full_config(format, ip_mode);
             for body in [None, Some(&body), Some(&binary)] {
-                let mut scratch = Scratch::new();
-                let fields = |seq| record::Fields {
-                    rule: 0,
-                    id: EventId { vm: 7, seq },
-                    ts: 1_700_000_000_000,
-                    head: RequestHead {
-                        method: "POST",
-                        host: "ads.example.com",
-                        path: "/bid?campaign_id=c%2D42&crid=cr-7&cb=123",
-                    },
-                    headers: &headers,
-                    done: &done,
-                    body,
-                };
-                // The scratch grows on the first events, then stays.
-                for seq in 0..3 {
-                    record::write(&cfg, &fields(seq), &mut scratch).unwrap();
-                }
-                let mut records = Vec::with_capacity(100);
-                let before = allocations();
-                for seq in 3..103 {
-                    records.push(record::write(&cfg, &fields(seq), &mut scratch).unwrap());
-                }
-                let per_record = (allocations() - before) as f64 / 100.0;
+                let path = "/bid?campaign_id=c%2D42&crid=cr-7&cb=123";
+                let fields = fields(head("POST", "ads.example.com", path), &headers, &done, body);
+                let (per_record, records) = per_record(&cfg, fields);
                 // The value, and the key (`campaign_id` is present).
                 assert_eq!(
                     per_record,
@@ -178,43 +195,16 @@ fn record_options_cost_only_when_enabled() {
         ),
     ]);
     let done = Completion::default();
-    let per_record = |cfg: &Config| {
-        let mut scratch = Scratch::new();
-        let fields = |seq| record::Fields {
-            rule: 0,
-            id: EventId { vm: 7, seq },
-            ts: 1_700_000_000_000,
-            head: RequestHead {
-                method: "GET",
-                host: "ads.example.com",
-                path: "/c?campaign_id=c-42&crid=cr-7",
-            },
-            headers: &headers,
-            done: &done,
-            body: None,
-        };
-        for seq in 0..3 {
-            record::write(cfg, &fields(seq), &mut scratch).unwrap();
-        }
-        let mut records = Vec::with_capacity(100);
-        let before = allocations();
-        for seq in 3..103 {
-            records.push(record::write(cfg, &fields(seq), &mut scratch).unwrap());
-        }
-        (allocations() - before) as f64 / 100.0
-    };
+    let head = head("GET", "ads.example.com", "/c?campaign_id=c-42&crid=cr-7");
+    let per_record = |cfg: &Config| per_record(cfg, fields(head, &headers, &done, None)).0;
     let cfg = |extra: serde_json::Value| {
-        let mut doc = json!({
+        let base = json!({
             "cluster": "k", "dialect": "confluent_v3", "cluster_id": "lkc-1",
             "rules": [{"event_type": "click", "topic": "t", "path": {"prefix": "/"}}],
             "query_params": ["campaign_id", {"name": "crid", "as": "creative"}],
             "key": "query.campaign_id"
         });
-        let obj = doc.as_object_mut().unwrap();
-        for (k, v) in extra.as_object().unwrap() {
-            obj.insert(k.clone(), v.clone());
-        }
-        testkit::config(&doc)
+        testkit::config_patched(base, &extra)
     };
     let ce = json!({"source": "//ads.example.com/edge"});
     // The value and the key, as without the options.

@@ -17,6 +17,7 @@ use adtap_core::drop_reason::DropReason;
 use adtap_core::encode::to_record;
 use adtap_core::event::Event;
 use adtap_core::pipeline::Pipeline;
+use adtap_core::{assert_fields, testkit};
 use serde_json::{json, Value};
 
 /// A valid document with one rule; cases override fields.
@@ -349,8 +350,7 @@ fn the_largest_accepted_body_fits_a_batch_in_its_worst_case() {
                                "path": {"exact": "/openrtb2/auction"}, "capture_body": true}]
                 })
             };
-            let cfg = Config::parse(cfg_for(max).to_string().as_bytes())
-                .unwrap_or_else(|e| panic!("{name} {batch_bytes}: {max} refused: {e:?}"));
+            let cfg = testkit::config(&cfg_for(max));
             let over = errors(&cfg_for(max + 1));
             assert_eq!(over.len(), 1, "{name} {batch_bytes}: {over:?}");
             assert!(over[0].starts_with("body.max_bytes: must be"), "{over:?}");
@@ -395,15 +395,8 @@ fn struct_numbers_in_integer_fields() {
                          "timeout_ms": 2500, "rules": [{"event_type": "i", "topic": "t", "path": {"exact": "/i"}, "sample_rate": 1}]}),
     );
     let cfg = Config::parse(&struct_of(&ok)).unwrap();
-    assert_eq!(
-        (
-            cfg.batch.max_events,
-            cfg.batch.max_bytes,
-            cfg.batch.max_age_ms,
-            cfg.timeout_ms
-        ),
-        (250, 65536, 1000, 2500)
-    );
+    assert_fields!(cfg.batch, max_events: 250, max_bytes: 65536, max_age_ms: 1000);
+    assert_eq!(cfg.timeout_ms, 2500);
     for (over, want) in [
         (
             json!({"batch": {"max_events": 2.5}}),

@@ -140,19 +140,34 @@ fn common_headers(req: &HttpRequest, path: &str, content_type: &str, accept: &st
 /// verbatim); going through `serde_json::Value` sorts object keys, so pair order is compared
 /// order-insensitively here and exactly in `json_value_shape_for_downstream_readers`.
 fn value_event(format: ValueFormat, v: &Value) -> Event {
-    let mut e: Event = match format {
+    sorted(match format {
         ValueFormat::Json => serde_json::from_value(v.clone()).unwrap(),
         ValueFormat::Msgpack => decode_value(format, &b64(v.as_str().unwrap())).unwrap(),
-    };
-    e.query.sort();
-    e.headers.sort();
-    e
+    })
 }
 
 fn sorted(mut e: Event) -> Event {
     e.query.sort();
     e.headers.sort();
     e
+}
+
+/// The sent value `sent` (`format`, as [`value_event`] reads it) carries the event of `rec`;
+/// in JSON it is the record's value itself, its bytes spliced verbatim into `body`.
+fn assert_sent_value(format: ValueFormat, body: &[u8], sent: &Value, rec: &Record) {
+    if format == ValueFormat::Json {
+        assert_eq!(*sent, serde_json::from_slice::<Value>(&rec.value).unwrap());
+        assert!(contains(body, &rec.value), "value bytes spliced verbatim");
+    }
+    let want = sorted(decode_value(format, &rec.value).unwrap());
+    assert_eq!(value_event(format, sent), want);
+}
+
+/// The keys of the JSON object `v`, sorted.
+fn sorted_keys(v: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys
 }
 
 fn check_v2(dialect: Dialect, format: ValueFormat) {
@@ -181,16 +196,13 @@ fn check_v2(dialect: Dialect, format: ValueFormat) {
     let out = obj["records"].as_array().unwrap();
     assert_eq!(out.len(), recs.len(), "one Kafka record per event");
     for (sent, rec) in out.iter().zip(&recs) {
-        let sent = sent.as_object().unwrap();
         // No partition: the proxy partitions by key. No headers or timestamps in v2.
-        let mut keys: Vec<&str> = sent.keys().map(String::as_str).collect();
-        keys.sort_unstable();
         let want: &[&str] = if rec.key.is_some() {
             &["key", "value"]
         } else {
             &["value"]
         };
-        assert_eq!(keys, want);
+        assert_eq!(sorted_keys(sent), want);
         match (&rec.key, binary) {
             (Some(k), false) => assert_eq!(sent["key"], json!(k)),
             (Some(k), true) => assert_eq!(b64(sent["key"].as_str().unwrap()), k.as_bytes()),
@@ -199,23 +211,10 @@ fn check_v2(dialect: Dialect, format: ValueFormat) {
         if binary {
             assert_eq!(b64(sent["value"].as_str().unwrap()), rec.value);
         } else {
-            assert!(
-                sent["value"].is_object(),
-                "json format embeds the value as JSON"
-            );
-            assert_eq!(
-                sent["value"],
-                serde_json::from_slice::<Value>(&rec.value).unwrap()
-            );
-            assert!(
-                contains(&req.body, &rec.value),
-                "value bytes spliced verbatim"
-            );
+            let embedded = sent["value"].is_object();
+            assert!(embedded, "json format embeds the value as JSON");
         }
-        assert_eq!(
-            value_event(format, &sent["value"]),
-            sorted(decode_value(format, &rec.value).unwrap())
-        );
+        assert_sent_value(format, &req.body, &sent["value"], rec);
     }
 }
 
@@ -276,9 +275,7 @@ fn check_v3(format: ValueFormat) {
         "2000-02-29T00:00:00.000Z",
     ];
     for ((sent, rec), ts) in objects.iter().zip(&recs).zip(timestamps) {
-        let sent = sent.as_object().unwrap();
-        let mut keys: Vec<&str> = sent.keys().map(String::as_str).collect();
-        keys.sort_unstable();
+        let keys = sorted_keys(sent);
         let want: &[&str] = if rec.key.is_some() {
             &["headers", "key", "timestamp", "value"]
         } else {
@@ -292,47 +289,29 @@ fn check_v3(format: ValueFormat) {
         let value = sent["value"].as_object().unwrap();
         assert_eq!(value.len(), 2);
         assert_eq!(value["type"], json!(value_type));
-        match format {
-            ValueFormat::Json => {
-                assert_eq!(
-                    value["data"],
-                    serde_json::from_slice::<Value>(&rec.value).unwrap()
-                );
-                assert!(
-                    contains(&req.body, &rec.value),
-                    "value bytes spliced verbatim"
-                );
-            }
-            ValueFormat::Msgpack => assert_eq!(b64(value["data"].as_str().unwrap()), rec.value),
+        if format == ValueFormat::Msgpack {
+            assert_eq!(b64(value["data"].as_str().unwrap()), rec.value);
         }
-        assert_eq!(
-            value_event(format, &value["data"]),
-            sorted(decode_value(format, &rec.value).unwrap())
-        );
+        assert_sent_value(format, &req.body, &value["data"], rec);
 
         // Record headers: name + base64 value (ProduceRequestHeader, `format: byte`).
         let headers = sent["headers"].as_array().unwrap();
-        let decoded: Vec<(String, Vec<u8>)> = headers
+        let decoded: Vec<(&str, Vec<u8>)> = headers
             .iter()
             .map(|h| {
-                let h = h.as_object().unwrap();
-                assert_eq!(h.len(), 2);
+                assert_eq!(h.as_object().unwrap().len(), 2);
                 (
-                    h["name"].as_str().unwrap().to_string(),
+                    h["name"].as_str().unwrap(),
                     b64(h["value"].as_str().unwrap()),
                 )
             })
             .collect();
-        assert_eq!(
-            decoded,
-            [
-                ("content-type".to_string(), ct.as_bytes().to_vec()),
-                (
-                    "adtap-schema".to_string(),
-                    SCHEMA_VERSION.to_string().into_bytes()
-                ),
-            ]
-        );
+        let schema = SCHEMA_VERSION.to_string().into_bytes();
+        let want = [
+            ("content-type", ct.as_bytes().to_vec()),
+            ("adtap-schema", schema),
+        ];
+        assert_eq!(decoded, want);
         assert_eq!(sent["timestamp"], json!(ts));
     }
 }
@@ -391,11 +370,8 @@ fn auth_headers_and_redacted_debug() {
             "k-999",
         ),
     ];
-    for dialect in [
-        Dialect::ConfluentV2,
-        Dialect::ConfluentV3,
-        Dialect::Redpanda,
-    ] {
+    use Dialect::{ConfluentV2, ConfluentV3, Redpanda};
+    for dialect in [ConfluentV2, ConfluentV3, Redpanda] {
         for (auth, name, value, secret) in &cases {
             let cfg = config(dialect, ValueFormat::Json, auth.clone());
             let recs = records(&cfg);
@@ -452,8 +428,7 @@ fn json_value_shape_for_downstream_readers() {
     let m: Value =
         serde_json::from_slice(&encode_value(ValueFormat::Json, &minimal_event()).unwrap())
             .unwrap();
-    let mut keys: Vec<&str> = m.as_object().unwrap().keys().map(String::as_str).collect();
-    keys.sort_unstable();
+    let keys = sorted_keys(&m);
     assert_eq!(keys, ["host", "id", "method", "path", "ts", "type", "v"]);
 }
 
@@ -571,20 +546,8 @@ fn naive_civil(ms: u64) -> (u64, u64, u64, u64) {
         days -= len;
         year += 1;
     }
-    let months = [
-        31,
-        if leap(year) { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
+    let february = if leap(year) { 29 } else { 28 };
+    let months = [31, february, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
     let mut month = 1;
     for len in months {
         if days < len {

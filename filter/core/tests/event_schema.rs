@@ -10,13 +10,12 @@
 
 #![cfg(test)]
 
-use adtap_core::capture::{
-    BodyCapture, Completion, RequestHead, MAX_HEADER_VALUE_BYTES, MAX_QUERY_VALUE_BYTES,
-};
+use adtap_core::capture::{BodyCapture, Completion, MAX_HEADER_VALUE_BYTES, MAX_QUERY_VALUE_BYTES};
 use adtap_core::config::{Config, ValueFormat, MAX_BODY_BYTES};
 use adtap_core::headers::HeaderPairs;
-use adtap_core::record::{self, EventId, Fields, Scratch};
+use adtap_core::record::{self, Scratch};
 use adtap_core::schema::{event_schema, event_schema_text, SCHEMA_FILE};
+use adtap_core::testkit::{self, head, MAX_ID};
 use adtap_core::Event;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -126,7 +125,7 @@ fn config(format: &str, ip: Value) -> Config {
         "buffer": {"max_bytes": 256 * 1024 * 1024},
         "response_fields": ["status", "duration", "sizes", "route", "upstream"],
     });
-    Config::parse(doc.to_string().as_bytes()).unwrap()
+    testkit::config(&doc)
 }
 
 /// The value `record::write` gives for one request, decoded to JSON (MessagePack through its
@@ -153,22 +152,8 @@ fn written(
         c.push(b, b.len());
         c
     });
-    let fields = Fields {
-        rule: 0,
-        id: EventId {
-            vm: u64::MAX,
-            seq: u64::MAX,
-        },
-        ts: u64::MAX,
-        head: RequestHead {
-            method: "POST",
-            host: "Ads.Example.com:8443",
-            path,
-        },
-        headers: &headers,
-        done: &done,
-        body: capture.as_ref(),
-    };
+    let head = head("POST", "Ads.Example.com:8443", path);
+    let fields = testkit::fields(MAX_ID, u64::MAX, head, &headers, &done, capture.as_ref());
     let rec = record::write(cfg, &fields, &mut Scratch::new()).unwrap();
     match cfg.format {
         ValueFormat::Json => serde_json::from_slice(&rec.value).unwrap(),
@@ -202,12 +187,10 @@ fn written_records_validate_at_their_bounds() {
     let binary_body: Vec<u8> = (0..MAX_BODY_BYTES + 5)
         .map(|i| (i % 251) as u8 | 0x80)
         .collect();
+    let longest_v6 = "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:1";
     let ips = [
         (json!({"mode": "full"}), "203.0.113.77:1"),
-        (
-            json!({"mode": "full"}),
-            "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:1",
-        ),
+        (json!({"mode": "full"}), longest_v6),
         (json!({"mode": "truncate"}), "[::ffff:198.51.100.7]:80"),
         (json!({"mode": "hash", "salt": "s"}), "192.0.2.1:1"),
     ];
@@ -218,14 +201,9 @@ fn written_records_validate_at_their_bounds() {
                 let value = written(&cfg, &path, &headers, peer, body);
                 assert_valid(&v, &value);
                 // The bounds were reached: the values are at their longest.
-                assert_eq!(
-                    value["query"]["a"].as_str().unwrap().len(),
-                    MAX_QUERY_VALUE_BYTES
-                );
-                assert_eq!(
-                    value["request_id"].as_str().unwrap().len(),
-                    MAX_HEADER_VALUE_BYTES
-                );
+                let len = |v: &Value| v.as_str().unwrap().len();
+                assert_eq!(len(&value["query"]["a"]), MAX_QUERY_VALUE_BYTES);
+                assert_eq!(len(&value["request_id"]), MAX_HEADER_VALUE_BYTES);
                 assert_eq!(value["ts"], u64::MAX);
                 assert_eq!(value["status"], u16::MAX);
                 assert_eq!(value["id"], "ffffffffffffffff-ffffffffffffffff");

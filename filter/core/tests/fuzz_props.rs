@@ -11,7 +11,7 @@
 
 #![cfg(test)]
 
-use adtap_core::capture::{self, BodyCapture, Completion, RequestHead};
+use adtap_core::capture::{self, BodyCapture, Completion};
 use adtap_core::classify::{classify, Response};
 use adtap_core::config::{Config, Dialect, ValueFormat};
 use adtap_core::encode;
@@ -232,7 +232,7 @@ proptest! {
         sample in any::<u64>(),
     ) {
         let cfg = capture_config(dialect, format, mode, key);
-        let head = RequestHead { method: &method, host: &host, path: &path };
+        let head = testkit::head(&method, &host, &path);
         let rule = capture::match_rule(&cfg, head).unwrap_or(2);
         let _ = capture::sampled(&cfg.rules[rule], &mut Rng::new(sample));
         let mut pairs: Vec<(String, String)> =

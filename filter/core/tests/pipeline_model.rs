@@ -24,7 +24,7 @@ use adtap_core::drop_reason::DropReason;
 use adtap_core::pipeline::{BatchId, Pipeline, ResponseReport, Stats, RECORD_OVERHEAD_BYTES};
 use adtap_core::rng::Rng;
 use adtap_core::testkit;
-use adtap_core::{retry, Config, Record};
+use adtap_core::{retry, Config};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -121,6 +121,17 @@ enum State {
     Dropped(DropReason),
 }
 
+impl State {
+    /// Held by the pipeline (buffered, awaiting retry or in flight): not yet delivered or
+    /// dropped.
+    fn is_live(self) -> bool {
+        matches!(
+            self,
+            State::Buffered | State::Retrying { .. } | State::InFlight(_)
+        )
+    }
+}
+
 #[derive(Debug)]
 struct Rec {
     topic: usize,
@@ -154,12 +165,7 @@ struct Model {
 
 impl Model {
     fn held(&self) -> impl Iterator<Item = &Rec> {
-        self.recs.iter().filter(|r| {
-            matches!(
-                r.state,
-                State::Buffered | State::Retrying { .. } | State::InFlight(_)
-            )
-        })
+        self.recs.iter().filter(|r| r.state.is_live())
     }
 
     fn stats(&self) -> Stats {
@@ -177,10 +183,7 @@ impl Model {
                 State::Delivered => s.delivered += 1,
                 State::Dropped(reason) => s.dropped[reason.index()] += 1,
             }
-            if matches!(
-                r.state,
-                State::Buffered | State::Retrying { .. } | State::InFlight(_)
-            ) {
+            if r.state.is_live() {
                 s.held_bytes += r.size as u64;
             }
         }
@@ -191,10 +194,7 @@ impl Model {
     fn finish(&mut self, i: usize, to: State) {
         let r = &mut self.recs[i];
         assert!(
-            matches!(
-                r.state,
-                State::Buffered | State::Retrying { .. } | State::InFlight(_)
-            ),
+            r.state.is_live(),
             "record {i} already {:?}, now {to:?}",
             r.state
         );
@@ -267,12 +267,14 @@ impl Model {
         assert!(fits(self), "model: eviction must make room");
     }
 
+    /// The buffered records of topic `t`, oldest first.
+    fn queue(&self, t: usize) -> Vec<&Rec> {
+        let queued = |r: &&Rec| r.topic == t && r.state == State::Buffered;
+        self.recs.iter().filter(queued).collect()
+    }
+
     fn topic_due(&self, t: usize) -> bool {
-        let q: Vec<&Rec> = self
-            .recs
-            .iter()
-            .filter(|r| r.topic == t && r.state == State::Buffered)
-            .collect();
+        let q = self.queue(t);
         let Some(front) = q.first() else { return false };
         self.shutting_down
             || q.len() >= BATCH_EVENTS
@@ -336,11 +338,7 @@ impl Model {
             _ => None,
         });
         let topics = (0..TOPICS).filter_map(|t| {
-            let q: Vec<&Rec> = self
-                .recs
-                .iter()
-                .filter(|r| r.topic == t && r.state == State::Buffered)
-                .collect();
+            let q = self.queue(t);
             let front = q.first()?;
             let full =
                 q.len() >= BATCH_EVENTS || q.iter().map(|r| r.size).sum::<usize>() >= BATCH_BYTES;
@@ -371,12 +369,7 @@ impl Model {
             }
             return false;
         };
-        let got: Vec<usize> = p
-            .in_flight_records(out.id)
-            .expect("records of a polled batch")
-            .iter()
-            .map(record_index)
-            .collect();
+        let got = records_of(p, out.id);
         assert_eq!(out.record_count, got.len());
         match expected_retry {
             Some(want) => assert_eq!(got, want, "due retry entry"),
@@ -496,13 +489,7 @@ impl Model {
         assert!(p.in_flight_calls() <= MAX_IN_FLIGHT, "in-flight bound");
         assert_eq!(p.in_flight_calls(), self.in_flight.len());
         for b in &self.in_flight {
-            let got: Vec<usize> = p
-                .in_flight_records(b.id)
-                .expect("model batch in flight")
-                .iter()
-                .map(record_index)
-                .collect();
-            assert_eq!(got, b.recs, "records of batch {}", b.id);
+            assert_eq!(records_of(p, b.id), b.recs, "records of batch {}", b.id);
         }
         assert_eq!(
             p.next_wakeup(),
@@ -514,20 +501,14 @@ impl Model {
     }
 }
 
-fn record(i: usize, topic: usize, size: usize) -> Record {
-    let mut value = (i as u64).to_le_bytes().to_vec();
-    value.resize(size, b'v');
-    Record {
-        topic,
-        key: None,
-        value,
-        headers: Vec::new(),
-        ts_ms: 0,
-    }
-}
-
-fn record_index(r: &Record) -> usize {
-    u64::from_le_bytes(r.value[..8].try_into().unwrap()) as usize
+/// The model indices of the records of `batch`, which must be in flight.
+fn records_of(p: &Pipeline, batch: BatchId) -> Vec<usize> {
+    let records = p.in_flight_records(batch);
+    let records = records.unwrap_or_else(|| panic!("batch {batch} is not in flight"));
+    records
+        .iter()
+        .map(|r| testkit::record_id(r) as usize)
+        .collect()
 }
 
 fn outcome(code: u8) -> Outcome {
@@ -556,7 +537,7 @@ fn run(ops: &[Op], overflow: Overflow, seed: u64) {
     for op in ops {
         match op {
             Op::Push { topic, size } => {
-                p.push(m.now, record(m.recs.len(), *topic, *size));
+                p.push(m.now, testkit::record(*topic, m.recs.len() as u64, *size));
                 m.push(*topic, *size);
             }
             Op::Advance(ms) => m.now += ms,

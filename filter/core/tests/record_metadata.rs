@@ -13,29 +13,29 @@
 
 #![cfg(test)]
 
-use adtap_core::capture::{Completion, RequestHead, MAX_HEADER_VALUE_BYTES};
+use adtap_core::capture::{Completion, MAX_HEADER_VALUE_BYTES};
 use adtap_core::config::{Config, ValueFormat};
 use adtap_core::encode::{self, build_request, decode_value};
 use adtap_core::event::{Record, HEADER_OVERHEAD_BYTES};
 use adtap_core::headers::HeaderPairs;
-use adtap_core::record::{self, EventId, Fields, Scratch};
+use adtap_core::record::{self, EventId, Scratch};
+use adtap_core::testkit::{self, head, MAX_ID};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
+/// One rule (`click` on `/c`, topic `clicks`), v3, two query parameters, no response fields,
+/// no client IP; `extra` merged in.
 fn config(extra: Value) -> Config {
-    let mut v = json!({
+    let base = json!({
         "cluster": "kafka_rest", "dialect": "confluent_v3", "cluster_id": "lkc-1",
         "rules": [{"event_type": "click", "topic": "clicks", "path": {"prefix": "/c"}}],
         "query_params": ["campaign", {"name": "crid", "as": "creative"}],
         "response_fields": [],
         "client_ip": {"mode": "omit"},
     });
-    for (k, val) in extra.as_object().unwrap() {
-        v[k] = val.clone();
-    }
-    Config::parse(v.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e:?}"))
+    testkit::config_patched(base, &extra)
 }
 
 const ID: EventId = EventId {
@@ -43,23 +43,20 @@ const ID: EventId = EventId {
     seq: 0x1f,
 };
 const TS: u64 = 1_764_657_000_123; // 2025-12-02T06:30:00.123Z
+/// A click with both query parameters [`config`] captures.
+const CLICK: &str = "/c?campaign=c-42&crid=cr-7";
 
 fn write(cfg: &Config, path: &str, headers: &[(&str, &str)]) -> Record {
     let headers = HeaderPairs::from_pairs(headers);
     let done = Completion::default();
-    let fields = Fields {
-        rule: 0,
-        id: ID,
-        ts: TS,
-        head: RequestHead {
-            method: "GET",
-            host: "ads.example.com",
-            path,
-        },
-        headers: &headers,
-        done: &done,
-        body: None,
-    };
+    let fields = testkit::fields(
+        ID,
+        TS,
+        head("GET", "ads.example.com", path),
+        &headers,
+        &done,
+        None,
+    );
     record::write(cfg, &fields, &mut Scratch::new()).unwrap()
 }
 
@@ -83,7 +80,7 @@ fn v3_body_carries_cloudevents_and_request_headers_exactly() {
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let rec = write(
         &cfg,
-        "/c?campaign=c-42&crid=cr-7",
+        CLICK,
         &[("traceparent", tp), ("x-request-id", "req-1")],
     );
     // Binary mode: the value is the event as without CloudEvents.
@@ -138,7 +135,7 @@ fn v2_and_redpanda_values_are_structured_envelopes() {
             "dialect": dialect,
             "cloudevents": {"source": "urn:example:edge-1", "type_prefix": "com.example.ads."},
         }));
-        let rec = write(&cfg, "/c?campaign=c-42&crid=cr-7", &[]);
+        let rec = write(&cfg, CLICK, &[]);
         assert!(rec.headers.is_empty());
         assert_eq!(
             text(&rec.value),
@@ -157,7 +154,7 @@ fn v2_and_redpanda_values_are_structured_envelopes() {
             "dialect": dialect, "format": "msgpack",
             "cloudevents": {"source": "urn:example:edge-1"},
         }));
-        let rec = write(&cfg, "/c?campaign=c-42&crid=cr-7", &[]);
+        let rec = write(&cfg, CLICK, &[]);
         let env: Value = serde_json::from_slice(&rec.value).unwrap();
         assert_eq!(env["datacontenttype"], "application/msgpack");
         assert_eq!(env["type"], "adtap.click");
@@ -168,7 +165,7 @@ fn v2_and_redpanda_values_are_structured_envelopes() {
         let plain = config(json!({"dialect": dialect, "format": "msgpack"}));
         assert_eq!(
             data,
-            write(&plain, "/c?campaign=c-42&crid=cr-7", &[]).value,
+            write(&plain, CLICK, &[]).value,
             "the envelope holds the event's own MessagePack bytes"
         );
     }
@@ -177,11 +174,7 @@ fn v2_and_redpanda_values_are_structured_envelopes() {
 #[test]
 fn without_the_options_records_are_unchanged() {
     let plain = config(json!({"key": "query.campaign"}));
-    let rec = write(
-        &plain,
-        "/c?campaign=c-42&crid=cr-7",
-        &[("traceparent", "t")],
-    );
+    let rec = write(&plain, CLICK, &[("traceparent", "t")]);
     assert_eq!(text(&rec.value), EVENT);
     assert!(rec.headers.is_empty() && rec.headers.capacity() == 0);
     assert_eq!(rec.key.as_deref(), Some("c-42"));
@@ -215,7 +208,7 @@ fn joined_keys_follow_the_absent_field_rule() {
     let cfg = config(json!({"key": ["query.campaign", "query.creative", "host"]}));
     let key = |path: &str| write(&cfg, path, &[]).key;
     assert_eq!(
-        key("/c?campaign=c-42&crid=cr-7").as_deref(),
+        key(CLICK).as_deref(),
         Some(r#"["c-42","cr-7","ads.example.com"]"#)
     );
     // Percent-decoded values that hold the separators and quotes stay unambiguous.
@@ -232,9 +225,7 @@ fn joined_keys_follow_the_absent_field_rule() {
                    "key": ["event_type", "query.creative"]}],
     }));
     assert_eq!(
-        write(&cfg, "/c?campaign=c-42&crid=cr-7", &[])
-            .key
-            .as_deref(),
+        write(&cfg, CLICK, &[]).key.as_deref(),
         Some(r#"["click","cr-7"]"#)
     );
 }
@@ -279,11 +270,8 @@ proptest! {
         if let Some(r) = &request_id { headers.push(("x-request-id", r.clone())); }
         let hdrs = HeaderPairs::from_pairs(&headers);
         let done = Completion::default();
-        let fields = Fields {
-            rule: 0, id: EventId { vm: ts, seq }, ts,
-            head: RequestHead { method: "GET", host: "h", path: &path },
-            headers: &hdrs, done: &done, body: None,
-        };
+        let id = EventId { vm: ts, seq };
+        let fields = testkit::fields(id, ts, head("GET", "h", &path), &hdrs, &done, None);
         let rec = record::write(&cfg, &fields, &mut Scratch::new()).unwrap();
         // The event, out of the envelope where there is one.
         let event_bytes = if v3 {
@@ -379,22 +367,8 @@ fn the_largest_accepted_body_fits_with_cloudevents_and_record_headers() {
                     ("x-b", long_value.as_str()),
                 ]);
                 let done = Completion::default();
-                let fields = Fields {
-                    rule: 0,
-                    id: EventId {
-                        vm: u64::MAX,
-                        seq: u64::MAX,
-                    },
-                    ts: u64::MAX,
-                    head: RequestHead {
-                        method: "POST",
-                        host: "rtb.ads.example.com",
-                        path: "/bid",
-                    },
-                    headers: &hdrs,
-                    done: &done,
-                    body: Some(&body),
-                };
+                let head = head("POST", "rtb.ads.example.com", "/bid");
+                let fields = testkit::fields(MAX_ID, u64::MAX, head, &hdrs, &done, Some(&body));
                 let rec = record::write(&cfg, &fields, &mut Scratch::new()).unwrap();
                 assert!(
                     rec.size() <= batch_bytes,

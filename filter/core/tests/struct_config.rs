@@ -8,7 +8,7 @@
 mod struct_encoder;
 
 use adtap_core::pb_struct::{decode, looks_like_struct, MAX_DEPTH};
-use adtap_core::Config;
+use adtap_core::{testkit, Config};
 use proptest::prelude::*;
 use serde_json::{json, Map, Number, Value};
 use struct_encoder::encode_struct;
@@ -16,23 +16,27 @@ use struct_encoder::encode_struct;
 /// What a JSON value becomes after a trip through a Struct: every number is a double, and a
 /// whole double of magnitude below 2^64 reads back as an integer.
 fn through_doubles(v: &Value) -> Value {
-    match v {
-        Value::Number(n) => {
-            let x = n.as_f64().unwrap();
-            if x.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&x) {
-                json!(x as u64)
-            } else if x.fract() == 0.0 && (-9_223_372_036_854_775_808.0..0.0).contains(&x) {
-                json!(x as i64)
-            } else {
-                Value::Number(Number::from_f64(x).unwrap())
-            }
+    map_numbers(v, &|n| {
+        let x = n.as_f64().unwrap();
+        if x.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&x) {
+            json!(x as u64)
+        } else if x.fract() == 0.0 && (-9_223_372_036_854_775_808.0..0.0).contains(&x) {
+            json!(x as i64)
+        } else {
+            Value::Number(Number::from_f64(x).unwrap())
         }
-        Value::Array(items) => Value::Array(items.iter().map(through_doubles).collect()),
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), through_doubles(v)))
-                .collect(),
-        ),
+    })
+}
+
+/// `v` with every number, at any depth, replaced by `f` of it.
+fn map_numbers(v: &Value, f: &impl Fn(&Number) -> Value) -> Value {
+    match v {
+        Value::Number(n) => f(n),
+        Value::Array(items) => Value::Array(items.iter().map(|x| map_numbers(x, f)).collect()),
+        Value::Object(m) => {
+            let fields = m.iter().map(|(k, x)| (k.clone(), map_numbers(x, f)));
+            Value::Object(fields.collect())
+        }
         other => other.clone(),
     }
 }
@@ -86,7 +90,7 @@ fn a_struct_and_its_json_text_give_the_same_configuration() {
         "record_headers": ["traceparent"],
         "cloudevents": {"source": "//ads.example.com/edge", "type_prefix": "com.example."}
     });
-    let from_json = Config::parse(doc.to_string().as_bytes()).unwrap();
+    let from_json = testkit::config(&doc);
     let bytes = encode_struct(&doc).unwrap();
     assert!(looks_like_struct(&bytes));
     assert_eq!(Config::parse(&bytes).unwrap(), from_json);
@@ -149,12 +153,10 @@ fn refusals_name_the_path() {
     value.extend(inner);
     let doc = one_field("batch", &value);
     let e = decode(&doc).unwrap_err();
+    let nan_message = "must be a finite number (NaN and infinity have no JSON form)";
     assert_eq!(
         (e.path.as_str(), e.message.as_str()),
-        (
-            "batch.max_events",
-            "must be a finite number (NaN and infinity have no JSON form)"
-        )
+        ("batch.max_events", nan_message)
     );
     // A field a Value does not have (7), a Value with two kinds, a repeated key.
     let e = decode(&one_field("x", &[0x38, 0x01])).unwrap_err();
@@ -197,18 +199,6 @@ fn refusals_name_the_path() {
 /// its string and be refused.
 #[test]
 fn every_number_as_a_yaml_string() {
-    fn numbers_to_strings(v: &Value) -> Value {
-        match v {
-            Value::Number(n) => Value::String(n.to_string()),
-            Value::Array(items) => Value::Array(items.iter().map(numbers_to_strings).collect()),
-            Value::Object(m) => Value::Object(
-                m.iter()
-                    .map(|(k, v)| (k.clone(), numbers_to_strings(v)))
-                    .collect(),
-            ),
-            other => other.clone(),
-        }
-    }
     let doc = json!({
         "cluster": "kafka_rest", "timeout_ms": 3000, "tick_ms": 20, "max_in_flight": 8,
         "shutdown_deadline_ms": 4000,
@@ -223,8 +213,8 @@ fn every_number_as_a_yaml_string() {
         "retry": {"initial_backoff_ms": 20, "max_backoff_ms": 2000, "multiplier": 1.5,
                   "jitter": 0.3, "budget_ms": 30000}
     });
-    let want = Config::parse(doc.to_string().as_bytes()).unwrap();
-    let yaml_like = numbers_to_strings(&doc);
+    let want = testkit::config(&doc);
+    let yaml_like = map_numbers(&doc, &|n| Value::String(n.to_string()));
     let got = Config::parse(&encode_struct(&yaml_like).unwrap()).unwrap();
     assert_eq!(got, want);
     // The topic "2024" stayed a string (not a numeric field), and the JSON text form stays

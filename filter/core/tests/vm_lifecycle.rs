@@ -4,8 +4,8 @@
 
 #![cfg(test)]
 
-use adtap_core::headers::HeaderPairs;
 use adtap_core::host::FakeHost;
+use adtap_core::testkit::log_request;
 use adtap_core::vm::{Clock, Vm};
 use serde_json::{json, Value};
 
@@ -27,15 +27,11 @@ fn config(extra: Value) -> Vec<u8> {
     v.to_string().into_bytes()
 }
 
-/// A stream (or the logger's root, with `ctx` = a root id) logging `method path`.
-fn log(vm: &mut Vm, host: &mut FakeHost, ctx: u32, method: &str, path: &str) {
-    host.request = Some(HeaderPairs::from_pairs(&[
-        (":method", method),
-        (":path", path),
-        (":authority", "ads.example"),
-    ]));
-    host.status = Some(200);
-    vm.on_log(host, ctx, T0);
+/// A VM (seed 1) whose root 1 runs [`config`] of `extra`.
+fn started(extra: Value) -> (Vm, FakeHost) {
+    let (mut vm, mut host) = (Vm::new(1), FakeHost::default());
+    assert!(vm.on_configure(&mut host, 1, T0, &config(extra)));
+    (vm, host)
 }
 
 fn balanced(host: &FakeHost) -> bool {
@@ -80,15 +76,14 @@ fn the_clock_moves_forward_by_wall_time_and_never_back() {
 
 #[test]
 fn roots_with_one_configuration_share_a_worker_and_its_batches() {
-    let (mut vm, mut host) = (Vm::new(1), FakeHost::default());
-    assert!(vm.on_configure(&mut host, 1, T0, &config(json!({}))));
+    let (mut vm, mut host) = started(json!({}));
     assert!(vm.on_configure(&mut host, 2, T0, &config(json!({}))));
     assert_eq!(vm.workers().count(), 1);
     // Root 1 logs as the access logger, a stream of the HTTP filter logs the bid.
-    log(&mut vm, &mut host, 1, "GET", "/imp?n=0");
+    log_request(&mut vm, &mut host, 1, T0, "GET", "/imp?n=0");
     host.body = b"{}".to_vec();
     vm.on_request_body(&mut host, 10, T0, 2);
-    log(&mut vm, &mut host, 10, "POST", "/bid");
+    log_request(&mut vm, &mut host, 10, T0, "POST", "/bid");
     vm.on_tick(&mut host, 1, T0 + 100);
     assert_eq!(host.calls.len(), 1, "one batch of both");
     assert_eq!(host.calls[0].request.body_str_records(), 2);
@@ -110,17 +105,16 @@ fn streams_of_two_configurations_go_by_plugin_name() {
     ));
     assert_eq!(vm.workers().count(), 2);
     host.plugin_name = Some("b".into());
-    log(&mut vm, &mut host, 10, "GET", "/imp");
+    log_request(&mut vm, &mut host, 10, T0, "GET", "/imp");
     assert_eq!(vm.worker_of(2).unwrap().stats().captured, 1);
     assert_eq!(vm.worker_of(1).unwrap().stats().captured, 0);
 }
 
 #[test]
 fn the_last_root_done_drains_its_worker_then_calls_done() {
-    let (mut vm, mut host) = (Vm::new(1), FakeHost::default());
-    vm.on_configure(&mut host, 1, T0, &config(json!({})));
+    let (mut vm, mut host) = started(json!({}));
     vm.on_configure(&mut host, 2, T0, &config(json!({})));
-    log(&mut vm, &mut host, 10, "GET", "/imp");
+    log_request(&mut vm, &mut host, 10, T0, "GET", "/imp");
     // One of two roots goes: nothing to wait for, the worker keeps capturing.
     assert!(vm.on_done(&mut host, 2, T0));
     assert!(host.calls.is_empty());
@@ -137,14 +131,8 @@ fn the_last_root_done_drains_its_worker_then_calls_done() {
 
 #[test]
 fn at_the_deadline_what_is_held_is_dropped_for_shutdown() {
-    let (mut vm, mut host) = (Vm::new(1), FakeHost::default());
-    vm.on_configure(
-        &mut host,
-        1,
-        T0,
-        &config(json!({"shutdown_deadline_ms": 1000})),
-    );
-    log(&mut vm, &mut host, 10, "GET", "/imp");
+    let (mut vm, mut host) = started(json!({"shutdown_deadline_ms": 1000}));
+    log_request(&mut vm, &mut host, 10, T0, "GET", "/imp");
     assert!(!vm.on_done(&mut host, 1, T0));
     vm.on_tick(&mut host, 1, T0 + 999);
     assert_eq!(host.done_calls, 0);
@@ -159,15 +147,14 @@ fn at_the_deadline_what_is_held_is_dropped_for_shutdown() {
 
 #[test]
 fn reconfiguring_in_place_counts_what_the_old_worker_held() {
-    let (mut vm, mut host) = (Vm::new(1), FakeHost::default());
-    vm.on_configure(&mut host, 1, T0, &config(json!({})));
-    log(&mut vm, &mut host, 10, "GET", "/imp");
+    let (mut vm, mut host) = started(json!({}));
+    log_request(&mut vm, &mut host, 10, T0, "GET", "/imp");
     // The same configuration: nothing changes.
     assert!(vm.on_configure(&mut host, 1, T0, &config(json!({}))));
     assert_eq!(vm.worker_of(1).unwrap().stats().buffered, 1);
     assert!(vm.on_configure(&mut host, 1, T0, &config(json!({"tick_ms": 50}))));
     assert_eq!(host.metric("adtap_dropped_shutdown"), 1);
-    log(&mut vm, &mut host, 11, "GET", "/imp");
+    log_request(&mut vm, &mut host, 11, T0, "GET", "/imp");
     vm.on_tick(&mut host, 1, T0);
     assert_eq!(host.metric("adtap_captured"), 2, "the counters carry on");
     assert!(balanced(&host));
@@ -182,9 +169,8 @@ fn reconfiguring_in_place_counts_what_the_old_worker_held() {
 
 #[test]
 fn bodies_are_collected_only_where_a_rule_wants_them() {
-    let (mut vm, mut host) = (Vm::new(1), FakeHost::default());
     let no_bodies = json!({"rules": [{"event_type": "i", "topic": "t", "path": {"prefix": "/"}}]});
-    vm.on_configure(&mut host, 1, T0, &config(no_bodies));
+    let (mut vm, mut host) = started(no_bodies);
     host.body = b"abc".to_vec();
     vm.on_request_body(&mut host, 10, T0, 3);
     assert_eq!(
@@ -192,15 +178,14 @@ fn bodies_are_collected_only_where_a_rule_wants_them() {
         0,
         "no rule captures bodies: nothing kept"
     );
-    log(&mut vm, &mut host, 10, "POST", "/x");
+    log_request(&mut vm, &mut host, 10, T0, "POST", "/x");
     assert_eq!(vm.worker_of(1).unwrap().stats().captured, 1);
 
-    let (mut vm, mut host) = (Vm::new(1), FakeHost::default());
-    vm.on_configure(&mut host, 1, T0, &config(json!({})));
+    let (mut vm, mut host) = started(json!({}));
     host.body = b"abc".to_vec();
     vm.on_request_body(&mut host, 10, T0, 3);
     assert_eq!(vm.open_streams(), 1);
-    log(&mut vm, &mut host, 10, "POST", "/bid");
+    log_request(&mut vm, &mut host, 10, T0, "POST", "/bid");
     assert_eq!(
         vm.open_streams(),
         0,

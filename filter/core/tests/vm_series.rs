@@ -4,9 +4,9 @@
 
 #![cfg(test)]
 
-use adtap_core::headers::HeaderPairs;
 use adtap_core::host::FakeHost;
 use adtap_core::metrics::vm_series_name;
+use adtap_core::testkit::log_request;
 use adtap_core::vm::Vm;
 use serde_json::json;
 
@@ -20,16 +20,6 @@ fn config() -> Vec<u8> {
     })
     .to_string()
     .into_bytes()
-}
-
-fn log_impression(vm: &mut Vm, host: &mut FakeHost, now: u64) {
-    host.request = Some(HeaderPairs::from_pairs(&[
-        (":method", "GET"),
-        (":path", "/imp?n=1"),
-        (":authority", "ads.example"),
-    ]));
-    host.status = Some(200);
-    vm.on_log(host, 1, now);
 }
 
 fn series(host: &FakeHost, vm: &Vm, name: &str) -> i64 {
@@ -52,7 +42,7 @@ fn series_appear_on_the_first_tick_and_follow_the_vm() {
     // Configured but never ticked (Envoy has such VMs): no series that would look dead.
     assert!(!host.metrics.iter().any(|(n, _)| n.starts_with("adtap_vm.")));
 
-    log_impression(&mut vm, &mut host, T0);
+    log_request(&mut vm, &mut host, 1, T0, "GET", "/imp?n=1");
     vm.on_tick(&mut host, 1, T0 + 100);
     assert_eq!(series(&host, &vm, "ticks"), 1);
     assert_eq!(series(&host, &vm, "captured"), 1);
@@ -60,7 +50,7 @@ fn series_appear_on_the_first_tick_and_follow_the_vm() {
     assert!(series(&host, &vm, "held_bytes") > 0);
 
     // The second event fills the batch: it leaves on the next tick (in flight).
-    log_impression(&mut vm, &mut host, T0 + 150);
+    log_request(&mut vm, &mut host, 1, T0 + 150, "GET", "/imp?n=1");
     vm.on_tick(&mut host, 1, T0 + 200);
     assert_eq!(series(&host, &vm, "ticks"), 2);
     assert_eq!(series(&host, &vm, "captured"), 2);
@@ -87,12 +77,12 @@ fn two_vms_on_one_host_keep_separate_series_and_a_dead_ones_stop() {
     let (mut live, mut dead) = (Vm::new(1), Vm::new(2));
     assert!(live.on_configure(&mut host, 1, T0, &config()));
     assert!(dead.on_configure(&mut host, 1, T0, &config()));
-    log_impression(&mut live, &mut host, T0);
-    log_impression(&mut dead, &mut host, T0);
+    log_request(&mut live, &mut host, 1, T0, "GET", "/imp?n=1");
+    log_request(&mut dead, &mut host, 1, T0, "GET", "/imp?n=1");
     live.on_tick(&mut host, 1, T0 + 100);
     dead.on_tick(&mut host, 1, T0 + 100);
     // `dead` traps here: it is never called again. `live` ticks on and ships its batch.
-    log_impression(&mut live, &mut host, T0 + 150);
+    log_request(&mut live, &mut host, 1, T0 + 150, "GET", "/imp?n=1");
     for i in 2..10 {
         live.on_tick(&mut host, 1, T0 + 100 * i);
     }
@@ -129,19 +119,10 @@ fn topic_series_count_each_topics_events() {
         "buffer": {"max_events": 3, "max_bytes": 8_388_608}
     });
     assert!(vm.on_configure(&mut host, 1, T0, cfg.to_string().as_bytes()));
-    let log = |vm: &mut Vm, host: &mut FakeHost, path: &str| {
-        host.request = Some(HeaderPairs::from_pairs(&[
-            (":method", "GET"),
-            (":path", path),
-            (":authority", "ads.example"),
-        ]));
-        host.status = Some(200);
-        vm.on_log(host, 1, T0);
-    };
-    log(&mut vm, &mut host, "/imp?n=1");
-    log(&mut vm, &mut host, "/imp?n=2");
-    log(&mut vm, &mut host, "/click?n=3");
-    log(&mut vm, &mut host, "/click?n=4"); // the buffer holds 3: dropped, counted under clicks
+    log_request(&mut vm, &mut host, 1, T0, "GET", "/imp?n=1");
+    log_request(&mut vm, &mut host, 1, T0, "GET", "/imp?n=2");
+    log_request(&mut vm, &mut host, 1, T0, "GET", "/click?n=3");
+    log_request(&mut vm, &mut host, 1, T0, "GET", "/click?n=4"); // the buffer holds 3: dropped, counted under clicks
     vm.on_tick(&mut host, 1, T0 + 100); // the full imps batch leaves
     let call = host.calls.remove(0);
     let body = br#"{"offsets":[{"partition":0,"offset":1},{"partition":0,"offset":2}]}"#;
@@ -149,23 +130,9 @@ fn topic_series_count_each_topics_events() {
     vm.on_http_call_response(&mut host, T0 + 110, call.token, 1, body.len());
     vm.on_tick(&mut host, 1, T0 + 200);
     let t = |topic: &str, n: &str| host.metric(&format!("adtap_topic.{topic}.{n}"));
-    assert_eq!(
-        (
-            t("imps", "captured"),
-            t("imps", "delivered"),
-            t("imps", "dropped")
-        ),
-        (2, 2, 0)
-    );
-    assert_eq!(
-        (
-            t("clicks", "captured"),
-            t("clicks", "delivered"),
-            t("clicks", "dropped")
-        ),
-        (2, 0, 1),
-        "one click still buffered"
-    );
+    let counts = |topic: &str| ["captured", "delivered", "dropped"].map(|n| t(topic, n));
+    assert_eq!(counts("imps"), [2, 2, 0]);
+    assert_eq!(counts("clicks"), [2, 0, 1], "one click still buffered");
     for n in ["captured", "delivered", "dropped"] {
         assert_eq!(
             t("imps", n) + t("clicks", n),

@@ -2,7 +2,7 @@
 //! `//!`).
 
 use super::*;
-use crate::testkit;
+use crate::testkit::{self, head};
 use serde_json::{json, Value};
 
 /// A configuration with four rules (impression, click by host, click, bid with body),
@@ -17,13 +17,7 @@ pub(crate) fn config(extra: Value) -> Config {
             {"event_type": "bid", "topic": "bids", "method": "POST", "path": {"exact": "/bid"}, "capture_body": true}
         ]
     });
-    let mut doc = base;
-    testkit::merge(&mut doc, &extra);
-    testkit::config(&doc)
-}
-
-fn head<'a>(method: &'a str, host: &'a str, path: &'a str) -> RequestHead<'a> {
-    RequestHead { method, host, path }
+    testkit::config_patched(base, &extra)
 }
 
 fn m(cfg: &Config, method: &str, host: &str, path: &str) -> Option<usize> {

@@ -4,11 +4,18 @@
 use super::*;
 use serde_json::{json, Value};
 
-fn ce() -> CloudEventsConfig {
+/// CloudEvents options of `source` and `type_prefix`.
+fn ce_with(source: &str, type_prefix: &str) -> CloudEventsConfig {
+    let (source, type_prefix) = (source.into(), type_prefix.into());
     CloudEventsConfig {
-        source: "//ads.example.com/edge".into(),
-        type_prefix: DEFAULT_TYPE_PREFIX.into(),
+        source,
+        type_prefix,
     }
+}
+
+/// The options most tests use: an edge source, the default type prefix.
+fn ce() -> CloudEventsConfig {
+    ce_with("//ads.example.com/edge", DEFAULT_TYPE_PREFIX)
 }
 
 fn quoted(id: &str) -> impl FnOnce(&mut Vec<u8>) + '_ {
@@ -38,10 +45,7 @@ fn structured_json_envelope_exact_bytes() {
 fn structured_msgpack_envelope_has_data_base64() {
     let mut out = Vec::new();
     let data = [0x81u8, 0xa1, b'v', 0x01];
-    let cfg = CloudEventsConfig {
-        type_prefix: String::new(),
-        ..ce()
-    };
+    let cfg = ce_with("//ads.example.com/edge", "");
     write_structured(
         &mut out,
         &cfg,
@@ -82,14 +86,13 @@ fn binary_headers_in_order() {
 #[test]
 fn checks_name_the_field() {
     let msgs = |source: &str, prefix: &str| -> Vec<String> {
-        check(&CloudEventsConfig {
-            source: source.into(),
-            type_prefix: prefix.into(),
-        })
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+        let errors = check(&ce_with(source, prefix));
+        errors.iter().map(ToString::to_string).collect()
     };
+    let (longest_source, longest_prefix) = (
+        "a".repeat(MAX_SOURCE_BYTES),
+        "p".repeat(MAX_TYPE_PREFIX_BYTES),
+    );
     assert!(msgs("urn:example:edge-1", "com.example.").is_empty());
     assert!(msgs("https://ads.example.com/x?y=%20", "").is_empty());
     assert_eq!(
@@ -104,20 +107,13 @@ fn checks_name_the_field() {
         ["cloudevents.source: must be a URI reference: printable ASCII without spaces, quotes or any of \\ < > ^ ` { | } (percent-encode them)"]
     );
     assert_eq!(
-        msgs(
-            &"a".repeat(MAX_SOURCE_BYTES + 1),
-            &"p".repeat(MAX_TYPE_PREFIX_BYTES + 1)
-        ),
+        msgs(&format!("{longest_source}a"), &format!("{longest_prefix}p")),
         [
             "cloudevents.source: is 1025 bytes long, at most 1024 allowed",
             "cloudevents.type_prefix: is 129 bytes long, at most 128 allowed"
         ]
     );
-    assert!(msgs(
-        &"a".repeat(MAX_SOURCE_BYTES),
-        &"p".repeat(MAX_TYPE_PREFIX_BYTES)
-    )
-    .is_empty());
+    assert!(msgs(&longest_source, &longest_prefix).is_empty());
 }
 
 #[test]
@@ -166,10 +162,10 @@ fn structured_values_read_back() {
 
 #[test]
 fn extra_bytes_bound_the_longest_attributes() {
-    let ce = CloudEventsConfig {
-        source: "s".repeat(MAX_SOURCE_BYTES),
-        type_prefix: "p".repeat(MAX_TYPE_PREFIX_BYTES),
-    };
+    let ce = ce_with(
+        &"s".repeat(MAX_SOURCE_BYTES),
+        &"p".repeat(MAX_TYPE_PREFIX_BYTES),
+    );
     let ty = "t".repeat(crate::config::MAX_EVENT_TYPE_BYTES);
     let id = format!("{:016x}-{:x}", u64::MAX, u64::MAX);
     assert_eq!(id.len(), MAX_ID_BYTES);

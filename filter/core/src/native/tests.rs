@@ -14,9 +14,7 @@ fn cfg(extra: Value) -> Config {
             {"event_type": "bid", "topic": "bids", "method": "POST", "path": {"exact": "/bid"}, "capture_body": true}
         ]
     });
-    let mut doc = base;
-    testkit::merge(&mut doc, &extra);
-    testkit::config(&doc)
+    testkit::config_patched(base, &extra)
 }
 
 fn rules(rules: Value, http_filter_rules: &str) -> Config {
@@ -36,36 +34,44 @@ fn may_match(c: &Config) -> Value {
     composite_matcher(c, json!({"name": "f"}))["matcher_list"]["matchers"][0]["predicate"].clone()
 }
 
+/// The predicate of [`skip_matcher`]: the HTTP filter is skipped.
+fn skips(c: &Config) -> Value {
+    skip_matcher(c)["matcher_list"]["matchers"][0]["predicate"].clone()
+}
+
+/// The logger filters `:method present` and `:method absent` under `op`: `and_filter`
+/// passes no request, `or_filter` every request.
+fn method_present_and_absent(op: &str) -> Value {
+    let present =
+        |p: bool| json!({"header_filter": {"header": {"name": ":method", "present_match": p}}});
+    json!({op: {"filters": [present(true), present(false)]}})
+}
+
+/// The matcher predicates `:method` empty and not under `op`: `and_matcher` matches no
+/// request, `or_matcher` every request.
+fn method_empty_and_not(op: &str) -> Value {
+    json!({op: {"predicate": [method_is_empty(), {"not_matcher": method_is_empty()}]}})
+}
+
 #[test]
 fn which_rules_each_deployment_captures() {
     fn event_types(c: &Config, d: Deployment) -> Vec<&str> {
         rules_for(c, d).map(|r| r.event_type.as_str()).collect()
     }
+    use Deployment::{AccessLogger, HttpFilter};
     let all = cfg(json!({}));
-    assert_eq!(
-        event_types(&all, Deployment::AccessLogger),
-        ["impression", "click"]
-    );
-    assert_eq!(
-        event_types(&all, Deployment::HttpFilter),
-        ["impression", "click", "bid"]
-    );
     let body_only = cfg(json!({"http_filter_rules": "body_only"}));
-    assert_eq!(
-        event_types(&body_only, Deployment::AccessLogger),
-        ["impression", "click"]
-    );
-    assert_eq!(event_types(&body_only, Deployment::HttpFilter), ["bid"]);
-    assert!(captures(
-        &body_only,
-        Deployment::HttpFilter,
-        &body_only.rules[2]
-    ));
-    assert!(!captures(
-        &body_only,
-        Deployment::AccessLogger,
-        &body_only.rules[2]
-    ));
+    for (c, d, want) in [
+        (&all, AccessLogger, &["impression", "click"][..]),
+        (&all, HttpFilter, &["impression", "click", "bid"]),
+        (&body_only, AccessLogger, &["impression", "click"]),
+        (&body_only, HttpFilter, &["bid"]),
+    ] {
+        assert_eq!(event_types(c, d), want, "{d:?} {:?}", c.http_filter_rules);
+    }
+    let bid = &body_only.rules[2];
+    assert!(captures(&body_only, HttpFilter, bid));
+    assert!(!captures(&body_only, AccessLogger, bid));
 }
 
 #[test]
@@ -100,10 +106,8 @@ fn single_entries_collapse() {
         hf(":path", json!({"prefix": "/imp"}))
     );
     assert_eq!(may_match(&c), sp(":path", json!({"prefix": "/imp"})));
-    assert_eq!(
-        skip_matcher(&c)["matcher_list"]["matchers"][0]["predicate"],
-        json!({"not_matcher": sp(":path", json!({"prefix": "/imp"}))})
-    );
+    let not_imp = json!({"not_matcher": sp(":path", json!({"prefix": "/imp"}))});
+    assert_eq!(skips(&c), not_imp);
 }
 
 #[test]
@@ -205,27 +209,17 @@ fn no_rules_for_a_deployment() {
         json!([{"event_type": "bid", "topic": "b", "path": {"exact": "/bid"}, "capture_body": true}]),
         "body_only",
     );
-    let nothing = json!({"and_filter": {"filters": [
-        {"header_filter": {"header": {"name": ":method", "present_match": true}}},
-        {"header_filter": {"header": {"name": ":method", "present_match": false}}},
-    ]}});
-    assert_eq!(access_log_filter(&c), nothing);
+    assert_eq!(
+        access_log_filter(&c),
+        method_present_and_absent("and_filter")
+    );
     // Only non-body rules under body_only: the Wasm HTTP filter is never created.
     let c = rules(
         json!([{"event_type": "i", "topic": "t", "path": {"prefix": "/i"}}]),
         "body_only",
     );
-    let never = json!({"and_matcher": {"predicate": [
-        method_is_empty(), {"not_matcher": method_is_empty()}
-    ]}});
-    assert_eq!(may_match(&c), never);
-    let always = json!({"or_matcher": {"predicate": [
-        method_is_empty(), {"not_matcher": method_is_empty()}
-    ]}});
-    assert_eq!(
-        skip_matcher(&c)["matcher_list"]["matchers"][0]["predicate"],
-        always
-    );
+    assert_eq!(may_match(&c), method_empty_and_not("and_matcher"));
+    assert_eq!(skips(&c), method_empty_and_not("or_matcher"));
 }
 
 #[test]
@@ -251,23 +245,10 @@ fn bracketed_hosts_and_odd_paths_fall_back_to_prefixes() {
     c.rules[0].path = PathMatch::Prefix("?".into());
     assert_eq!(
         access_log_filter(&c),
-        json!({"or_filter": {"filters": [
-            {"header_filter": {"header": {"name": ":method", "present_match": true}}},
-            {"header_filter": {"header": {"name": ":method", "present_match": false}}},
-        ]}})
+        method_present_and_absent("or_filter")
     );
-    assert_eq!(
-        may_match(&c),
-        json!({"or_matcher": {"predicate": [
-            method_is_empty(), {"not_matcher": method_is_empty()}
-        ]}})
-    );
-    assert_eq!(
-        skip_matcher(&c)["matcher_list"]["matchers"][0]["predicate"],
-        json!({"and_matcher": {"predicate": [
-            method_is_empty(), {"not_matcher": method_is_empty()}
-        ]}})
-    );
+    assert_eq!(may_match(&c), method_empty_and_not("or_matcher"));
+    assert_eq!(skips(&c), method_empty_and_not("and_matcher"));
 }
 
 // --- An interpreter of the generated JSON with Envoy's semantics, checked against the
@@ -390,7 +371,7 @@ fn native_side_is_a_superset_of_the_rules() {
         }
         let log = access_log_filter(&c);
         let run = may_match(&c);
-        let skip = &skip_matcher(&c)["matcher_list"]["matchers"][0]["predicate"];
+        let skip = &skips(&c);
         for m in methods {
             for h in hosts {
                 for p in paths {

@@ -3,7 +3,8 @@
 //! needed for that: [`Pipeline::in_flight_records`]).
 
 use super::*;
-use crate::testkit;
+use crate::assert_fields;
+use crate::testkit::{self, record as rec, record_id as id_of};
 use serde_json::json;
 
 /// Three topics (`a`, `b`, `c`), batches of 3 events or 100 ms, a buffer of 100 events, no
@@ -26,24 +27,36 @@ fn config() -> Config {
     cfg
 }
 
-/// A record of `size` bytes (at least 8) whose value starts with `id`.
 /// Bookkeeping bytes the buffer bound counts per record.
 const O: usize = super::RECORD_OVERHEAD_BYTES;
 
-fn rec(topic: usize, id: u64, size: usize) -> Record {
-    let mut value = id.to_le_bytes().to_vec();
-    value.resize(size.max(8), b'x');
-    Record {
-        topic,
-        key: None,
-        value,
-        headers: Vec::new(),
-        ts_ms: 0,
+/// A pipeline (seed 1) over [`config`] changed by `change`.
+fn pipeline(change: impl FnOnce(&mut Config)) -> Pipeline {
+    let mut cfg = config();
+    change(&mut cfg);
+    Pipeline::new(&cfg, 1)
+}
+
+/// Pushes 10-byte records with `ids` to `topic` at time 0.
+fn push_ids(p: &mut Pipeline, topic: usize, ids: std::ops::Range<u64>) {
+    for i in ids {
+        p.push(0, rec(topic, i, 10));
     }
 }
 
-fn id_of(r: &Record) -> u64 {
-    u64::from_le_bytes(r.value[..8].try_into().unwrap())
+/// A response with `status` and `body`.
+fn response(status: Option<u16>, body: &[u8]) -> Response<'_> {
+    Response { status, body }
+}
+
+/// The report of an answer after `rtt_ms` that delivered, retried and dropped so many.
+fn report(rtt_ms: u64, delivered: u64, retried: u64, dropped: u64) -> ResponseReport {
+    ResponseReport {
+        rtt_ms,
+        delivered,
+        retried,
+        dropped,
+    }
 }
 
 fn ids(p: &Pipeline, batch: BatchId) -> Vec<u64> {
@@ -94,10 +107,7 @@ fn flushes_by_count() {
     assert_eq!(b.record_count, 3);
     assert_eq!(ids(&p, b.id), vec![10, 11, 12]);
     let s = p.stats();
-    assert_eq!(
-        (s.in_flight, s.buffered, s.held_bytes, s.batches_sent),
-        (3, 0, 60, 1)
-    );
+    assert_fields!(s, in_flight: 3, buffered: 0, held_bytes: 60, batches_sent: 1);
     assert!(s.balanced());
     assert!(p.poll(0).is_none());
 }
@@ -105,9 +115,7 @@ fn flushes_by_count() {
 #[test]
 fn batch_takes_at_most_max_events_from_the_front() {
     let mut p = Pipeline::new(&config(), 1);
-    for i in 0..7 {
-        p.push(0, rec(0, i, 10));
-    }
+    push_ids(&mut p, 0, 0..7);
     let a = p.poll(0).unwrap();
     let b = p.poll(0).unwrap();
     assert_eq!(ids(&p, a.id), vec![0, 1, 2]);
@@ -118,10 +126,10 @@ fn batch_takes_at_most_max_events_from_the_front() {
 
 #[test]
 fn flushes_by_bytes() {
-    let mut cfg = config();
-    cfg.batch.max_events = 100;
-    cfg.batch.max_bytes = 100;
-    let mut p = Pipeline::new(&cfg, 1);
+    let mut p = pipeline(|c| {
+        c.batch.max_events = 100;
+        c.batch.max_bytes = 100;
+    });
     p.push(0, rec(0, 0, 40));
     p.push(0, rec(0, 1, 40));
     assert!(p.poll(0).is_none(), "80 of 100 bytes");
@@ -130,7 +138,7 @@ fn flushes_by_bytes() {
     // 120 bytes buffered reach the trigger; the batch takes what fits in 100.
     assert_eq!(ids(&p, b.id), vec![0, 1]);
     assert!(p.poll(0).is_none(), "40 bytes left, young");
-    assert_eq!((p.stats().buffered, p.stats().in_flight), (1, 2));
+    assert_fields!(p.stats(), buffered: 1, in_flight: 2);
 }
 
 #[test]
@@ -151,13 +159,11 @@ fn flushes_by_age_at_the_exact_boundary() {
 
 #[test]
 fn respects_max_in_flight() {
-    let mut cfg = config();
-    cfg.max_in_flight = 2;
-    cfg.batch.max_events = 1;
-    let mut p = Pipeline::new(&cfg, 1);
-    for i in 0..3 {
-        p.push(0, rec(0, i, 10));
-    }
+    let mut p = pipeline(|c| {
+        c.max_in_flight = 2;
+        c.batch.max_events = 1;
+    });
+    push_ids(&mut p, 0, 0..3);
     let a = p.poll(0).unwrap();
     let _b = p.poll(0).unwrap();
     assert!(p.poll(0).is_none(), "two calls in flight");
@@ -174,30 +180,15 @@ fn respects_max_in_flight() {
 
 #[test]
 fn partial_failure_retries_only_the_failed_records() {
-    let mut cfg = config();
-    cfg.batch.max_events = 4;
-    let mut p = Pipeline::new(&cfg, 1);
-    for i in 0..4 {
-        p.push(0, rec(2, i, 10));
-    }
+    let mut p = pipeline(|c| c.batch.max_events = 4);
+    push_ids(&mut p, 2, 0..4);
     let b = p.poll(0).unwrap();
     let report = p.on_outcomes(30, b.id, &[D, R, D, X]);
-    assert_eq!(
-        report,
-        ResponseReport {
-            rtt_ms: 30,
-            delivered: 2,
-            retried: 1,
-            dropped: 1
-        }
-    );
+    assert_eq!(report, self::report(30, 2, 1, 1));
     let s = p.stats().clone();
-    assert_eq!(
-        (s.delivered, s.buffered, s.in_flight, s.retries),
-        (2, 1, 0, 1)
-    );
+    assert_fields!(s, delivered: 2, buffered: 1, in_flight: 0, retries: 1);
     assert_eq!(dropped(&p, DropReason::Rejected), 1);
-    assert_eq!((s.batches_sent, s.batches_failed), (1, 1));
+    assert_fields!(s, batches_sent: 1, batches_failed: 1);
     assert_eq!(s.held_bytes, 10);
     assert!(s.balanced());
     assert!(p.in_flight_records(b.id).is_none());
@@ -207,10 +198,7 @@ fn partial_failure_retries_only_the_failed_records() {
     assert_eq!(again.record_count, 1);
     assert_eq!(ids(&p, again.id), vec![1]);
     let report = p.on_outcomes(due + 1, again.id, &[D]);
-    assert_eq!(
-        (report.delivered, report.retried, report.dropped),
-        (1, 0, 0)
-    );
+    assert_fields!(report, delivered: 1, retried: 0, dropped: 0);
     assert_eq!(p.stats().delivered, 3);
     assert_eq!(
         p.stats().batches_failed,
@@ -224,16 +212,14 @@ fn partial_failure_retries_only_the_failed_records() {
 #[test]
 fn missing_outcomes_count_as_retry_and_extra_ones_are_ignored() {
     let mut p = Pipeline::new(&config(), 1);
-    for i in 0..3 {
-        p.push(0, rec(0, i, 10));
-    }
+    push_ids(&mut p, 0, 0..3);
     let b = p.poll(0).unwrap();
     let report = p.on_outcomes(0, b.id, &[D]);
-    assert_eq!((report.delivered, report.retried), (1, 2));
+    assert_fields!(report, delivered: 1, retried: 2);
     let r = p.poll(p.next_wakeup().unwrap()).unwrap();
     assert_eq!(ids(&p, r.id), vec![1, 2]);
     let report = p.on_outcomes(500, r.id, &[D, D, X, X]);
-    assert_eq!((report.delivered, report.dropped), (2, 0));
+    assert_fields!(report, delivered: 2, dropped: 0);
     assert!(p.is_idle());
 }
 
@@ -242,9 +228,7 @@ fn retry_timing_follows_the_backoff() {
     let cfg = config();
     let backoff = |attempt| retry::backoff_ms(&cfg.retry, attempt, &mut Rng::new(0));
     let mut p = Pipeline::new(&cfg, 1);
-    for i in 0..3 {
-        p.push(0, rec(0, i, 10));
-    }
+    push_ids(&mut p, 0, 0..3);
     let b = p.poll(0).unwrap();
     p.on_outcomes(1_000, b.id, &[R, R, R]);
     let first = 1_000 + backoff(1);
@@ -263,24 +247,19 @@ fn retry_timing_follows_the_backoff() {
 
 #[test]
 fn retry_budget_exhaustion_drops() {
-    let mut cfg = config();
-    cfg.retry.max_backoff_ms = 100;
-    cfg.retry.multiplier = 1.0;
-    cfg.retry.budget_ms = 150;
-    let mut p = Pipeline::new(&cfg, 1);
-    for i in 0..3 {
-        p.push(0, rec(0, i, 10));
-    }
+    let mut p = pipeline(|c| {
+        c.retry.max_backoff_ms = 100;
+        c.retry.multiplier = 1.0;
+        c.retry.budget_ms = 150;
+    });
+    push_ids(&mut p, 0, 0..3);
     let b = p.poll(0).unwrap();
     // First failure at 0: retry at 100 is within 150.
     assert_eq!(p.on_outcomes(0, b.id, &[R, R, R]).retried, 3);
     let b = p.poll(100).unwrap();
     // Failing again at 100: the next attempt (200) would be past the budget (0 + 150).
     let report = p.on_outcomes(100, b.id, &[R, D, R]);
-    assert_eq!(
-        (report.delivered, report.retried, report.dropped),
-        (1, 0, 2)
-    );
+    assert_fields!(report, delivered: 1, retried: 0, dropped: 2);
     assert_eq!(dropped(&p, DropReason::RetryExhausted), 2);
     assert!(p.is_idle());
     assert!(p.stats().balanced());
@@ -289,13 +268,11 @@ fn retry_budget_exhaustion_drops() {
 
 #[test]
 fn zero_budget_disables_retries() {
-    let mut cfg = config();
-    cfg.retry.budget_ms = 0;
-    let mut p = Pipeline::new(&cfg, 1);
+    let mut p = pipeline(|c| c.retry.budget_ms = 0);
     p.push(0, rec(0, 0, 10));
     let b = p.poll(100).unwrap();
     let report = p.on_outcomes(100, b.id, &[R]);
-    assert_eq!((report.retried, report.dropped), (0, 1));
+    assert_fields!(report, retried: 0, dropped: 1);
     assert_eq!(dropped(&p, DropReason::RetryExhausted), 1);
     assert_eq!(p.stats().retries, 0);
 }
@@ -303,16 +280,10 @@ fn zero_budget_disables_retries() {
 #[test]
 fn dispatch_failure_retries_the_whole_batch() {
     let mut p = Pipeline::new(&config(), 1);
-    for i in 0..3 {
-        p.push(0, rec(0, i, 10));
-    }
+    push_ids(&mut p, 0, 0..3);
     let b = p.poll(0).unwrap();
     p.dispatch_failed(0, b.id);
-    let s = p.stats();
-    assert_eq!(
-        (s.in_flight, s.buffered, s.retries, s.batches_failed),
-        (0, 3, 3, 1)
-    );
+    assert_fields!(p.stats(), in_flight: 0, buffered: 3, retries: 3, batches_failed: 1);
     let r = p.poll(p.next_wakeup().unwrap()).unwrap();
     assert_eq!(ids(&p, r.id), vec![0, 1, 2]);
 }
@@ -320,24 +291,15 @@ fn dispatch_failure_retries_the_whole_batch() {
 #[test]
 fn a_413_splits_the_batch_in_halves_until_single_records_are_dropped() {
     let mut p = Pipeline::new(&config(), 1);
-    for i in 0..3 {
-        p.push(0, rec(0, i, 10));
-    }
+    push_ids(&mut p, 0, 0..3);
     let too_large = |p: &mut Pipeline, now: u64, id: BatchId| {
-        p.on_response(
-            now,
-            id,
-            Response {
-                status: Some(413),
-                body: br#"{"error_code":413,"message":"Request Entity Too Large"}"#,
-            },
-        )
+        let body = br#"{"error_code":413,"message":"Request Entity Too Large"}"#;
+        p.on_response(now, id, response(Some(413), body))
     };
     let b = p.poll(0).unwrap();
-    let report = too_large(&mut p, 20, b.id);
-    assert_eq!((report.retried, report.dropped), (3, 0));
+    assert_fields!(too_large(&mut p, 20, b.id), retried: 3, dropped: 0);
     let s = p.stats().clone();
-    assert_eq!((s.buffered, s.retries, s.batches_failed), (3, 3, 1));
+    assert_fields!(s, buffered: 3, retries: 3, batches_failed: 1);
     assert!(s.balanced());
     // Both halves are due at once (the proxy is healthy: no backoff), first half first.
     assert_eq!(p.next_wakeup(), Some(20));
@@ -345,10 +307,8 @@ fn a_413_splits_the_batch_in_halves_until_single_records_are_dropped() {
     let h2 = p.poll(20).unwrap();
     assert_eq!((ids(&p, h1.id), ids(&p, h2.id)), (vec![0], vec![1, 2]));
     // The pair is still too large: split again; the lone record is too large on its own.
-    let report = too_large(&mut p, 30, h2.id);
-    assert_eq!((report.retried, report.dropped), (2, 0));
-    let report = too_large(&mut p, 30, h1.id);
-    assert_eq!((report.retried, report.dropped), (0, 1));
+    assert_fields!(too_large(&mut p, 30, h2.id), retried: 2, dropped: 0);
+    assert_fields!(too_large(&mut p, 30, h1.id), retried: 0, dropped: 1);
     assert_eq!(dropped(&p, DropReason::TooLarge), 1);
     let q1 = p.poll(30).unwrap();
     let q2 = p.poll(30).unwrap();
@@ -362,26 +322,12 @@ fn a_413_splits_the_batch_in_halves_until_single_records_are_dropped() {
 
 #[test]
 fn a_413_splits_only_within_the_retry_budget() {
-    let mut cfg = config();
-    cfg.retry.budget_ms = 0;
-    let mut p = Pipeline::new(&cfg, 1);
-    for i in 0..3 {
-        p.push(0, rec(0, i, 10));
-    }
+    let mut p = pipeline(|c| c.retry.budget_ms = 0);
+    push_ids(&mut p, 0, 0..3);
     let b = p.poll(0).unwrap();
-    let report = p.on_response(
-        5,
-        b.id,
-        Response {
-            status: Some(413),
-            body: b"",
-        },
-    );
-    assert_eq!(
-        (report.retried, report.dropped),
-        (0, 3),
-        "a zero budget: no resend"
-    );
+    let report = p.on_response(5, b.id, response(Some(413), b""));
+    // A zero budget: no resend.
+    assert_fields!(report, retried: 0, dropped: 3);
     assert_eq!(dropped(&p, DropReason::RetryExhausted), 3);
     assert!(p.stats().balanced() && p.is_idle());
 }
@@ -392,23 +338,8 @@ fn a_failed_call_without_response_is_retried() {
     let mut p = Pipeline::new(&config(), 1);
     p.push(0, rec(0, 0, 10));
     let b = p.poll(100).unwrap();
-    let report = p.on_response(
-        140,
-        b.id,
-        Response {
-            status: None,
-            body: b"",
-        },
-    );
-    assert_eq!(
-        report,
-        ResponseReport {
-            rtt_ms: 40,
-            delivered: 0,
-            retried: 1,
-            dropped: 0
-        }
-    );
+    let got = p.on_response(140, b.id, response(None, b""));
+    assert_eq!(got, report(40, 0, 1, 0));
 }
 
 #[test]
@@ -420,17 +351,8 @@ fn unknown_or_repeated_ids_are_ignored() {
     let other = b.id.wrapping_add(1000);
     assert_eq!(p.on_outcomes(200, other, &[D]), ResponseReport::default());
     p.dispatch_failed(200, other);
-    assert_eq!(
-        p.on_response(
-            200,
-            other,
-            Response {
-                status: Some(200),
-                body: b"{}"
-            }
-        ),
-        ResponseReport::default()
-    );
+    let got = p.on_response(200, other, response(Some(200), b"{}"));
+    assert_eq!(got, ResponseReport::default());
     assert_eq!(p.stats(), &before);
     assert_eq!(p.on_outcomes(200, b.id, &[D]).delivered, 1);
     let after = p.stats().clone();
@@ -445,9 +367,7 @@ fn unknown_or_repeated_ids_are_ignored() {
 
 #[test]
 fn drop_newest_rejects_the_new_record_by_events_and_by_bytes() {
-    let mut cfg = config();
-    cfg.buffer.max_events = 3;
-    let mut p = Pipeline::new(&cfg, 1);
+    let mut p = pipeline(|c| c.buffer.max_events = 3);
     for i in 0..5 {
         p.push(0, rec(i as usize % 2, i, 10));
     }
@@ -457,9 +377,7 @@ fn drop_newest_rejects_the_new_record_by_events_and_by_bytes() {
     assert_eq!(kept, vec![0, 1, 2]);
 
     // The byte bound counts each record's bookkeeping too.
-    let mut cfg = config();
-    cfg.buffer.max_bytes = 100 + 3 * O;
-    let mut p = Pipeline::new(&cfg, 1);
+    let mut p = pipeline(|c| c.buffer.max_bytes = 100 + 3 * O);
     p.push(0, rec(0, 0, 40));
     p.push(0, rec(0, 1, 40));
     p.push(0, rec(0, 2, 40)); // 120 + 3 O > 100 + 3 O
@@ -471,12 +389,8 @@ fn drop_newest_rejects_the_new_record_by_events_and_by_bytes() {
 
 #[test]
 fn in_flight_and_retry_records_count_against_the_buffer() {
-    let mut cfg = config();
-    cfg.buffer.max_events = 4;
-    let mut p = Pipeline::new(&cfg, 1);
-    for i in 0..3 {
-        p.push(0, rec(0, i, 10));
-    }
+    let mut p = pipeline(|c| c.buffer.max_events = 4);
+    push_ids(&mut p, 0, 0..3);
     let b = p.poll(0).unwrap();
     p.push(0, rec(0, 3, 10));
     p.push(0, rec(0, 4, 10));
@@ -496,10 +410,10 @@ fn in_flight_and_retry_records_count_against_the_buffer() {
 
 #[test]
 fn drop_oldest_evicts_in_global_arrival_order() {
-    let mut cfg = config();
-    cfg.buffer.max_events = 3;
-    cfg.buffer.overflow = Overflow::DropOldest;
-    let mut p = Pipeline::new(&cfg, 1);
+    let mut p = pipeline(|c| {
+        c.buffer.max_events = 3;
+        c.buffer.overflow = Overflow::DropOldest;
+    });
     p.push(0, rec(0, 0, 10));
     p.push(0, rec(1, 1, 10));
     p.push(0, rec(0, 2, 10));
@@ -518,14 +432,12 @@ fn drop_oldest_evicts_in_global_arrival_order() {
 fn drop_oldest_evicts_exactly_enough_bytes() {
     // Five 10-byte records fill the buffer, bookkeeping included; a record that takes three
     // slots' worth (its bytes and its own bookkeeping) makes exactly three go.
-    let mut cfg = config();
-    cfg.buffer.max_bytes = 5 * (10 + O);
-    cfg.buffer.overflow = Overflow::DropOldest;
-    cfg.batch.max_events = 100;
-    let mut p = Pipeline::new(&cfg, 1);
-    for i in 0..5 {
-        p.push(0, rec(0, i, 10));
-    }
+    let mut p = pipeline(|c| {
+        c.buffer.max_bytes = 5 * (10 + O);
+        c.buffer.overflow = Overflow::DropOldest;
+        c.batch.max_events = 100;
+    });
+    push_ids(&mut p, 0, 0..5);
     p.push(0, rec(0, 5, 30 + 2 * O));
     assert_eq!(dropped(&p, DropReason::BufferFull), 3);
     assert_eq!(p.stats().held_bytes as usize, 20 + 30 + 2 * O);
@@ -534,14 +446,12 @@ fn drop_oldest_evicts_exactly_enough_bytes() {
 
 #[test]
 fn drop_oldest_evicts_retry_waiting_records_first_and_never_in_flight_ones() {
-    let mut cfg = config();
-    cfg.buffer.max_events = 6;
-    cfg.buffer.overflow = Overflow::DropOldest;
-    cfg.batch.max_events = 2;
-    let mut p = Pipeline::new(&cfg, 1);
-    for i in 0..4 {
-        p.push(0, rec(0, i, 10));
-    }
+    let mut p = pipeline(|c| {
+        c.buffer.max_events = 6;
+        c.buffer.overflow = Overflow::DropOldest;
+        c.batch.max_events = 2;
+    });
+    push_ids(&mut p, 0, 0..4);
     let a = p.poll(0).unwrap(); // 0, 1
     let b = p.poll(0).unwrap(); // 2, 3
     p.on_outcomes(10, b.id, &[R, R]); // 2, 3 await a retry; 0, 1 in flight
@@ -558,13 +468,11 @@ fn drop_oldest_evicts_retry_waiting_records_first_and_never_in_flight_ones() {
     assert_eq!(drain_all(&mut p, 20), vec![vec![5, 6], vec![7, 8]]);
 
     // Everything in flight: the new record is dropped, nothing is evicted.
-    let mut cfg = config();
-    cfg.buffer.max_events = 3;
-    cfg.buffer.overflow = Overflow::DropOldest;
-    let mut p = Pipeline::new(&cfg, 1);
-    for i in 0..3 {
-        p.push(0, rec(0, i, 10));
-    }
+    let mut p = pipeline(|c| {
+        c.buffer.max_events = 3;
+        c.buffer.overflow = Overflow::DropOldest;
+    });
+    push_ids(&mut p, 0, 0..3);
     let b = p.poll(0).unwrap();
     p.push(0, rec(0, 3, 10));
     assert_eq!(dropped(&p, DropReason::BufferFull), 1);
@@ -574,11 +482,11 @@ fn drop_oldest_evicts_retry_waiting_records_first_and_never_in_flight_ones() {
 
 #[test]
 fn drop_oldest_does_not_evict_when_in_flight_bytes_leave_no_room() {
-    let mut cfg = config();
-    cfg.buffer.max_bytes = 100 + 2 * O;
-    cfg.buffer.overflow = Overflow::DropOldest;
-    cfg.batch.max_events = 1;
-    let mut p = Pipeline::new(&cfg, 1);
+    let mut p = pipeline(|c| {
+        c.buffer.max_bytes = 100 + 2 * O;
+        c.buffer.overflow = Overflow::DropOldest;
+        c.batch.max_events = 1;
+    });
     p.push(0, rec(0, 0, 60));
     let _ = p.poll(0).unwrap(); // 60 bytes in flight
     p.push(0, rec(0, 1, 10));
@@ -589,16 +497,16 @@ fn drop_oldest_does_not_evict_when_in_flight_bytes_leave_no_room() {
 
 #[test]
 fn too_large_records_are_dropped() {
-    let mut cfg = config();
-    cfg.batch.max_bytes = 100;
-    cfg.buffer.max_bytes = 1_000;
-    let mut p = Pipeline::new(&cfg, 1);
+    let mut p = pipeline(|c| {
+        c.batch.max_bytes = 100;
+        c.buffer.max_bytes = 1_000;
+    });
     p.push(0, rec(0, 0, 100));
     p.push(0, rec(0, 1, 101));
-    let mut cfg = config();
-    cfg.batch.max_bytes = 1_000;
-    cfg.buffer.max_bytes = 50;
-    let mut q = Pipeline::new(&cfg, 1);
+    let mut q = pipeline(|c| {
+        c.batch.max_bytes = 1_000;
+        c.buffer.max_bytes = 50;
+    });
     q.push(0, rec(0, 0, 51));
     assert_eq!(dropped(&p, DropReason::TooLarge), 1);
     assert_eq!(dropped(&q, DropReason::TooLarge), 1);
@@ -618,13 +526,11 @@ fn unknown_topic_and_encode_failures_are_counted() {
 
 #[test]
 fn topics_take_turns() {
-    let mut cfg = config();
-    cfg.batch.max_events = 1;
-    cfg.max_in_flight = 100;
-    let mut p = Pipeline::new(&cfg, 1);
-    for i in 0..3 {
-        p.push(0, rec(0, i, 10));
-    }
+    let mut p = pipeline(|c| {
+        c.batch.max_events = 1;
+        c.max_in_flight = 100;
+    });
+    push_ids(&mut p, 0, 0..3);
     p.push(0, rec(1, 10, 10));
     let order: Vec<u64> = (0..4)
         .map(|_| {
@@ -658,9 +564,7 @@ fn shutdown_makes_buffered_records_due_but_keeps_retry_timers() {
 #[test]
 fn abandon_drops_what_is_not_in_flight() {
     let mut p = Pipeline::new(&config(), 1);
-    for i in 0..5 {
-        p.push(0, rec(0, i, 10));
-    }
+    push_ids(&mut p, 0, 0..5);
     let a = p.poll(0).unwrap(); // 0, 1, 2
     let b = p.poll(100).unwrap(); // 3, 4
     p.on_outcomes(100, b.id, &[R, D]); // 3 awaits a retry
@@ -668,16 +572,13 @@ fn abandon_drops_what_is_not_in_flight() {
     p.abandon();
     assert_eq!(dropped(&p, DropReason::Shutdown), 2);
     let s = p.stats().clone();
-    assert_eq!((s.in_flight, s.buffered, s.held_bytes), (3, 0, 30));
+    assert_fields!(s, in_flight: 3, buffered: 0, held_bytes: 30);
     assert!(s.balanced());
     assert!(!p.is_idle());
     assert!(p.poll(10_000).is_none());
     // Late answer: retriable records cannot be retried any more.
     let report = p.on_outcomes(200, a.id, &[D, R, X]);
-    assert_eq!(
-        (report.delivered, report.retried, report.dropped),
-        (1, 0, 2)
-    );
+    assert_fields!(report, delivered: 1, retried: 0, dropped: 2);
     assert_eq!(dropped(&p, DropReason::Shutdown), 3);
     assert_eq!(dropped(&p, DropReason::Rejected), 1);
     p.push(300, rec(0, 6, 10));
@@ -701,15 +602,13 @@ fn batch_ids_differ_between_seeds() {
 #[test]
 fn abandon_in_flight_counts_unanswered_calls_once() {
     let mut p = Pipeline::new(&config(), 1);
-    for i in 0..5 {
-        p.push(0, rec(0, i, 10));
-    }
+    push_ids(&mut p, 0, 0..5);
     let a = p.poll(0).unwrap(); // 0, 1, 2 in flight
     p.abandon_all();
     // Everything held is gone: 3 in flight and 2 buffered.
     assert_eq!(dropped(&p, DropReason::Shutdown), 5);
     let s = p.stats().clone();
-    assert_eq!((s.in_flight, s.buffered, s.held_bytes), (0, 0, 0));
+    assert_fields!(s, in_flight: 0, buffered: 0, held_bytes: 0);
     assert!(s.balanced());
     assert!(p.is_idle());
     // A late answer to the forgotten call changes nothing.
@@ -721,10 +620,10 @@ fn abandon_in_flight_counts_unanswered_calls_once() {
 
 #[test]
 fn each_topic_accounts_for_its_own_events() {
-    let mut cfg = config();
-    cfg.buffer.max_events = 4;
-    cfg.batch.max_events = 2;
-    let mut p = Pipeline::new(&cfg, 1);
+    let mut p = pipeline(|c| {
+        c.buffer.max_events = 4;
+        c.batch.max_events = 2;
+    });
     // Topic 0: three events, one dropped for a full buffer later; topic 1: two; topic 2: none.
     p.push(0, rec(0, 0, 10));
     p.push(0, rec(0, 1, 10));

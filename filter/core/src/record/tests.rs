@@ -2,10 +2,12 @@
 //! `//!`).
 
 use super::*;
+use crate::assert_fields;
 use crate::capture::tests::config;
 use crate::capture::MAX_HEADER_VALUE_BYTES;
 use crate::encode::{decode_value, encode_value};
 use crate::json_text::write_json_str;
+use crate::testkit::head;
 use crate::Event;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -15,10 +17,6 @@ const ID: EventId = EventId { vm: 0xab0, seq: 1 };
 
 /// Request headers as a test writes them (lower-case names).
 struct Headers(Vec<(&'static str, String)>);
-
-fn head<'a>(method: &'a str, host: &'a str, path: &'a str) -> RequestHead<'a> {
-    RequestHead { method, host, path }
-}
 
 /// The event `write` makes of a request, in JSON and in MessagePack: both decode to the
 /// same event, and serde re-encodes that event to exactly the bytes written.
@@ -68,14 +66,14 @@ fn begin(cfg: &Config, rule: usize, ts: u64, head: RequestHead<'_>, hdrs: &Heade
 /// An event with `body` (rule 3 captures bodies).
 fn with_body(body: &BodyCapture) -> Event {
     let cfg = config(json!({}));
-    let none = Headers(vec![]);
+    let (none, done) = (Headers(vec![]), Completion::default());
     event(
         &cfg,
         3,
         0,
         head("POST", "h", "/bid"),
         &none,
-        &Completion::default(),
+        &done,
         Some(body),
     )
 }
@@ -164,15 +162,12 @@ fn begin_fills_every_request_field() {
         ("accept-language", "fr".into()),
         ("x-campaign", "c-9".into()),
     ]);
+    let path = "/c/x?crid=cr%2D7&campaign_id=42&cb&z=1";
     let ev = begin(
         &cfg,
         1,
         1_700_000_000_123,
-        head(
-            "GET",
-            "Ads.Example.com:8443",
-            "/c/x?crid=cr%2D7&campaign_id=42&cb&z=1",
-        ),
+        head("GET", "Ads.Example.com:8443", path),
         &hdrs,
     );
     assert_eq!(ev.v, SCHEMA_VERSION);
@@ -199,10 +194,7 @@ fn begin_fills_every_request_field() {
     let json = serde_json::to_string(&ev).unwrap();
     assert!(!json.contains("SECRET"), "{json}");
     // Nothing of the response was read.
-    assert_eq!(
-        (ev.status, ev.client_ip.clone(), ev.body.clone()),
-        (None, None, None)
-    );
+    assert_fields!(ev, status: None, client_ip: None, body: None);
 }
 
 #[test]
@@ -212,10 +204,7 @@ fn begin_without_optional_headers_or_query() {
     assert_eq!(ev.event_type, "impression");
     assert_eq!(ev.path, "/i");
     assert!(ev.query.is_empty() && ev.headers.is_empty());
-    assert_eq!(
-        (ev.request_id, ev.user_agent, ev.referer),
-        (None, None, None)
-    );
+    assert_fields!(ev, request_id: None, user_agent: None, referer: None);
     // An index past the rules (a glue bug) is an encoding error, not a panic.
     let headers = HeaderPairs::from_pairs::<&str, &str>(&[]);
     let done = Completion::default();
@@ -284,98 +273,72 @@ fn client_ip(client_ip: Value, xff: Option<&str>, peer: Option<&str>) -> Option<
 fn finish_fills_response_fields() {
     let cfg = config(json!({}));
     let none = Headers(vec![]);
-    let ev = event(
-        &cfg,
-        0,
-        0,
-        head("GET", "h", "/i"),
-        &none,
-        &done(Some("203.0.113.9:5555")),
-        None,
-    );
-    assert_eq!(ev.status, Some(204));
-    assert_eq!(ev.duration_us, Some(1234));
-    assert_eq!(ev.request_bytes, Some(300));
+    let done = done(Some("203.0.113.9:5555"));
+    let ev = event(&cfg, 0, 0, head("GET", "h", "/i"), &none, &done, None);
+    assert_fields!(ev, status: Some(204), duration_us: Some(1234), request_bytes: Some(300));
     assert_eq!(ev.response_bytes, Some(45));
     assert_eq!(ev.route.as_deref(), Some("ads_route"));
     assert_eq!(ev.upstream.as_deref(), Some("ad_server"));
     // Default mode is truncate.
     assert_eq!(ev.client_ip.as_deref(), Some("203.0.113.0"));
     let ev = begin(&cfg, 0, 0, head("GET", "h", "/i"), &none);
-    assert_eq!(
-        (
-            ev.status,
-            ev.duration_us,
-            ev.request_bytes,
-            ev.response_bytes
-        ),
-        (None, None, None, None)
-    );
-    assert_eq!((ev.route, ev.upstream, ev.client_ip), (None, None, None));
+    assert_fields!(ev, status: None, duration_us: None, request_bytes: None, response_bytes: None);
+    assert_fields!(ev, route: None, upstream: None, client_ip: None);
+}
+
+/// A client-IP case: the mode, `x-forwarded-for`, the peer, and the address they give.
+type IpCase<'a> = (Value, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+/// `client_ip` of each case is the address it gives.
+fn assert_client_ips(cases: &[IpCase<'_>]) {
+    for (mode, xff, peer, want) in cases {
+        let got = client_ip(mode.clone(), *xff, *peer);
+        assert_eq!(got.as_deref(), *want, "{mode} {xff:?} {peer:?}");
+    }
+}
+
+/// The client IP configuration of `mode` and nothing else.
+fn mode(mode: &str) -> Value {
+    json!({ "mode": mode })
 }
 
 #[test]
 fn ip_modes_v4() {
     let peer = Some("203.0.113.77:40000");
-    assert_eq!(
-        client_ip(json!({"mode": "full"}), None, peer).as_deref(),
-        Some("203.0.113.77")
-    );
-    assert_eq!(
-        client_ip(json!({"mode": "truncate"}), None, peer).as_deref(),
-        Some("203.0.113.0")
-    );
-    assert_eq!(client_ip(json!({"mode": "omit"}), None, peer), None);
-    let h = client_ip(json!({"mode": "hash", "salt": "s1"}), None, peer).unwrap();
+    assert_client_ips(&[
+        (mode("full"), None, peer, Some("203.0.113.77")),
+        (mode("truncate"), None, peer, Some("203.0.113.0")),
+        (mode("omit"), None, peer, None),
+    ]);
+    let s1 = json!({"mode": "hash", "salt": "s1"});
+    let h = client_ip(s1.clone(), None, peer).unwrap();
     assert_eq!(h, crate::ip::hash("s1", "203.0.113.77".parse().unwrap()));
     assert_eq!(h.len(), 32);
     assert!(!h.contains("203"));
     // Same client, same hash, whatever its port; another salt, another hash.
-    assert_eq!(
-        client_ip(
-            json!({"mode": "hash", "salt": "s1"}),
-            None,
-            Some("203.0.113.77:1")
-        ),
-        Some(h.clone())
-    );
-    assert_ne!(
-        client_ip(json!({"mode": "hash", "salt": "s2"}), None, peer),
-        Some(h)
-    );
+    assert_eq!(client_ip(s1, None, Some("203.0.113.77:1")), Some(h.clone()));
+    let s2 = json!({"mode": "hash", "salt": "s2"});
+    assert_ne!(client_ip(s2, None, peer), Some(h));
 }
 
 #[test]
 fn ip_modes_v6() {
     let peer = Some("[2001:db8:1:2:3:4:5:6]:443");
-    assert_eq!(
-        client_ip(json!({"mode": "full"}), None, peer).as_deref(),
-        Some("2001:db8:1:2:3:4:5:6")
-    );
-    assert_eq!(
-        client_ip(json!({"mode": "truncate"}), None, peer).as_deref(),
-        Some("2001:db8:1::")
-    );
-    assert_eq!(client_ip(json!({"mode": "omit"}), None, peer), None);
-    assert_eq!(
-        client_ip(
-            json!({"mode": "hash", "salt": "k"}),
-            None,
-            Some("2001:db8::1")
-        )
-        .as_deref(),
-        Some("b90dd17aeb02aa9754659599d92f0b2e")
-    );
+    let k = json!({"mode": "hash", "salt": "k"});
     // A v4 client on a dual-stack socket is truncated as v4.
-    assert_eq!(
-        client_ip(
-            json!({"mode": "truncate"}),
+    let dual = Some("[::ffff:198.51.100.7]:80");
+    assert_client_ips(&[
+        (mode("full"), None, peer, Some("2001:db8:1:2:3:4:5:6")),
+        (mode("truncate"), None, peer, Some("2001:db8:1::")),
+        (mode("omit"), None, peer, None),
+        (
+            k,
             None,
-            Some("[::ffff:198.51.100.7]:80")
-        )
-        .as_deref(),
-        Some("198.51.100.0")
-    );
+            Some("2001:db8::1"),
+            Some("b90dd17aeb02aa9754659599d92f0b2e"),
+        ),
+        (mode("truncate"), None, dual, Some("198.51.100.0")),
+    ]);
 }
 
 #[test]
@@ -383,45 +346,29 @@ fn ip_from_xff_with_trusted_hops() {
     let xff = Some("192.0.2.1, 2001:db8:aa::1, 198.51.100.20");
     let peer = Some("10.0.0.2:1000");
     let full = |hops: u32| json!({"mode": "full", "trusted_hops": hops});
-    assert_eq!(client_ip(full(0), xff, peer).as_deref(), Some("10.0.0.2"));
-    assert_eq!(
-        client_ip(full(1), xff, peer).as_deref(),
-        Some("198.51.100.20")
-    );
-    assert_eq!(
-        client_ip(full(2), xff, peer).as_deref(),
-        Some("2001:db8:aa::1")
-    );
-    assert_eq!(client_ip(full(3), xff, peer).as_deref(), Some("192.0.2.1"));
-    assert_eq!(client_ip(full(16), xff, peer).as_deref(), Some("192.0.2.1"));
-    assert_eq!(client_ip(full(2), None, peer).as_deref(), Some("10.0.0.2"));
     let trunc = json!({"mode": "truncate", "trusted_hops": 2});
-    assert_eq!(
-        client_ip(trunc, xff, peer).as_deref(),
-        Some("2001:db8:aa::")
-    );
-    assert_eq!(client_ip(full(1), Some("192.0.2.1, garbage"), peer), None);
+    assert_client_ips(&[
+        (full(0), xff, peer, Some("10.0.0.2")),
+        (full(1), xff, peer, Some("198.51.100.20")),
+        (full(2), xff, peer, Some("2001:db8:aa::1")),
+        (full(3), xff, peer, Some("192.0.2.1")),
+        (full(16), xff, peer, Some("192.0.2.1")),
+        (full(2), None, peer, Some("10.0.0.2")),
+        (trunc, xff, peer, Some("2001:db8:aa::")),
+        (full(1), Some("192.0.2.1, garbage"), peer, None),
+    ]);
 }
 
 #[test]
 fn unparseable_or_missing_peer_gives_no_ip() {
-    for peer in [
-        None,
-        Some(""),
-        Some("unix:/tmp/sock"),
-        Some("not an ip"),
-        Some("300.1.1.1:80"),
-    ] {
-        assert_eq!(
-            client_ip(json!({"mode": "full"}), None, peer),
-            None,
-            "{peer:?}"
-        );
-    }
-    assert_eq!(
-        client_ip(json!({"mode": "full"}), None, Some("192.0.2.5")).as_deref(),
-        Some("192.0.2.5")
-    );
+    assert_client_ips(&[
+        (mode("full"), None, None, None),
+        (mode("full"), None, Some(""), None),
+        (mode("full"), None, Some("unix:/tmp/sock"), None),
+        (mode("full"), None, Some("not an ip"), None),
+        (mode("full"), None, Some("300.1.1.1:80"), None),
+        (mode("full"), None, Some("192.0.2.5"), Some("192.0.2.5")),
+    ]);
 }
 
 fn body_of(max: usize, chunks: &[(&[u8], usize)]) -> Event {

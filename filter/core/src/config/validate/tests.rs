@@ -3,6 +3,7 @@
 
 use crate::config::{AuthConfig, Config, KeySource, PathMatch};
 use crate::key::Key;
+use crate::testkit;
 use serde_json::{json, Value};
 
 fn parse(v: Value) -> Result<Config, Vec<crate::config::ConfigError>> {
@@ -18,7 +19,7 @@ fn minimal() -> Value {
 
 #[test]
 fn minimal_config_gets_defaults() {
-    let c = parse(minimal()).unwrap();
+    let c = testkit::config(&minimal());
     assert_eq!(c.authority, "kafka_rest");
     assert_eq!(c.topics, vec!["ad-impressions".to_string()]);
     assert_eq!(c.rules[0].topic, 0);
@@ -30,20 +31,19 @@ fn minimal_config_gets_defaults() {
 
 #[test]
 fn normalises_topics_hosts_headers_keys_and_auth() {
-    let c = parse(json!({
-            "cluster": "kafka_rest",
-            "authority": "rest.internal:8082",
-            "query_params": ["cid", {"name": "crid", "as": "creative"}],
-            "headers": ["X-Campaign", "Cookie"],
-            "key": "query.cid",
-            "auth": {"header": {"name": "X-Api-Key", "value": "s3cret"}},
-            "rules": [
-                {"event_type": "impression", "topic": "imps", "path": {"prefix": "/imp"}, "host": "Ads.Example.COM:8443"},
-                {"event_type": "click", "topic": "clicks", "path": {"exact": "/c"}, "key": "header.x-campaign"},
-                {"event_type": "conversion", "topic": "imps", "path": {"exact": "/v"}, "key": "query.creative"}
-            ]
-        }))
-        .unwrap();
+    let c = testkit::config(&json!({
+        "cluster": "kafka_rest",
+        "authority": "rest.internal:8082",
+        "query_params": ["cid", {"name": "crid", "as": "creative"}],
+        "headers": ["X-Campaign", "Cookie"],
+        "key": "query.cid",
+        "auth": {"header": {"name": "X-Api-Key", "value": "s3cret"}},
+        "rules": [
+            {"event_type": "impression", "topic": "imps", "path": {"prefix": "/imp"}, "host": "Ads.Example.COM:8443"},
+            {"event_type": "click", "topic": "clicks", "path": {"exact": "/c"}, "key": "header.x-campaign"},
+            {"event_type": "conversion", "topic": "imps", "path": {"exact": "/v"}, "key": "query.creative"}
+        ]
+    }));
     assert_eq!(c.authority, "rest.internal:8082");
     assert_eq!(c.topics, vec!["imps".to_string(), "clicks".to_string()]);
     let topics: Vec<usize> = c.rules.iter().map(|r| r.topic).collect();
@@ -53,18 +53,13 @@ fn normalises_topics_hosts_headers_keys_and_auth() {
         c.headers,
         vec!["x-campaign".to_string(), "cookie".to_string()]
     );
-    assert_eq!(
-        c.rules[0].key,
-        Some(Key::Field(KeySource::Query("cid".into())))
-    );
+    let field = |source| Some(Key::Field(source));
+    assert_eq!(c.rules[0].key, field(KeySource::Query("cid".into())));
     assert_eq!(
         c.rules[1].key,
-        Some(Key::Field(KeySource::Header("x-campaign".into())))
+        field(KeySource::Header("x-campaign".into()))
     );
-    assert_eq!(
-        c.rules[2].key,
-        Some(Key::Field(KeySource::Query("creative".into())))
-    );
+    assert_eq!(c.rules[2].key, field(KeySource::Query("creative".into())));
     assert_eq!(c.rules[0].path, PathMatch::Prefix("/imp".into()));
     match c.auth {
         Some(AuthConfig::Header { name, value }) => {
