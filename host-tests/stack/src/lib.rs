@@ -359,12 +359,7 @@ impl Stack {
 
     /// Sends SIGTERM to Envoy and waits at most `timeout` for it to exit.
     pub fn terminate_envoy(&mut self, timeout: Duration) -> Result<ExitStatus> {
-        let e = self
-            .envoy
-            .as_mut()
-            .ok_or_else(|| anyhow!("Envoy is not running"))?;
-        let status = e.signal_and_wait(libc::SIGTERM, timeout);
-        status.with_context(|| format!("Envoy log:\n{}", e.log()))
+        self.stop_envoy(|e| e.signal_and_wait(libc::SIGTERM, timeout))
     }
 
     /// The shutdown procedure that delivers what adtap holds, for Envoy 1.40, by the tool
@@ -380,12 +375,17 @@ impl Stack {
     /// `proxy_on_done return: 0`, `~Wasm`, `cancelling pending stream`). Removing the listener
     /// through LDS does the same. So whatever is buffered at SIGTERM is lost.
     pub fn graceful_stop_envoy(&mut self, flush_timeout: Duration) -> Result<envoy::DrainedStop> {
+        self.stop_envoy(|e| e.stop_with_drain_tool(flush_timeout))
+    }
+
+    /// Stops Envoy by `stop`; a failure carries Envoy's log.
+    fn stop_envoy<T>(&mut self, stop: impl FnOnce(&mut envoy::Envoy) -> Result<T>) -> Result<T> {
         let e = self
             .envoy
             .as_mut()
             .ok_or_else(|| anyhow!("Envoy is not running"))?;
-        let stop = e.stop_with_drain_tool(flush_timeout);
-        stop.with_context(|| format!("Envoy log:\n{}", e.log()))
+        let stopped = stop(e);
+        stopped.with_context(|| format!("Envoy log:\n{}", e.log()))
     }
 }
 

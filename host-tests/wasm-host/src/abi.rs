@@ -39,17 +39,17 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
-    /// Decodes the ABI value (the variants' order); `None` for values Envoy would reject.
-    pub(crate) fn from_abi(v: u32) -> Option<LogLevel> {
-        let all = [
-            LogLevel::Trace,
-            LogLevel::Debug,
-            LogLevel::Info,
-            LogLevel::Warn,
-            LogLevel::Error,
-            LogLevel::Critical,
-        ];
-        all.get(v as usize).copied()
+    /// Decodes the ABI value; `None` for values Envoy would reject.
+    pub fn from_abi(v: u32) -> Option<LogLevel> {
+        Some(match v {
+            0 => LogLevel::Trace,
+            1 => LogLevel::Debug,
+            2 => LogLevel::Info,
+            3 => LogLevel::Warn,
+            4 => LogLevel::Error,
+            5 => LogLevel::Critical,
+            _ => return None,
+        })
     }
 }
 
@@ -87,12 +87,12 @@ pub enum MetricKind {
 
 impl MetricKind {
     pub(crate) fn from_abi(v: u32) -> Option<MetricKind> {
-        let all = [
-            MetricKind::Counter,
-            MetricKind::Gauge,
-            MetricKind::Histogram,
-        ];
-        all.get(v as usize).copied()
+        match v {
+            0 => Some(MetricKind::Counter),
+            1 => Some(MetricKind::Gauge),
+            2 => Some(MetricKind::Histogram),
+            _ => None,
+        }
     }
 
     pub(crate) fn to_abi(self) -> u32 {

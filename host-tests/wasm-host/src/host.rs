@@ -224,6 +224,12 @@ impl Host {
         }
     }
 
+    /// A callback whose only argument is the context and that answers nothing.
+    fn notify(&mut self, name: &str, ctx: u32) -> Result<()> {
+        self.call::<(i32,), ()>(name, ctx, (ctx as i32,))
+            .map(|_| ())
+    }
+
     fn call_bool<P: WasmParams>(&mut self, name: &str, ctx: u32, args: P) -> Result<bool> {
         Ok(self.call::<P, i32>(name, ctx, args)?.is_none_or(|v| v != 0))
     }
@@ -243,18 +249,17 @@ impl Host {
     /// `proxy_on_context_create(root, 0)` then `proxy_on_vm_start` (with no VM configuration:
     /// the filter reads none); returns its answer.
     pub fn start_vm(&mut self) -> Result<bool> {
-        let root = ROOT_ID;
-        self.call::<(i32, i32), ()>("proxy_on_context_create", root, (root as i32, 0))?;
-        self.call_bool("proxy_on_vm_start", root, (root as i32, 0))
+        let args = (ROOT_ID as i32, 0);
+        self.call::<(i32, i32), ()>("proxy_on_context_create", ROOT_ID, args)?;
+        self.call_bool("proxy_on_vm_start", ROOT_ID, args)
     }
 
     /// `proxy_on_configure` with the current plugin configuration; returns its answer
     /// (false = Envoy rejects the configuration).
     pub fn configure(&mut self) -> Result<bool> {
-        let root = ROOT_ID;
         let size = self.store.data().opts.plugin_config.len() as i32;
         self.store.data_mut().configuring = true;
-        let r = self.call_bool("proxy_on_configure", root, (root as i32, size));
+        let r = self.call_bool("proxy_on_configure", ROOT_ID, (ROOT_ID as i32, size));
         self.store.data_mut().configuring = false;
         r
     }
@@ -285,8 +290,7 @@ impl Host {
     /// Root `proxy_on_done` (Envoy's shutdown or config reload). Returns true if the plugin
     /// finished at once; false means it deferred and must call `proxy_done` later.
     pub fn shutdown(&mut self) -> Result<bool> {
-        let root = ROOT_ID;
-        let finished = self.call_bool("proxy_on_done", root, (root as i32,))?;
+        let finished = self.call_bool("proxy_on_done", ROOT_ID, (ROOT_ID as i32,))?;
         let st = self.store.data_mut();
         if finished {
             st.finish_root();
@@ -323,8 +327,7 @@ impl Host {
             self.done_stream(id)?;
         }
         self.store.data_mut().cancel_calls(|_| true);
-        let root = ROOT_ID;
-        self.call::<(i32,), ()>("proxy_on_delete", root, (root as i32,))?;
+        self.notify("proxy_on_delete", ROOT_ID)?;
         self.deleted = true;
         Ok(())
     }
@@ -383,8 +386,7 @@ impl Host {
         if st.tick_period_ms == 0 || (st.root_finished && !self.deleted) {
             return Ok(false);
         }
-        let root = ROOT_ID;
-        self.call::<(i32,), ()>("proxy_on_tick", root, (root as i32,))?;
+        self.notify("proxy_on_tick", ROOT_ID)?;
         Ok(true)
     }
 
@@ -449,8 +451,8 @@ impl Host {
         let id = self.next_context_id;
         self.next_context_id += 1;
         self.store.data_mut().streams.insert(id, Stream::default());
-        let root = ROOT_ID;
-        self.call::<(i32, i32), ()>("proxy_on_context_create", id, (id as i32, root as i32))?;
+        let args = (id as i32, ROOT_ID as i32);
+        self.call::<(i32, i32), ()>("proxy_on_context_create", id, args)?;
         Ok(id)
     }
 
@@ -538,9 +540,9 @@ impl Host {
     pub fn log(&mut self, id: u32) -> Result<()> {
         self.stream_mut(id)?;
         self.store.data_mut().in_log = true;
-        let r = self.call::<(i32,), ()>("proxy_on_log", id, (id as i32,));
+        let r = self.notify("proxy_on_log", id);
         self.store.data_mut().in_log = false;
-        r.map(|_| ())
+        r
     }
 
     /// Envoy's Wasm access logger logging stream `id`: `proxy_on_log` on the **root** context,
@@ -548,19 +550,15 @@ impl Host {
     /// them for the logger's root), then the stream is gone. The VM never had a context for
     /// the stream: the logger deployment has none, so no `proxy_on_done`/`proxy_on_delete`.
     pub fn access_log(&mut self, id: u32) -> Result<()> {
-        let root = ROOT_ID;
         let st = self.store.data_mut();
         let stream = st
             .streams
             .remove(&id)
             .ok_or_else(|| format_err!("no HTTP context {id}"))?;
-        st.streams.insert(root, stream);
-        st.in_log = true;
-        let r = self.call::<(i32,), ()>("proxy_on_log", root, (root as i32,));
-        let st = self.store.data_mut();
-        st.in_log = false;
-        st.streams.remove(&root);
-        r.map(|_| ())
+        st.streams.insert(ROOT_ID, stream);
+        let r = self.log(ROOT_ID);
+        self.store.data_mut().streams.remove(&ROOT_ID);
+        r
     }
 
     /// `proxy_on_done` then `proxy_on_delete` for a stream (Envoy's filter destruction).
@@ -568,7 +566,7 @@ impl Host {
     pub fn done_stream(&mut self, id: u32) -> Result<bool> {
         self.stream_mut(id)?;
         let done = self.call_bool("proxy_on_done", id, (id as i32,))?;
-        self.call::<(i32,), ()>("proxy_on_delete", id, (id as i32,))?;
+        self.notify("proxy_on_delete", id)?;
         let st = self.store.data_mut();
         st.streams.remove(&id);
         st.cancel_calls(|c| c.context_id == id);

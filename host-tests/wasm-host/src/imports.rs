@@ -80,24 +80,9 @@ pub(crate) use import_table;
 
 /// Is `module::name` emulated by this host?
 pub fn emulated(module: &str, name: &str) -> bool {
-    listed(
-        module,
-        name,
-        EMULATED_PROXY_FUNCTIONS,
-        EMULATED_WASI_FUNCTIONS,
-    )
-}
-
-/// Is `module::name` something Envoy provides?
-pub fn envoy_provides(module: &str, name: &str) -> bool {
-    listed(module, name, ENVOY_PROXY_FUNCTIONS, ENVOY_WASI_FUNCTIONS)
-}
-
-/// Is `module::name` in `proxy` (the `env` module) or `wasi` (`wasi_snapshot_preview1`)?
-fn listed(module: &str, name: &str, proxy: &[&str], wasi: &[&str]) -> bool {
     match module {
-        "env" => proxy.contains(&name),
-        "wasi_snapshot_preview1" => wasi.contains(&name),
+        "env" => EMULATED_PROXY_FUNCTIONS.contains(&name),
+        "wasi_snapshot_preview1" => EMULATED_WASI_FUNCTIONS.contains(&name),
         _ => false,
     }
 }
@@ -187,6 +172,15 @@ pub const ENVOY_WASI_FUNCTIONS: &[&str] = &[
     "fd_prestat_get",
     "fd_prestat_dir_name",
 ];
+
+/// Is `module::name` something Envoy provides?
+pub fn envoy_provides(module: &str, name: &str) -> bool {
+    match module {
+        "env" => ENVOY_PROXY_FUNCTIONS.contains(&name),
+        "wasi_snapshot_preview1" => ENVOY_WASI_FUNCTIONS.contains(&name),
+        _ => false,
+    }
+}
 
 /// Fails, naming every offending import, if `module` imports anything Envoy does not provide
 /// (including non-function imports such as an imported memory), or lacks the exports Envoy
