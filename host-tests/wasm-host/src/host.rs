@@ -131,7 +131,7 @@ impl Host {
         ]);
         let state = State {
             limits,
-            rng: Rng(opts.random_seed),
+            rng: Rng(adtap_core::rng::Rng::new(opts.random_seed)),
             root_properties,
             opts,
             ..State::default()
@@ -272,17 +272,14 @@ impl Host {
     /// New host, VM started and configured; fails if either step answers false.
     pub fn start(module: &Module, opts: HostOptions) -> Result<Host> {
         let mut host = Host::new(module, opts)?;
+        let refused = |host: &Host, step: &str| {
+            format_err!("{step} returned false; logs:\n{}", host.dump_logs())
+        };
         if !host.start_vm()? {
-            bail!(
-                "proxy_on_vm_start returned false; logs:\n{}",
-                host.dump_logs()
-            );
+            return Err(refused(&host, "proxy_on_vm_start"));
         }
         if !host.configure()? {
-            bail!(
-                "proxy_on_configure returned false; logs:\n{}",
-                host.dump_logs()
-            );
+            return Err(refused(&host, "proxy_on_configure"));
         }
         Ok(host)
     }

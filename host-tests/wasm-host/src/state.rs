@@ -118,22 +118,21 @@ pub(crate) struct CallResponse {
     pub body: Vec<u8>,
 }
 
-/// Deterministic random numbers (splitmix64): same seed, same bytes.
-#[derive(Debug, Default)]
-pub(crate) struct Rng(pub u64);
+/// WASI `random_get`'s generator: the core's SplitMix64, so the same seed gives the same bytes.
+#[derive(Debug)]
+pub(crate) struct Rng(pub adtap_core::rng::Rng);
+
+impl Default for Rng {
+    fn default() -> Self {
+        Rng(adtap_core::rng::Rng::new(0))
+    }
+}
 
 impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
+    /// Fills `buf`, 8 bytes (little-endian) per draw.
     pub fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
-            let bytes = self.next_u64().to_le_bytes();
+            let bytes = self.0.next_u64().to_le_bytes();
             for (dst, src) in chunk.iter_mut().zip(bytes) {
                 *dst = src;
             }
