@@ -1,8 +1,8 @@
 //! Everything the host remembers between calls: the `Store` data.
 //!
 //! Host functions (hostcalls.rs, wasi.rs) mutate it; the `Host` API (host.rs) reads it and sets
-//! the "what is executing now" fields before each callback. Public record types (logs, HTTP
-//! calls, metrics) are what tests inspect.
+//! the "what is executing now" fields before each callback. The public record types (logs, HTTP
+//! calls) are what tests inspect; metrics they read through `Host::metric`/`Host::histogram`.
 
 use crate::abi::{LogLevel, MetricKind};
 use crate::host::HostOptions;
@@ -83,7 +83,7 @@ impl HttpCall {
 
 /// A metric's current state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Metric {
+pub(crate) struct Metric {
     /// Kind it was defined with.
     pub kind: MetricKind,
     /// Counter or gauge value (a gauge may go negative here; in Envoy it would wrap).
