@@ -206,7 +206,7 @@ async fn handle(req: Request<Incoming>, counts: &Counts) -> Response<Full<Bytes>
 }
 
 /// An OpenRTB-shaped bid response: one bid per impression of the request.
-pub fn bid_response(request: &serde_json::Value) -> serde_json::Value {
+fn bid_response(request: &serde_json::Value) -> serde_json::Value {
     let id = request
         .get("id")
         .cloned()

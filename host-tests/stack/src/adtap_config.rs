@@ -7,20 +7,15 @@ use adtap_core::config::{Dialect, ValueFormat};
 use adtap_harness::config::base;
 use serde_json::Value;
 
-/// The base configuration for `dialect` and `format` set up for `deployment` ([`for_deployment`]).
+/// The base configuration for `dialect` and `format` set up for `deployment`:
+/// `http_filter_rules` `all` for the HTTP filter alone, `body_only` beside the access logger
+/// (which takes the other rules); the logger alone ignores it.
 pub fn for_stack(dialect: Dialect, format: ValueFormat, deployment: Deployment) -> Value {
     let mut cfg = base(dialect, format);
-    for_deployment(&mut cfg, deployment);
-    cfg
-}
-
-/// Sets what `deployment` needs in `cfg`: `http_filter_rules` `all` for the HTTP filter alone,
-/// `body_only` beside the access logger (which takes the other rules); the logger alone ignores
-/// it.
-pub fn for_deployment(cfg: &mut Value, deployment: Deployment) {
     if let (Some(obj), Some(rules)) = (cfg.as_object_mut(), deployment.http_filter_rules()) {
         obj.insert("http_filter_rules".into(), Value::String(rules.into()));
     }
+    cfg
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::{http, traffic, verify};
 use adtap_core::config::{Dialect, ValueFormat};
 use adtap_harness::broker::Tansu;
 use adtap_harness::config::{CLUSTER_ID, TOPICS};
+use adtap_harness::process;
 use anyhow::{anyhow, bail, Result};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -165,11 +166,6 @@ impl Backends {
         self.rest.restart()
     }
 
-    /// The REST proxy's log.
-    pub fn rest_proxy_log(&self) -> String {
-        self.rest.log()
-    }
-
     /// Sends `requests` to `addr` (an Envoy listener) over `connections` connections at once,
     /// on the backends' runtime.
     pub fn send(
@@ -193,14 +189,14 @@ impl Backends {
     /// had acknowledged, and a second read found them all. Extra or missing records still show
     /// in the reconciliation: this only waits, it never hides a loss.
     pub fn read_records_expecting(&self, n: usize, timeout: Duration) -> Result<Vec<KafkaRecord>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let records = self.read_records()?;
-            if records.len() >= n || Instant::now() >= deadline {
-                return Ok(records);
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let mut last = Ok(Vec::new());
+        process::poll(timeout, Duration::from_millis(200), || {
+            last = self.read_records();
+            // An error ends the wait too: it is returned.
+            last.as_ref()
+                .map_or(Some(()), |r| (r.len() >= n).then_some(()))
+        });
+        last
     }
 
     /// Matches `records` against `requests` ([`verify::reconcile`]) in the backends' dialect

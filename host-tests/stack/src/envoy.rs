@@ -94,13 +94,24 @@ impl Deployment {
             .any(|p| native::captures(cfg, *p, rule))
     }
 
-    /// Whether a request of `kind` becomes an event under `cfg`: one of its plugins captures
-    /// the rule for the kind's event type (nothing captures a kind no rule names).
-    pub fn captures_kind(self, cfg: &Config, kind: Kind) -> bool {
-        cfg.rules
+    /// Which of its plugins captures a request of `kind` under `cfg` (`None`: no event): the
+    /// one that captures the rule for the kind's event type (nothing captures a kind no rule
+    /// names). The access logger alone never captures bids: their rule has `capture_body`, and
+    /// a logger sees no body.
+    pub fn plugin_for(self, cfg: &Config, kind: Kind) -> Option<native::Deployment> {
+        let rule = cfg
+            .rules
             .iter()
-            .find(|r| Some(r.event_type.as_str()) == kind.event_type())
-            .is_some_and(|rule| self.captures(cfg, rule))
+            .find(|r| Some(r.event_type.as_str()) == kind.event_type())?;
+        self.plugins()
+            .iter()
+            .copied()
+            .find(|p| native::captures(cfg, *p, rule))
+    }
+
+    /// Whether a request of `kind` becomes an event under `cfg` ([`Deployment::plugin_for`]).
+    pub fn captures_kind(self, cfg: &Config, kind: Kind) -> bool {
+        self.plugin_for(cfg, kind).is_some()
     }
 
     /// A short name (`access-logger`, `http-filter`, `both`).

@@ -48,7 +48,7 @@ impl KafkaRecord {
 }
 
 /// The key string from the record key bytes.
-pub fn decode_key(dialect: Dialect, format: ValueFormat, raw: &[u8]) -> Option<String> {
+fn decode_key(dialect: Dialect, format: ValueFormat, raw: &[u8]) -> Option<String> {
     match (dialect, format) {
         (Dialect::ConfluentV2, ValueFormat::Json) => serde_json::from_slice::<String>(raw).ok(),
         _ => String::from_utf8(raw.to_vec()).ok(),

@@ -204,11 +204,6 @@ impl Stack {
         Ok(stack)
     }
 
-    /// The options it was started with.
-    pub fn options(&self) -> &StackOptions {
-        &self.opts
-    }
-
     /// adtap's configuration as given to Envoy.
     pub fn adtap_config(&self) -> &serde_json::Value {
         &self.adtap_config
@@ -219,29 +214,15 @@ impl Stack {
         self.opts.deployment
     }
 
-    /// Which of the deployment's plugins captures a request of `kind` (`None`: no event): the
-    /// one that captures the rule for its event type ([`adtap_core::native::captures`]). The
-    /// access logger alone never captures bids: their rule has `capture_body`, and a logger
-    /// sees no body.
+    /// Which of the deployment's plugins captures a request of `kind` here
+    /// ([`Deployment::plugin_for`]).
     pub fn plugin_for(&self, kind: traffic::Kind) -> Option<adtap_core::native::Deployment> {
-        let cfg = &self.parsed_config;
-        let rule = cfg
-            .rules
-            .iter()
-            .find(|r| Some(r.event_type.as_str()) == kind.event_type())?;
-        self.opts
-            .deployment
-            .plugins()
-            .iter()
-            .copied()
-            .find(|p| adtap_core::native::captures(cfg, *p, rule))
+        self.opts.deployment.plugin_for(&self.parsed_config, kind)
     }
 
     /// Whether a request of `kind` becomes an event here ([`Deployment::captures_kind`]).
     pub fn captures(&self, kind: traffic::Kind) -> bool {
-        self.opts
-            .deployment
-            .captures_kind(&self.parsed_config, kind)
+        self.plugin_for(kind).is_some()
     }
 
     /// The requests of `requests` that become events here ([`Stack::captures`]), to reconcile
@@ -378,12 +359,7 @@ impl Stack {
 
     /// Sends SIGTERM to Envoy and waits at most `timeout` for it to exit.
     pub fn terminate_envoy(&mut self, timeout: Duration) -> Result<ExitStatus> {
-        let e = self
-            .envoy
-            .as_mut()
-            .ok_or_else(|| anyhow!("Envoy is not running"))?;
-        let status = e.signal_and_wait(libc::SIGTERM, timeout);
-        status.with_context(|| format!("Envoy log:\n{}", e.log()))
+        self.stop_envoy(|e| e.signal_and_wait(libc::SIGTERM, timeout))
     }
 
     /// The shutdown procedure that delivers what adtap holds, for Envoy 1.40, by the tool
@@ -399,23 +375,17 @@ impl Stack {
     /// `proxy_on_done return: 0`, `~Wasm`, `cancelling pending stream`). Removing the listener
     /// through LDS does the same. So whatever is buffered at SIGTERM is lost.
     pub fn graceful_stop_envoy(&mut self, flush_timeout: Duration) -> Result<envoy::DrainedStop> {
+        self.stop_envoy(|e| e.stop_with_drain_tool(flush_timeout))
+    }
+
+    /// Stops Envoy by `stop`; a failure carries Envoy's log.
+    fn stop_envoy<T>(&mut self, stop: impl FnOnce(&mut envoy::Envoy) -> Result<T>) -> Result<T> {
         let e = self
             .envoy
             .as_mut()
             .ok_or_else(|| anyhow!("Envoy is not running"))?;
-        let stop = e.stop_with_drain_tool(flush_timeout);
-        stop.with_context(|| format!("Envoy log:\n{}", e.log()))
-    }
-
-    /// Envoy's log (also after it exited).
-    pub fn envoy_log(&self) -> String {
-        let path = self.dir().join("envoy.log");
-        std::fs::read_to_string(path).unwrap_or_default()
-    }
-
-    /// The REST proxy's log.
-    pub fn rest_proxy_log(&self) -> String {
-        self.backends.rest_proxy_log()
+        let stopped = stop(e);
+        stopped.with_context(|| format!("Envoy log:\n{}", e.log()))
     }
 }
 

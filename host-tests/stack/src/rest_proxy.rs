@@ -80,11 +80,6 @@ impl RestProxy {
         self.addr
     }
 
-    /// Whether the child runs.
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
     /// Stops it: SIGTERM, so requests being served still get their delivery reports (a kill
     /// mid-request would make Envoy retry records the broker already has: duplicates, which
     /// the outage test would rightly flag); SIGKILL after 5 s. Idempotent.
@@ -104,11 +99,6 @@ impl RestProxy {
             bail!("the REST proxy is still running");
         }
         self.spawn()
-    }
-
-    /// The proxy's log so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 

@@ -55,15 +55,10 @@ impl Kind {
         }
     }
 
-    /// Envoy's route name for it (`adtap_stack::envoy::ROUTES`).
+    /// Envoy's route name for it (`adtap_stack::envoy::ROUTES`): its event type, `other` for
+    /// unmatched requests.
     pub fn route(self) -> &'static str {
-        match self {
-            Kind::Impression => "impression",
-            Kind::Click => "click",
-            Kind::Conversion => "conversion",
-            Kind::Bid => "bid",
-            Kind::Unmatched => "other",
-        }
+        self.event_type().unwrap_or("other")
     }
 }
 
@@ -220,17 +215,12 @@ pub fn generate(n: usize, seed: u64) -> Vec<AdRequest> {
     let mut rng = Prng::new(seed ^ 0x9E37_79B9_7F4A_7C15);
     (0..n)
         .map(|i| {
-            let roll = rng.below(100);
-            let kind = if i % 20 == 19 {
-                Kind::Unmatched
-            } else if roll < 50 {
-                Kind::Impression
-            } else if roll < 70 {
-                Kind::Click
-            } else if roll < 82 {
-                Kind::Conversion
-            } else {
-                Kind::Bid
+            let kind = match rng.below(100) {
+                _ if i % 20 == 19 => Kind::Unmatched,
+                0..50 => Kind::Impression,
+                50..70 => Kind::Click,
+                70..82 => Kind::Conversion,
+                _ => Kind::Bid,
             };
             one(kind, i, seed, &mut rng)
         })

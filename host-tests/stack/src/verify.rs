@@ -17,6 +17,7 @@ use adtap_harness::config::topic_for;
 use base64::Engine as _;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Debug;
 use std::sync::OnceLock;
 
 /// The outcome of [`reconcile`].
@@ -223,113 +224,60 @@ fn check_fields(
     window_ms: (u64, u64),
 ) {
     let Ok(ev) = &r.event else { return };
-    let mut field = |name: &str, got: String, want: String| {
+    // Compared as their `Debug` text: one line per field, whatever its type.
+    let mut field = |name: &str, got: &dyn Debug, want: &dyn Debug| {
+        let (got, want) = (format!("{got:?}"), format!("{want:?}"));
         if got != want {
             out.push(format!("{}: {name}: got {got} want {want}", req.request_id));
         }
     };
     let event_type = req.kind.event_type().unwrap_or_default();
-    field("v", ev.v.to_string(), SCHEMA_VERSION.to_string());
-    field("type", ev.event_type.clone(), event_type.to_string());
+    field("v", &ev.v, &SCHEMA_VERSION);
+    field("type", &ev.event_type, &event_type);
     field(
         "topic",
-        r.topic.clone(),
-        topic_for(event_type).unwrap_or_default().to_string(),
+        &r.topic,
+        &topic_for(event_type).unwrap_or_default(),
     );
-    field("method", ev.method.clone(), req.method.to_string());
-    field("host", ev.host.clone(), req.host.clone());
-    field("path", ev.path.clone(), req.path.clone());
-    field(
-        "query",
-        format!("{:?}", ev.query),
-        format!("{:?}", req.expected_query()),
-    );
-    field(
-        "headers",
-        format!("{:?}", ev.headers),
-        format!("{:?}", req.expected_headers()),
-    );
-    field(
-        "user_agent",
-        format!("{:?}", ev.user_agent),
-        format!("{:?}", Some(&req.user_agent)),
-    );
-    field(
-        "referer",
-        format!("{:?}", ev.referer),
-        format!("{:?}", req.referer),
-    );
-    field(
-        "client_ip",
-        format!("{:?}", ev.client_ip.as_deref()),
-        format!("{:?}", req.expected_client_ip()),
-    );
-    field(
-        "status",
-        format!("{:?}", ev.status),
-        format!("{:?}", Some(req.kind.status())),
-    );
-    field(
-        "route",
-        format!("{:?}", ev.route.as_deref()),
-        format!("{:?}", Some(req.kind.route())),
-    );
-    field(
-        "upstream",
-        format!("{:?}", ev.upstream.as_deref()),
-        format!("{:?}", Some("ad_server")),
-    );
-    field("body", format!("{:?}", ev.body), format!("{:?}", req.body));
-    field(
-        "body_truncated",
-        ev.body_truncated.to_string(),
-        "false".to_string(),
-    );
-    field(
-        "key",
-        format!("{:?}", r.key),
-        format!("{:?}", req.expected_key()),
-    );
+    field("method", &ev.method, &req.method);
+    field("host", &ev.host, &req.host);
+    field("path", &ev.path, &req.path);
+    field("query", &ev.query, &req.expected_query());
+    field("headers", &ev.headers, &req.expected_headers());
+    field("user_agent", &ev.user_agent, &Some(&req.user_agent));
+    field("referer", &ev.referer, &req.referer);
+    field("client_ip", &ev.client_ip, &req.expected_client_ip());
+    field("status", &ev.status, &Some(req.kind.status()));
+    field("route", &ev.route, &Some(req.kind.route()));
+    field("upstream", &ev.upstream, &Some("ad_server"));
+    field("body", &ev.body, &req.body);
+    field("body_truncated", &ev.body_truncated, &false);
+    field("key", &r.key, &req.expected_key());
     if r.raw_key.is_some() != req.expected_key().is_some() {
-        field(
-            "raw key presence",
-            format!("{:?}", r.raw_key),
-            format!("{:?}", req.expected_key()),
-        );
+        field("raw key presence", &r.raw_key, &req.expected_key());
     }
     let in_window = ev.ts + 1000 >= window_ms.0 && ev.ts <= window_ms.1 + 1000;
-    field(
-        "ts in send window",
-        in_window.to_string(),
-        "true".to_string(),
-    );
-    field(
-        "duration_us present",
-        ev.duration_us.is_some().to_string(),
-        "true".to_string(),
-    );
+    field("ts in send window", &in_window, &true);
+    field("duration_us present", &ev.duration_us.is_some(), &true);
     let sizes = ev.request_bytes.is_some_and(|b| b > 0) && ev.response_bytes.is_some();
-    field("sizes present", sizes.to_string(), "true".to_string());
+    field("sizes present", &sizes, &true);
     if dialect == Dialect::ConfluentV3 {
         field(
             "record timestamp",
-            format!("{:?}", r.timestamp_ms),
-            format!("{:?}", i64::try_from(ev.ts).ok()),
+            &r.timestamp_ms,
+            &i64::try_from(ev.ts).ok(),
         );
-        field(
-            "adtap-schema header",
-            format!("{:?}", r.header("adtap-schema")),
-            format!("{:?}", Some(SCHEMA_VERSION.to_string())),
-        );
+        let schema = Some(SCHEMA_VERSION.to_string());
+        field("adtap-schema header", &r.header("adtap-schema"), &schema);
         let ct = r.header("content-type").unwrap_or_default();
-        let ok = match format {
+        let fits = match format {
             ValueFormat::Json => ct.contains("json"),
             ValueFormat::Msgpack => ct.contains("msgpack"),
         };
         field(
-            "content-type header",
-            format!("{ct:?} fits {format:?}: {ok}"),
-            format!("{ct:?} fits {format:?}: true"),
+            &format!("content-type header {ct:?} fits {format:?}"),
+            &fits,
+            &true,
         );
     }
 }

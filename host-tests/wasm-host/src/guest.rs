@@ -72,10 +72,6 @@ pub(crate) fn write_u32(caller: &mut Caller<'_, State>, ptr: i32, v: u32) -> Res
     write(caller, ptr, &v.to_le_bytes())
 }
 
-pub(crate) fn write_u64(caller: &mut Caller<'_, State>, ptr: i32, v: u64) -> Result<(), Status> {
-    write(caller, ptr, &v.to_le_bytes())
-}
-
 /// Copies `bytes` into freshly allocated guest memory and stores pointer and size at
 /// `ret_ptr` / `ret_size`.
 pub(crate) fn return_bytes(
@@ -122,7 +118,8 @@ pub fn serialize_pairs(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
-fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
+/// The little-endian u32 at `at`, if `bytes` hold one there.
+pub(crate) fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
     let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
     Some(u32::from_le_bytes(b) as usize)
 }

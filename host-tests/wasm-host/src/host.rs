@@ -10,9 +10,9 @@ use crate::abi::{Action, LogLevel, MetricKind};
 use crate::guest::lossy_pairs;
 use crate::imports::check_module;
 use crate::state::{
-    CallResponse, HttpCall, LogEntry, LogSource, Metric, Pairs, Rng, State, Stream,
+    CallResponse, Headers, HttpCall, LogEntry, LogSource, Pairs, Rng, State, Stream, ROOT_ID,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use wasmtime::error::Context as _;
 use wasmtime::{bail, format_err, Result};
@@ -90,15 +90,6 @@ pub fn compile_file(path: impl AsRef<std::path::Path>) -> Result<Module> {
     compile(&bytes)
 }
 
-/// The reply to an HTTP call, as raw maps (see [`Host::respond`] for the usual case).
-#[derive(Debug, Clone, Default)]
-pub struct CallReply {
-    /// Headers including `:status`; empty means "failed/reset" (`on_http_call_response(…, 0, 0, 0)`).
-    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Body.
-    pub body: Vec<u8>,
-}
-
 /// Converts test-supplied pairs (`&str` or bytes) into a header map with lowercased keys.
 fn to_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Pairs {
     pairs
@@ -115,19 +106,12 @@ fn path_of(path: &[&str]) -> Vec<String> {
 pub struct Host {
     store: Store<State>,
     instance: Instance,
-    fuel: u64,
-    auto_timeout: bool,
     next_context_id: u32,
     trapped: Option<String>,
     deleted: bool,
 }
 
 impl Host {
-    /// Compiles `wasm` and instantiates it (see [`Host::new`]).
-    pub fn from_bytes(wasm: &[u8], opts: HostOptions) -> Result<Host> {
-        Host::new(&compile(wasm)?, opts)
-    }
-
     /// Instantiates `module` in a new `Store` and runs its `_initialize`/`_start`.
     /// Fails if the module imports anything Envoy does not provide; an import Envoy provides
     /// but this host does not emulate traps, naming itself, when called.
@@ -138,46 +122,19 @@ impl Host {
             .instances(1)
             .memories(1)
             .build();
-        let mut root_properties = BTreeMap::new();
-        root_properties.insert(
-            path_of(&["plugin_root_id"]),
-            opts.root_id.clone().into_bytes(),
-        );
-        root_properties.insert(path_of(&["plugin_vm_id"]), opts.vm_id.clone().into_bytes());
+        let root_properties = BTreeMap::from([
+            (
+                path_of(&["plugin_root_id"]),
+                opts.root_id.clone().into_bytes(),
+            ),
+            (path_of(&["plugin_vm_id"]), opts.vm_id.clone().into_bytes()),
+        ]);
         let state = State {
             limits,
-            memory: None,
-            allocate: None,
-            plugin_config: opts.plugin_config,
-            known_clusters: opts.known_clusters,
-            log_level: opts.log_level,
-            echo_logs: opts.echo_logs,
-            start_time_ns: opts.start_time_ns,
-            elapsed_ns: 0,
-            rng: Rng::new(opts.random_seed),
-            root_id: 1,
-            context: 0,
-            configuring: false,
-            in_log: false,
-            call_response: None,
-            tick_period_ms: 0,
-            next_tick_ns: None,
-            pending_done: false,
-            root_finished: false,
-            done_calls: 0,
-            rejected_done_calls: 0,
-            logs: Vec::new(),
-            calls: BTreeMap::new(),
-            cancelled_calls: Vec::new(),
-            next_token: 0,
-            rejected_calls: 0,
-            metric_ids: HashMap::new(),
-            metrics: BTreeMap::new(),
-            next_metric: 0,
-            streams: HashMap::new(),
+            rng: Rng(adtap_core::rng::Rng::new(opts.random_seed)),
             root_properties,
-            stdout_partial: Vec::new(),
-            stderr_partial: Vec::new(),
+            opts,
+            ..State::default()
         };
         let mut store = Store::new(module.engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -199,9 +156,7 @@ impl Host {
         let mut host = Host {
             store,
             instance,
-            fuel: opts.fuel_per_callback,
-            auto_timeout: opts.auto_timeout,
-            next_context_id: 2,
+            next_context_id: ROOT_ID + 1,
             trapped: None,
             deleted: false,
         };
@@ -235,7 +190,8 @@ impl Host {
             .typed::<P, R>(&self.store)
             .with_context(|| format!("export {name} has an unexpected signature"))?;
         // Fuel is off when the module came from another engine: nothing to refill then.
-        let _ = self.store.set_fuel(self.fuel);
+        let fuel = self.store.data().opts.fuel_per_callback;
+        let _ = self.store.set_fuel(fuel);
         let st = self.store.data_mut();
         let saved = st.context;
         st.context = ctx;
@@ -268,6 +224,12 @@ impl Host {
         }
     }
 
+    /// A callback whose only argument is the context and that answers nothing.
+    fn notify(&mut self, name: &str, ctx: u32) -> Result<()> {
+        self.call::<(i32,), ()>(name, ctx, (ctx as i32,))
+            .map(|_| ())
+    }
+
     fn call_bool<P: WasmParams>(&mut self, name: &str, ctx: u32, args: P) -> Result<bool> {
         Ok(self.call::<P, i32>(name, ctx, args)?.is_none_or(|v| v != 0))
     }
@@ -277,13 +239,9 @@ impl Host {
         Ok(v.map(Action::from_abi).unwrap_or(Action::Continue))
     }
 
-    fn root(&self) -> u32 {
-        self.store.data().root_id
-    }
-
     /// Id of the root context.
     pub fn root_id(&self) -> u32 {
-        self.root()
+        ROOT_ID
     }
 
     // ---- lifecycle ------------------------------------------------------------------------
@@ -291,41 +249,37 @@ impl Host {
     /// `proxy_on_context_create(root, 0)` then `proxy_on_vm_start` (with no VM configuration:
     /// the filter reads none); returns its answer.
     pub fn start_vm(&mut self) -> Result<bool> {
-        let root = self.root();
-        self.call::<(i32, i32), ()>("proxy_on_context_create", root, (root as i32, 0))?;
-        self.call_bool("proxy_on_vm_start", root, (root as i32, 0))
+        let args = (ROOT_ID as i32, 0);
+        self.call::<(i32, i32), ()>("proxy_on_context_create", ROOT_ID, args)?;
+        self.call_bool("proxy_on_vm_start", ROOT_ID, args)
     }
 
     /// `proxy_on_configure` with the current plugin configuration; returns its answer
     /// (false = Envoy rejects the configuration).
     pub fn configure(&mut self) -> Result<bool> {
-        let root = self.root();
-        let size = self.store.data().plugin_config.len() as i32;
+        let size = self.store.data().opts.plugin_config.len() as i32;
         self.store.data_mut().configuring = true;
-        let r = self.call_bool("proxy_on_configure", root, (root as i32, size));
+        let r = self.call_bool("proxy_on_configure", ROOT_ID, (ROOT_ID as i32, size));
         self.store.data_mut().configuring = false;
         r
     }
 
     /// Replaces the plugin configuration for the next [`Host::configure`].
     pub fn set_plugin_config(&mut self, config: impl Into<Vec<u8>>) {
-        self.store.data_mut().plugin_config = config.into();
+        self.store.data_mut().opts.plugin_config = config.into();
     }
 
     /// New host, VM started and configured; fails if either step answers false.
     pub fn start(module: &Module, opts: HostOptions) -> Result<Host> {
         let mut host = Host::new(module, opts)?;
+        let refused = |host: &Host, step: &str| {
+            format_err!("{step} returned false; logs:\n{}", host.dump_logs())
+        };
         if !host.start_vm()? {
-            bail!(
-                "proxy_on_vm_start returned false; logs:\n{}",
-                host.dump_logs()
-            );
+            return Err(refused(&host, "proxy_on_vm_start"));
         }
         if !host.configure()? {
-            bail!(
-                "proxy_on_configure returned false; logs:\n{}",
-                host.dump_logs()
-            );
+            return Err(refused(&host, "proxy_on_configure"));
         }
         Ok(host)
     }
@@ -333,8 +287,7 @@ impl Host {
     /// Root `proxy_on_done` (Envoy's shutdown or config reload). Returns true if the plugin
     /// finished at once; false means it deferred and must call `proxy_done` later.
     pub fn shutdown(&mut self) -> Result<bool> {
-        let root = self.root();
-        let finished = self.call_bool("proxy_on_done", root, (root as i32,))?;
+        let finished = self.call_bool("proxy_on_done", ROOT_ID, (ROOT_ID as i32,))?;
         let st = self.store.data_mut();
         if finished {
             st.finish_root();
@@ -370,11 +323,8 @@ impl Host {
         for id in ids {
             self.done_stream(id)?;
         }
-        let st = self.store.data_mut();
-        let pending = std::mem::take(&mut st.calls);
-        st.cancelled_calls.extend(pending.into_values());
-        let root = self.root();
-        self.call::<(i32,), ()>("proxy_on_delete", root, (root as i32,))?;
+        self.store.data_mut().cancel_calls(|_| true);
+        self.notify("proxy_on_delete", ROOT_ID)?;
         self.deleted = true;
         Ok(())
     }
@@ -395,11 +345,6 @@ impl Host {
 
     // ---- time ------------------------------------------------------------------------------
 
-    /// Wall clock the module sees, ns since the epoch.
-    pub fn now_ns(&self) -> u64 {
-        self.store.data().now_ns()
-    }
-
     /// Time elapsed since the host was created.
     pub fn elapsed(&self) -> Duration {
         Duration::from_nanos(self.store.data().elapsed_ns)
@@ -418,7 +363,7 @@ impl Host {
     pub fn step_wall_clock_back(&mut self, d: Duration) {
         let ns = d.as_nanos() as u64;
         let st = self.store.data_mut();
-        st.start_time_ns = st.start_time_ns.saturating_sub(ns);
+        st.opts.start_time_ns = st.opts.start_time_ns.saturating_sub(ns);
         st.next_tick_ns = st.next_tick_ns.map(|t| t.saturating_sub(ns));
         for call in st.calls.values_mut() {
             call.dispatched_at_ns = call.dispatched_at_ns.saturating_sub(ns);
@@ -438,8 +383,7 @@ impl Host {
         if st.tick_period_ms == 0 || (st.root_finished && !self.deleted) {
             return Ok(false);
         }
-        let root = self.root();
-        self.call::<(i32,), ()>("proxy_on_tick", root, (root as i32,))?;
+        self.notify("proxy_on_tick", ROOT_ID)?;
         Ok(true)
     }
 
@@ -448,11 +392,15 @@ impl Host {
     /// chronological order (a timeout before a tick due at the same instant).
     /// Returns the number of ticks fired.
     pub fn advance_and_tick(&mut self, d: Duration) -> Result<u32> {
-        let target = self.now_ns().saturating_add(d.as_nanos() as u64);
+        let target = self
+            .store
+            .data()
+            .now_ns()
+            .saturating_add(d.as_nanos() as u64);
         let mut ticks = 0;
         loop {
             let st = self.store.data();
-            let deadline = if self.auto_timeout {
+            let deadline = if st.opts.auto_timeout {
                 st.calls
                     .values()
                     .filter_map(|c| c.deadline_ns().map(|t| (t, c.token)))
@@ -472,7 +420,7 @@ impl Host {
                     // A tick that fell due while the clock was moved by `advance` fires once,
                     // now, and the next one is a period later: Envoy re-arms its timer when it
                     // fires and never catches up on missed ticks.
-                    let t = t.max(self.now_ns());
+                    let t = t.max(self.store.data().now_ns());
                     self.set_now(t);
                     let st = self.store.data_mut();
                     st.next_tick_ns = Some(t + u64::from(st.tick_period_ms) * 1_000_000);
@@ -488,7 +436,9 @@ impl Host {
 
     fn set_now(&mut self, wall_ns: u64) {
         let st = self.store.data_mut();
-        st.elapsed_ns = st.elapsed_ns.max(wall_ns.saturating_sub(st.start_time_ns));
+        st.elapsed_ns = st
+            .elapsed_ns
+            .max(wall_ns.saturating_sub(st.opts.start_time_ns));
     }
 
     // ---- HTTP streams ----------------------------------------------------------------------
@@ -498,8 +448,8 @@ impl Host {
         let id = self.next_context_id;
         self.next_context_id += 1;
         self.store.data_mut().streams.insert(id, Stream::default());
-        let root = self.root();
-        self.call::<(i32, i32), ()>("proxy_on_context_create", id, (id as i32, root as i32))?;
+        let args = (id as i32, ROOT_ID as i32);
+        self.call::<(i32, i32), ()>("proxy_on_context_create", id, args)?;
         Ok(id)
     }
 
@@ -515,38 +465,29 @@ impl Host {
         self.store.data().streams.get(&id)
     }
 
-    /// Gives Envoy's map to the module for one headers callback; the map stays readable while
-    /// the callback pauses (Envoy keeps its pointer) and in `on_log`.
-    fn headers_step(&mut self, id: u32, request: bool, pairs: Pairs, eos: bool) -> Result<Action> {
+    /// Gives Envoy's map to the module for one headers callback (`export`, on the stream's map
+    /// `side` picks); the map stays readable while the callback pauses (Envoy keeps its
+    /// pointer) and in `on_log`.
+    fn headers_step(
+        &mut self,
+        id: u32,
+        export: &str,
+        side: fn(&mut Stream) -> &mut Headers,
+        pairs: Pairs,
+        eos: bool,
+    ) -> Result<Action> {
         let n = pairs.len() as i32;
-        let export = if request {
-            "proxy_on_request_headers"
-        } else {
-            "proxy_on_response_headers"
+        *side(self.stream_mut(id)?) = Headers {
+            map: Some(pairs),
+            held: true,
         };
-        self.set_live(id, request, Some(pairs))?;
         let action = self.call_action(export, id, (id as i32, n, i32::from(eos)))?;
         if action == Action::Continue {
-            // Envoy drops its pointer to the map once the filter continues.
-            self.set_live(id, request, None)?;
+            // Envoy drops its pointer to the map once the filter continues (the map itself
+            // stays for `on_log`).
+            side(self.stream_mut(id)?).held = false;
         }
         Ok(action)
-    }
-
-    /// Hands the module a request (or response) header map (`Some`), or takes Envoy's pointer
-    /// away (`None`, the map itself stays for `on_log`).
-    fn set_live(&mut self, id: u32, request: bool, pairs: Option<Pairs>) -> Result<()> {
-        let s = self.stream_mut(id)?;
-        let (map, live) = if request {
-            (&mut s.request_headers, &mut s.request_live)
-        } else {
-            (&mut s.response_headers, &mut s.response_live)
-        };
-        *live = pairs.is_some();
-        if pairs.is_some() {
-            *map = pairs;
-        }
-        Ok(())
     }
 
     /// `proxy_on_request_headers`. Keys are lowercased (as Envoy's codecs do); values are raw
@@ -557,17 +498,19 @@ impl Host {
         headers: &[(K, V)],
         end_of_stream: bool,
     ) -> Result<Action> {
-        self.headers_step(id, true, to_pairs(headers), end_of_stream)
+        let (export, pairs) = ("proxy_on_request_headers", to_pairs(headers));
+        self.headers_step(id, export, |s| &mut s.request, pairs, end_of_stream)
     }
 
-    /// `proxy_on_response_headers`.
+    /// `proxy_on_response_headers`, as [`Host::request_headers`].
     pub fn response_headers<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         &mut self,
         id: u32,
         headers: &[(K, V)],
         end_of_stream: bool,
     ) -> Result<Action> {
-        self.headers_step(id, false, to_pairs(headers), end_of_stream)
+        let (export, pairs) = ("proxy_on_response_headers", to_pairs(headers));
+        self.headers_step(id, export, |s| &mut s.response, pairs, end_of_stream)
     }
 
     /// `proxy_on_request_body` with one chunk. After a Pause Envoy buffers: the module then
@@ -594,9 +537,9 @@ impl Host {
     pub fn log(&mut self, id: u32) -> Result<()> {
         self.stream_mut(id)?;
         self.store.data_mut().in_log = true;
-        let r = self.call::<(i32,), ()>("proxy_on_log", id, (id as i32,));
+        let r = self.notify("proxy_on_log", id);
         self.store.data_mut().in_log = false;
-        r.map(|_| ())
+        r
     }
 
     /// Envoy's Wasm access logger logging stream `id`: `proxy_on_log` on the **root** context,
@@ -604,19 +547,15 @@ impl Host {
     /// them for the logger's root), then the stream is gone. The VM never had a context for
     /// the stream: the logger deployment has none, so no `proxy_on_done`/`proxy_on_delete`.
     pub fn access_log(&mut self, id: u32) -> Result<()> {
-        let root = self.root();
         let st = self.store.data_mut();
         let stream = st
             .streams
             .remove(&id)
             .ok_or_else(|| format_err!("no HTTP context {id}"))?;
-        st.streams.insert(root, stream);
-        st.in_log = true;
-        let r = self.call::<(i32,), ()>("proxy_on_log", root, (root as i32,));
-        let st = self.store.data_mut();
-        st.in_log = false;
-        st.streams.remove(&root);
-        r.map(|_| ())
+        st.streams.insert(ROOT_ID, stream);
+        let r = self.log(ROOT_ID);
+        self.store.data_mut().streams.remove(&ROOT_ID);
+        r
     }
 
     /// `proxy_on_done` then `proxy_on_delete` for a stream (Envoy's filter destruction).
@@ -624,20 +563,10 @@ impl Host {
     pub fn done_stream(&mut self, id: u32) -> Result<bool> {
         self.stream_mut(id)?;
         let done = self.call_bool("proxy_on_done", id, (id as i32,))?;
-        self.call::<(i32,), ()>("proxy_on_delete", id, (id as i32,))?;
+        self.notify("proxy_on_delete", id)?;
         let st = self.store.data_mut();
         st.streams.remove(&id);
-        let dead: Vec<u32> = st
-            .calls
-            .values()
-            .filter(|c| c.context_id == id)
-            .map(|c| c.token)
-            .collect();
-        for token in dead {
-            if let Some(call) = st.calls.remove(&token) {
-                st.cancelled_calls.push(call);
-            }
-        }
+        st.cancel_calls(|c| c.context_id == id);
         Ok(done)
     }
 
@@ -663,12 +592,7 @@ impl Host {
 
     /// Sets an integer property (8 little-endian bytes, as Envoy encodes them).
     pub fn set_property_u64(&mut self, id: u32, path: &[&str], value: u64) -> Result<()> {
-        self.set_property(id, path, value.to_le_bytes().to_vec())
-    }
-
-    /// Sets a string property.
-    pub fn set_property_str(&mut self, id: u32, path: &[&str], value: &str) -> Result<()> {
-        self.set_property(id, path, value.as_bytes().to_vec())
+        self.set_property(id, path, value.to_le_bytes())
     }
 
     /// Sets a property visible from every context (root included), e.g. `xds.cluster_name`.
@@ -690,7 +614,7 @@ impl Host {
 
     /// Request headers of stream `id`, as the module reads them.
     pub fn request_header_map(&self, id: u32) -> Option<Vec<(String, String)>> {
-        self.stream(id)?.request_headers.as_deref().map(lossy_pairs)
+        self.stream(id)?.request.map.as_deref().map(lossy_pairs)
     }
 
     // ---- HTTP calls ------------------------------------------------------------------------
@@ -698,11 +622,6 @@ impl Host {
     /// Calls dispatched and not yet answered, by token order.
     pub fn pending_calls(&self) -> Vec<HttpCall> {
         self.store.data().calls.values().cloned().collect()
-    }
-
-    /// One pending call.
-    pub fn pending_call(&self, token: u32) -> Option<HttpCall> {
-        self.store.data().calls.get(&token).cloned()
     }
 
     /// Calls cancelled because their context went away (no callback was made).
@@ -725,45 +644,36 @@ impl Host {
     ) -> Result<()> {
         let mut all = vec![(b":status".to_vec(), status.to_string().into_bytes())];
         all.extend(to_pairs(headers));
-        self.respond_with(
-            token,
-            CallReply {
-                headers: all,
-                body: body.to_vec(),
-            },
-        )
+        let body = body.to_vec();
+        self.deliver(token, Some(CallResponse { headers: all, body }))
     }
 
-    /// Answers call `token` with raw maps; empty headers = failure (like [`Host::fail_call`]).
-    pub fn respond_with(&mut self, token: u32, reply: CallReply) -> Result<()> {
+    /// The call failed or was reset: `on_http_call_response(token, 0, 0, 0)`, with no response
+    /// maps at all (as Envoy).
+    pub fn fail_call(&mut self, token: u32) -> Result<()> {
+        self.deliver(token, None)
+    }
+
+    /// `proxy_on_http_call_response` for call `token`, with `response` readable during it.
+    fn deliver(&mut self, token: u32, response: Option<CallResponse>) -> Result<()> {
         let call = self
             .store
             .data_mut()
             .calls
             .remove(&token)
             .ok_or_else(|| format_err!("no pending HTTP call with token {token}"))?;
-        let failed = reply.headers.is_empty();
         // No trailers: the filter reads none (their map is not emulated).
-        let (nh, nb, nt) = (reply.headers.len() as i32, reply.body.len() as i32, 0);
-        let st = self.store.data_mut();
-        if failed {
-            // Envoy: no response maps at all.
-            st.call_response = None;
-        } else {
-            st.call_response = Some(CallResponse {
-                headers: reply
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-                    .collect(),
-                body: reply.body,
-            });
-        }
-        let args = if failed {
-            (call.context_id as i32, token as i32, 0, 0, 0)
-        } else {
-            (call.context_id as i32, token as i32, nh, nb, nt)
-        };
+        let (nh, nb) = response
+            .as_ref()
+            .map_or((0, 0), |r| (r.headers.len(), r.body.len()));
+        self.store.data_mut().call_response = response;
+        let args = (
+            call.context_id as i32,
+            token as i32,
+            nh as i32,
+            nb as i32,
+            0,
+        );
         let r = self.call::<(i32, i32, i32, i32, i32), ()>(
             "proxy_on_http_call_response",
             call.context_id,
@@ -771,11 +681,6 @@ impl Host {
         );
         self.store.data_mut().call_response = None;
         r.map(|_| ())
-    }
-
-    /// The call failed or was reset: `on_http_call_response(token, 0, 0, 0)`.
-    pub fn fail_call(&mut self, token: u32) -> Result<()> {
-        self.respond_with(token, CallReply::default())
     }
 
     /// The call timed out. Envoy's router answers a timed-out async request with a local
@@ -812,16 +717,6 @@ impl Host {
             .metrics
             .get(&(MetricKind::Histogram, name.to_string()))
             .map(|m| m.recorded.clone())
-    }
-
-    /// All metrics, by name.
-    pub fn metrics(&self) -> Vec<(String, Metric)> {
-        self.store
-            .data()
-            .metrics
-            .iter()
-            .map(|((_, name), m)| (name.clone(), m.clone()))
-            .collect()
     }
 
     /// Every log line so far (`proxy_log` and WASI stdout/stderr).

@@ -23,10 +23,10 @@
 
 use crate::abi::{buffer, map, LogLevel, MetricKind, Status};
 use crate::guest::{
-    deserialize_pairs, lossy_pairs, property_path, read, return_bytes, serialize_pairs, write_u32,
-    write_u64, HcErr, HcResult,
+    deserialize_pairs, lossy_pairs, property_path, read, return_bytes, serialize_pairs, write,
+    write_u32, HcErr, HcResult,
 };
-use crate::state::{HttpCall, LogSource, Metric, Pairs, State};
+use crate::state::{Headers, HttpCall, LogSource, Metric, Pairs, State, ROOT_ID};
 use wasmtime::format_err;
 use wasmtime::Caller;
 
@@ -41,15 +41,13 @@ fn unemulated(function: &str, what: String) -> HcErr {
 
 /// The map a read refers to; `Ok(None)` = "not available now" (Envoy's null map).
 fn read_map<'s>(st: &'s State, ty: u32, function: &str) -> Result<Option<&'s Pairs>, HcErr> {
-    let stream = || st.streams.get(&st.context);
+    // Envoy's pointer to a stream's map, or the access-log phase.
+    let held = |h: &'s Headers| h.map.as_ref().filter(|_| h.held || st.in_log);
+    let stream = st.streams.get(&st.context);
     Ok(match ty {
         map::HTTP_CALL_RESPONSE_HEADERS => st.call_response.as_ref().map(|r| &r.headers),
-        map::REQUEST_HEADERS => stream()
-            .filter(|s| s.request_live || st.in_log)
-            .and_then(|s| s.request_headers.as_ref()),
-        map::RESPONSE_HEADERS => stream()
-            .filter(|s| s.response_live || st.in_log)
-            .and_then(|s| s.response_headers.as_ref()),
+        map::REQUEST_HEADERS => stream.and_then(|s| held(&s.request)),
+        map::RESPONSE_HEADERS => stream.and_then(|s| held(&s.response)),
         map::REQUEST_TRAILERS..=map::HTTP_CALL_RESPONSE_TRAILERS => {
             return Err(unemulated(function, format!("header map type {ty}")))
         }
@@ -59,7 +57,7 @@ fn read_map<'s>(st: &'s State, ty: u32, function: &str) -> Result<Option<&'s Pai
 
 fn proxy_log(c: C, level: i32, ptr: i32, size: i32) -> HcResult {
     let level = LogLevel::from_abi(level as u32).ok_or(Status::BadArgument)?;
-    if level < c.data().log_level {
+    if level < c.data().opts.log_level {
         return Ok(());
     }
     let msg = read(c, ptr, size)?;
@@ -70,12 +68,12 @@ fn proxy_log(c: C, level: i32, ptr: i32, size: i32) -> HcResult {
 
 fn proxy_get_current_time_nanoseconds(c: C, ret: i32) -> HcResult {
     let now = c.data().now_ns();
-    Ok(write_u64(c, ret, now)?)
+    Ok(write(c, ret, &now.to_le_bytes())?)
 }
 
 fn proxy_set_tick_period_milliseconds(c: C, period: i32) -> HcResult {
     let st = c.data_mut();
-    if st.context != st.root_id {
+    if st.context != ROOT_ID {
         return Err(Status::BadArgument.into());
     }
     let period = period as u32;
@@ -98,7 +96,7 @@ fn proxy_get_buffer_bytes(c: C, ty: i32, start: i32, max: i32, rp: i32, rs: i32)
                 .as_ref()
                 .map(|r| r.body.clone())
                 .ok_or(Status::NotFound)?,
-            buffer::PLUGIN_CONFIGURATION if st.configuring => st.plugin_config.clone(),
+            buffer::PLUGIN_CONFIGURATION if st.configuring => st.opts.plugin_config.clone(),
             buffer::PLUGIN_CONFIGURATION => return Err(Status::NotFound.into()),
             other => {
                 let what = format!("buffer type {other}");
@@ -185,7 +183,7 @@ fn proxy_http_call(
     if timeout < 0 {
         return reject(st);
     }
-    if let Some(known) = &st.known_clusters {
+    if let Some(known) = &st.opts.known_clusters {
         if !known.contains(&upstream) {
             return reject(st);
         }
@@ -223,7 +221,7 @@ fn proxy_http_call(
 
 fn proxy_done(c: C) -> HcResult {
     let st = c.data_mut();
-    if st.pending_done && st.context == st.root_id {
+    if st.pending_done && st.context == ROOT_ID {
         st.pending_done = false;
         st.finish_root();
         st.done_calls += 1;

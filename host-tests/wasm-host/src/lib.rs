@@ -56,11 +56,11 @@ mod imports;
 mod state;
 mod wasi;
 
-pub use abi::{Action, LogLevel, MetricKind, Status};
+pub use abi::{Action, LogLevel};
 pub use guest::{deserialize_pairs, serialize_pairs};
-pub use host::{compile, compile_file, engine, CallReply, Host, HostOptions};
+pub use host::{compile, compile_file, engine, Host, HostOptions};
 pub use imports::{
     check_module, emulated, envoy_provides, EMULATED_PROXY_FUNCTIONS, EMULATED_WASI_FUNCTIONS,
     ENVOY_PROXY_FUNCTIONS, ENVOY_WASI_FUNCTIONS,
 };
-pub use state::{HttpCall, LogEntry, LogSource, Metric, Pairs};
+pub use state::{HttpCall, LogEntry, LogSource};

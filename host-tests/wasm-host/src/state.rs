@@ -1,10 +1,11 @@
 //! Everything the host remembers between calls: the `Store` data.
 //!
 //! Host functions (hostcalls.rs, wasi.rs) mutate it; the `Host` API (host.rs) reads it and sets
-//! the "what is executing now" fields before each callback. Public record types (logs, HTTP
-//! calls, metrics) are what tests inspect.
+//! the "what is executing now" fields before each callback. The public record types (logs, HTTP
+//! calls) are what tests inspect; metrics they read through `Host::metric`/`Host::histogram`.
 
 use crate::abi::{LogLevel, MetricKind};
+use crate::host::HostOptions;
 use std::collections::{BTreeMap, HashMap};
 use wasmtime::{Memory, StoreLimits, TypedFunc};
 
@@ -82,7 +83,7 @@ impl HttpCall {
 
 /// A metric's current state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Metric {
+pub(crate) struct Metric {
     /// Kind it was defined with.
     pub kind: MetricKind,
     /// Counter or gauge value (a gauge may go negative here; in Envoy it would wrap).
@@ -91,15 +92,19 @@ pub struct Metric {
     pub recorded: Vec<u64>,
 }
 
+/// One of a stream's header maps, and whether Envoy still exposes it (it drops its pointer
+/// once the map's callback returns Continue; `on_log` sees both again).
+#[derive(Debug, Default)]
+pub(crate) struct Headers {
+    pub map: Option<Pairs>,
+    pub held: bool,
+}
+
 /// Per-HTTP-stream state: the maps, body and properties Envoy holds for a stream.
 #[derive(Debug, Default)]
 pub(crate) struct Stream {
-    pub request_headers: Option<Pairs>,
-    pub response_headers: Option<Pairs>,
-    /// Whether Envoy still exposes each map (it drops its pointer once the map's callback
-    /// returns Continue; `on_log` sees both again).
-    pub request_live: bool,
-    pub response_live: bool,
+    pub request: Headers,
+    pub response: Headers,
     pub request_body: Vec<u8>,
     pub request_body_live: bool,
     pub buffering_request: bool,
@@ -113,26 +118,21 @@ pub(crate) struct CallResponse {
     pub body: Vec<u8>,
 }
 
-/// Deterministic random numbers (splitmix64): same seed, same bytes.
+/// WASI `random_get`'s generator: the core's SplitMix64, so the same seed gives the same bytes.
 #[derive(Debug)]
-pub(crate) struct Rng(u64);
+pub(crate) struct Rng(pub adtap_core::rng::Rng);
+
+impl Default for Rng {
+    fn default() -> Self {
+        Rng(adtap_core::rng::Rng::new(0))
+    }
+}
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
+    /// Fills `buf`, 8 bytes (little-endian) per draw.
     pub fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
-            let bytes = self.next_u64().to_le_bytes();
+            let bytes = self.0.next_u64().to_le_bytes();
             for (dst, src) in chunk.iter_mut().zip(bytes) {
                 *dst = src;
             }
@@ -140,25 +140,23 @@ impl Rng {
     }
 }
 
+/// The root context's id (Envoy gives the root the first id; streams count on from it).
+pub(crate) const ROOT_ID: u32 = 1;
+
 /// The `Store` data.
+#[derive(Default)]
 pub(crate) struct State {
     pub limits: StoreLimits,
     pub memory: Option<Memory>,
     pub allocate: Option<TypedFunc<i32, i32>>,
 
-    // Configuration.
-    pub plugin_config: Vec<u8>,
-    pub known_clusters: Option<Vec<String>>,
-    pub log_level: LogLevel,
-    pub echo_logs: bool,
-
-    // Clock: wall = start + elapsed.
-    pub start_time_ns: u64,
+    /// What the test chose; `plugin_config` and `start_time_ns` change as the test says.
+    pub opts: HostOptions,
+    /// Clock: wall = `opts.start_time_ns` + elapsed.
     pub elapsed_ns: u64,
     pub rng: Rng,
 
     // What is executing now.
-    pub root_id: u32,
     /// The context of the running callback (the filter never switches it).
     pub context: u32,
     pub configuring: bool,
@@ -191,11 +189,11 @@ pub(crate) struct State {
 
 impl State {
     pub fn now_ns(&self) -> u64 {
-        self.start_time_ns.saturating_add(self.elapsed_ns)
+        self.opts.start_time_ns.saturating_add(self.elapsed_ns)
     }
 
     pub fn push_log(&mut self, level: LogLevel, message: String, source: LogSource) {
-        if self.echo_logs {
+        if self.opts.echo_logs {
             eprintln!("[wasm {level:?} ctx={}] {message}", self.context);
         }
         let at_ns = self.now_ns();
@@ -208,43 +206,54 @@ impl State {
         });
     }
 
-    /// Appends bytes written to fd 1 (`err == false`) or fd 2 and logs every complete line.
-    pub fn write_stdio(&mut self, err: bool, bytes: &[u8]) {
-        let mut buf = std::mem::take(self.partial(err));
+    /// Appends bytes written to fd 1 (`stderr == false`) or fd 2 and logs every complete line.
+    pub fn write_stdio(&mut self, stderr: bool, bytes: &[u8]) {
+        let mut buf = std::mem::take(self.partial(stderr));
         buf.extend_from_slice(bytes);
         while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
             let mut line: Vec<u8> = buf.drain(..=nl).collect();
             line.pop();
-            self.log_stdio(err, &line);
+            self.log_stdio(stderr, &line);
         }
-        *self.partial(err) = buf;
+        *self.partial(stderr) = buf;
     }
 
     /// Logs what is left of unterminated stdio lines (when a callback ends badly).
     pub fn flush_stdio(&mut self) {
-        for err in [false, true] {
-            let buf = std::mem::take(self.partial(err));
+        for stderr in [false, true] {
+            let buf = std::mem::take(self.partial(stderr));
             if !buf.is_empty() {
-                self.log_stdio(err, &buf);
+                self.log_stdio(stderr, &buf);
             }
         }
     }
 
-    fn partial(&mut self, err: bool) -> &mut Vec<u8> {
-        if err {
+    fn partial(&mut self, stderr: bool) -> &mut Vec<u8> {
+        if stderr {
             &mut self.stderr_partial
         } else {
             &mut self.stdout_partial
         }
     }
 
-    fn log_stdio(&mut self, err: bool, line: &[u8]) {
-        let text = String::from_utf8_lossy(line).into_owned();
-        if err {
-            self.push_log(LogLevel::Error, text, LogSource::Stderr);
+    /// Envoy logs fd 1 at info, fd 2 at error.
+    fn log_stdio(&mut self, stderr: bool, line: &[u8]) {
+        let (level, source) = if stderr {
+            (LogLevel::Error, LogSource::Stderr)
         } else {
-            self.push_log(LogLevel::Info, text, LogSource::Stdout);
-        }
+            (LogLevel::Info, LogSource::Stdout)
+        };
+        self.push_log(level, String::from_utf8_lossy(line).into_owned(), source);
+    }
+
+    /// Cancels the pending HTTP calls `dead` picks: they end without a callback, as Envoy
+    /// cancels the calls of a context it destroys.
+    pub fn cancel_calls(&mut self, dead: impl Fn(&HttpCall) -> bool) {
+        let (gone, kept) = std::mem::take(&mut self.calls)
+            .into_iter()
+            .partition::<BTreeMap<_, _>, _>(|(_, c)| dead(c));
+        self.calls = kept;
+        self.cancelled_calls.extend(gone.into_values());
     }
 
     /// The root finished its shutdown (`on_done` returned true, or `proxy_done` after
@@ -252,7 +261,6 @@ impl State {
     /// calls still pending are cancelled without a callback.
     pub fn finish_root(&mut self) {
         self.root_finished = true;
-        let pending = std::mem::take(&mut self.calls);
-        self.cancelled_calls.extend(pending.into_values());
+        self.cancel_calls(|_| true);
     }
 }

@@ -8,25 +8,17 @@
 //!   them at info/error); any other fd is BADF.
 //! - `proc_exit`: a trap naming the exit code (Envoy treats it as a VM failure).
 
-use crate::abi::errno;
-use crate::guest::{read, write, write_u32};
+use crate::abi::{errno, Status};
+use crate::guest::{read, u32_at, write, write_u32};
 use crate::state::State;
 use wasmtime::Caller;
 use wasmtime::{format_err, Result};
 
 type K<'a> = Caller<'a, State>;
 
-/// Any bad guest pointer is EFAULT for WASI callers.
-fn err(_bad_pointer: crate::abi::Status) -> i32 {
-    errno::FAULT
-}
-
-fn le_i32(bytes: &[u8], at: usize) -> i32 {
-    let b: [u8; 4] = bytes
-        .get(at..at + 4)
-        .and_then(|b| b.try_into().ok())
-        .unwrap_or([0; 4]);
-    i32::from_le_bytes(b)
+/// The errno of a memory access: any bad guest pointer is EFAULT for WASI callers.
+fn errno_of(r: std::result::Result<(), Status>) -> i32 {
+    r.map_or(errno::FAULT, |()| errno::SUCCESS)
 }
 
 fn fd_write(c: &mut K, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32) -> i32 {
@@ -35,11 +27,13 @@ fn fd_write(c: &mut K, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32) -> i32 
         let Ok(iov) = read(c, iovs.wrapping_add(i * 8), 8) else {
             return errno::FAULT;
         };
-        let (ptr, len) = (le_i32(&iov, 0), le_i32(&iov, 4));
-        match read(c, ptr, len) {
-            Ok(bytes) => out.extend_from_slice(&bytes),
-            Err(e) => return err(e),
-        }
+        let (Some(ptr), Some(len)) = (u32_at(&iov, 0), u32_at(&iov, 4)) else {
+            return errno::FAULT;
+        };
+        let Ok(bytes) = read(c, ptr as i32, len as i32) else {
+            return errno::FAULT;
+        };
+        out.extend_from_slice(&bytes);
     }
     let to_stderr = match fd {
         1 => false,
@@ -48,26 +42,17 @@ fn fd_write(c: &mut K, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32) -> i32 
     };
     let n = out.len() as u32;
     c.data_mut().write_stdio(to_stderr, &out);
-    match write_u32(c, nwritten, n) {
-        Ok(()) => errno::SUCCESS,
-        Err(e) => err(e),
-    }
+    errno_of(write_u32(c, nwritten, n))
 }
 
 fn random_get(c: &mut K, ptr: i32, len: i32) -> i32 {
     let mut buf = vec![0u8; len as u32 as usize];
     c.data_mut().rng.fill(&mut buf);
-    match write(c, ptr, &buf) {
-        Ok(()) => errno::SUCCESS,
-        Err(e) => err(e),
-    }
+    errno_of(write(c, ptr, &buf))
 }
 
 fn environ_sizes_get(c: &mut K, count_ptr: i32, size_ptr: i32) -> i32 {
-    match write_u32(c, count_ptr, 0).and_then(|()| write_u32(c, size_ptr, 0)) {
-        Ok(()) => errno::SUCCESS,
-        Err(e) => err(e),
-    }
+    errno_of(write_u32(c, count_ptr, 0).and_then(|()| write_u32(c, size_ptr, 0)))
 }
 
 /// Ends the VM: Envoy treats a `proc_exit` as a failed VM.

@@ -312,7 +312,7 @@ fn stream_headers_properties_and_log_phase() {
     h.response_headers(id, &[(":status", "404")], true).unwrap();
     assert_logged(&h, "response status=404");
     h.set_property_u64(id, &["response", "code"], 404).unwrap();
-    h.set_property_str(id, &["request", "id"], "req-1").unwrap();
+    h.set_property(id, &["request", "id"], "req-1").unwrap();
     assert_eq!(h.property(id, &["request", "id"]), Some(b"req-1".to_vec()));
     h.log(id).unwrap();
     // In on_log both header maps are readable again (Envoy's access-log phase).

@@ -227,7 +227,7 @@ fn rich_call(extra: Value, events: u32) -> (Host, HttpCall) {
             (&["xds", "cluster_name"][..], "ads"),
             (&["source", "address"][..], "203.0.113.7:5555"),
         ] {
-            ok(&mut h, |h| h.set_property_str(id, path, v));
+            ok(&mut h, |h| h.set_property(id, path, v));
         }
         ok(&mut h, |h| h.complete_stream(id));
     }

@@ -167,20 +167,11 @@ fn demo(a: &Args) -> Result<bool> {
     let outcomes = stack.send(&reqs, 16)?;
     let elapsed = started.elapsed();
     let t1 = now_ms();
-    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
-    for r in &reqs {
-        *by_kind
-            .entry(format!("{:?}", r.kind).to_lowercase())
-            .or_default() += 1;
-    }
-    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
-    for o in &outcomes {
-        let k = match &o.status {
-            Ok(s) => s.to_string(),
-            Err(e) => format!("error ({e})"),
-        };
-        *by_status.entry(k).or_default() += 1;
-    }
+    let by_kind = tally(reqs.iter().map(|r| format!("{:?}", r.kind).to_lowercase()));
+    let by_status = tally(outcomes.iter().map(|o| match &o.status {
+        Ok(s) => s.to_string(),
+        Err(e) => format!("error ({e})"),
+    }));
     let pct = |p: f64| traffic::latency_percentile(&outcomes, p);
     println!(
         "  sent {} requests in {:.2} s ({:.0} req/s); latency p50 {:.2} ms, p99 {:.2} ms",
@@ -190,8 +181,8 @@ fn demo(a: &Args) -> Result<bool> {
         pct(0.5).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3
     );
-    println!("  by type:   {}", join(&by_kind));
-    println!("  by status: {}", join(&by_status));
+    println!("  by type:   {by_kind}");
+    println!("  by status: {by_status}");
     let wrong_status = outcomes
         .iter()
         .filter(|o| o.status.as_ref().ok() != reqs.get(o.index).map(|r| r.kind.status()).as_ref())
@@ -347,11 +338,14 @@ fn captured_by(stack: &Stack) -> String {
     }
 }
 
-fn join(m: &BTreeMap<String, usize>) -> String {
-    m.iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// How often each of `keys` occurs, in key order: `a 2, b 1`.
+fn tally(keys: impl Iterator<Item = String>) -> String {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for k in keys {
+        *counts.entry(k).or_default() += 1;
+    }
+    let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    parts.join(", ")
 }
 
 fn sample(records: &[KafkaRecord]) -> Option<&KafkaRecord> {
