@@ -4,7 +4,8 @@
 //! [`assert_fields!`](crate::assert_fields).
 //!
 //! Compiled only for this crate's own unit tests, integration tests and benches (the `testkit`
-//! feature, which `adtap-core`'s dev-dependency on itself turns on); never part of the filter.
+//! feature, which `adtap-core`'s dev-dependency on itself turns on) and for the host-tests
+//! harness, which takes its [`merge`] from here; never part of the filter.
 //!
 //! Every test configuration is a JSON document parsed by [`Config::parse`], the path an
 //! operator's configuration takes, so defaults, normalisation (lower-case hosts, topic indices,
