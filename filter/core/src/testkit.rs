@@ -132,19 +132,23 @@ pub fn record_id(r: &Record) -> u64 {
     }
 }
 
-/// Asserts several fields of one value in a single `assert_eq!` over the tuple of them
-/// (borrowed, so fields that are not `Copy` need no clone): `assert_fields!(p.stats(),
-/// in_flight: 3, buffered: 0)` is `assert_eq!((s.in_flight, s.buffered), (3, 0))`. A failure
-/// names the fields compared.
+/// Asserts several fields of one value at once, each against its expected value:
+/// `assert_fields!(p.stats(), in_flight: 3, buffered: 0)`; a trailing `; "fmt", args` adds
+/// context. A failure names every field that differs with both values, then shows the whole
+/// value (which must be `Debug`). Used by this crate's tests and by the host tests.
 #[macro_export]
 macro_rules! assert_fields {
-    ($value:expr, $($field:ident: $want:expr),+ $(,)?) => {{
+    ($value:expr, $($field:ident: $want:expr),+ $(,)? $(; $($context:tt)+)?) => {{
         let v = &$value;
-        assert_eq!(
-            ($(&v.$field,)+),
-            ($(&$want,)+),
-            concat!("fields ", $(stringify!($field), " "),+)
-        );
+        let mut wrong: Vec<String> = Vec::new();
+        $(
+            let want = $want;
+            if v.$field != want {
+                wrong.push(format!("{} = {:?} (want {:?})", stringify!($field), v.$field, want));
+            }
+        )+
+        let context: String = String::new() $(+ " (" + &format!($($context)+) + ")")?;
+        assert!(wrong.is_empty(), "fields differ{context}: {}\nall: {v:?}", wrong.join(", "));
     }};
 }
 

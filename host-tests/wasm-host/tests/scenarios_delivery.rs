@@ -27,14 +27,14 @@ fn flush_by_count() {
     impressions(&mut h, 0, 2);
     let c = check(&mut h);
     assert!(calls(&h).is_empty(), "2 < max_events: nothing is due");
-    assert_counts!(c, captured: 2, buffered: 2, in_flight: 0);
+    assert_fields!(c, captured: 2, buffered: 2, in_flight: 0);
 
     impressions(&mut h, 2, 1);
     let c = check(&mut h);
     let cs = calls(&h);
     assert_eq!(cs.len(), 1, "the third event fills the batch");
     assert_eq!(ns(&cs[0], V2, JSON), [0, 1, 2]);
-    assert_counts!(c, buffered: 0, in_flight: 3, batches_sent: 1);
+    assert_fields!(c, buffered: 0, in_flight: 3, batches_sent: 1);
 
     // Four more: one batch of three goes, one event waits.
     impressions(&mut h, 3, 4);
@@ -42,14 +42,14 @@ fn flush_by_count() {
     let cs = calls(&h);
     assert_eq!(cs.len(), 2);
     assert_eq!(ns(&cs[1], V2, JSON), [3, 4, 5]);
-    assert_counts!(c, buffered: 1, in_flight: 6);
+    assert_fields!(c, buffered: 1, in_flight: 6);
 
     for call in cs {
         respond_ok(&mut h, &call, V2, JSON);
         check(&mut h);
     }
     let c = check(&mut h);
-    assert_counts!(c, captured: 7, delivered: 6, in_flight: 0, buffered: 1, batches_failed: 0);
+    assert_fields!(c, captured: 7, delivered: 6, in_flight: 0, buffered: 1, batches_failed: 0);
     assert_eq!(h.histogram("adtap_batch_rtt_ms").unwrap(), [0, 0]);
 }
 
@@ -87,7 +87,7 @@ fn flush_by_bytes() {
     assert_eq!(cs.len(), 1, "{} bytes buffered: due", size * due_count);
     let sent: Vec<u32> = (0..fits as u32).collect();
     assert_eq!(ns(&cs[0], V2, JSON), sent);
-    assert_counts!(c, in_flight: fits, buffered: due_count - fits);
+    assert_fields!(c, in_flight: fits, buffered: due_count - fits);
     assert_eq!(c.held_bytes, size * due_count, "in-flight bytes count too");
 }
 
@@ -139,7 +139,7 @@ fn no_call_while_nothing_is_buffered() {
     pass(&mut h, 10_000);
     let c = check(&mut h);
     assert!(calls(&h).is_empty());
-    assert_counts!(c, captured: 0, batches_sent: 0, unmatched: 2);
+    assert_fields!(c, captured: 0, batches_sent: 0, unmatched: 2);
     // After a delivery the worker goes quiet again.
     request(&mut h, "/imp?n=3");
     pass(&mut h, 100);
@@ -148,7 +148,7 @@ fn no_call_while_nothing_is_buffered() {
     pass(&mut h, 10_000);
     let c = check(&mut h);
     assert!(calls(&h).is_empty());
-    assert_counts!(c, batches_sent: 1, delivered: 1);
+    assert_fields!(c, batches_sent: 1, delivered: 1);
 }
 
 #[test]
@@ -162,7 +162,7 @@ fn max_calls_in_flight() {
     assert_eq!(cs.len(), 2, "two calls at most");
     assert_eq!(ns(&cs[0], V2, JSON), [0]);
     assert_eq!(ns(&cs[1], V2, JSON), [1]);
-    assert_counts!(c, in_flight: 2, buffered: 3);
+    assert_fields!(c, in_flight: 2, buffered: 3);
     pass(&mut h, 1000);
     assert_eq!(calls(&h).len(), 2, "ticks do not exceed the limit");
     // An answer frees a slot and the next batch goes at once, not on the next tick.
@@ -180,7 +180,7 @@ fn max_calls_in_flight() {
     }
     let c = check(&mut h);
     assert_eq!(delivered, 5);
-    assert_counts!(c, delivered: 5, batches_sent: 5);
+    assert_fields!(c, delivered: 5, batches_sent: 5);
 }
 
 // ---- dialects -------------------------------------------------------------------------------
@@ -327,7 +327,7 @@ fn v2_json_request() {
     write_fixture("v2_json", JSON, &recs[0]);
     respond_ok(&mut h, &call, V2, JSON);
     let c = check(&mut h);
-    assert_counts!(c, delivered: 2, in_flight: 0);
+    assert_fields!(c, delivered: 2, in_flight: 0);
 }
 
 #[test]
@@ -399,7 +399,7 @@ fn v3_request_json_and_binary() {
         write_fixture(&format!("v3_{fname}"), format, &recs[1]);
         respond_ok(&mut h, &call, d, format);
         let c = check(&mut h);
-        assert_counts!(c, delivered: 3, in_flight: 0, batches_failed: 0);
+        assert_fields!(c, delivered: 3, in_flight: 0, batches_failed: 0);
     }
 }
 
@@ -511,7 +511,7 @@ fn backoff_timing_within_jitter_bounds() {
             assert_eq!(ns(&call, V2, JSON), [0]);
             ok(&mut h, |h| h.fail_call(call.token));
             let c = check(&mut h);
-            assert_counts!(c, retries: attempt as i64 + 1, buffered: 1, in_flight: 0);
+            assert_fields!(c, retries: attempt as i64 + 1, buffered: 1, in_flight: 0);
             let waited = wait_for_call(&mut h, 5000);
             // Ticks every 10 ms from the failure: the retry goes on the first tick at or after
             // its due time.
@@ -525,7 +525,7 @@ fn backoff_timing_within_jitter_bounds() {
             }
         }
         let c = check(&mut h);
-        assert_counts!(c, batches_sent: 5, batches_failed: 4);
+        assert_fields!(c, batches_sent: 5, batches_failed: 4);
     }
     first_delays.dedup();
     assert!(first_delays.len() > 2, "jitter spreads: {first_delays:?}");
@@ -568,7 +568,7 @@ fn retry_budget_exhaustion_drops_and_counts() {
         }
     }
     let c = check(&mut h);
-    assert_counts!(c, retry_exhausted: 2, retries: 4, batches_sent: 3, buffered: 0,
+    assert_fields!(c, retry_exhausted: 2, retries: 4, batches_sent: 3, buffered: 0,
                    in_flight: 0);
     pass(&mut h, 60_000);
     assert!(calls(&h).is_empty(), "dropped records are never sent again");
@@ -586,7 +586,7 @@ fn partial_failures_retry_only_the_failed_records_v2() {
     let body = v2_partial_body(&[None, Some(50003), Some(50002), Some(2), Some(40301)]);
     respond_json(&mut h, call.token, 200, &body);
     let c = check(&mut h);
-    assert_counts!(c, delivered: 1, rejected: 2, retries: 2, buffered: 2, batches_failed: 1);
+    assert_fields!(c, delivered: 1, rejected: 2, retries: 2, buffered: 2, batches_failed: 1);
     pass(&mut h, 500);
     let retry = calls(&h).remove(0);
     assert_eq!(
@@ -596,7 +596,7 @@ fn partial_failures_retry_only_the_failed_records_v2() {
     );
     respond_ok(&mut h, &retry, V2, JSON);
     let c = check(&mut h);
-    assert_counts!(c, captured: 5, delivered: 3, rejected: 2, buffered: 0);
+    assert_fields!(c, captured: 5, delivered: 3, rejected: 2, buffered: 0);
 }
 
 #[test]
@@ -619,13 +619,13 @@ fn partial_failures_retry_only_the_failed_records_v3() {
     .join("\n");
     respond_json(&mut h, call.token, 200, &body);
     let c = check(&mut h);
-    assert_counts!(c, delivered: 1, rejected: 1, retries: 2);
+    assert_fields!(c, delivered: 1, rejected: 1, retries: 2);
     pass(&mut h, 500);
     let retry = calls(&h).remove(0);
     assert_eq!(ns(&retry, d, JSON), [1, 3]);
     respond_ok(&mut h, &retry, d, JSON);
     let c = check(&mut h);
-    assert_counts!(c, delivered: 3, rejected: 1, buffered: 0, in_flight: 0);
+    assert_fields!(c, delivered: 3, rejected: 1, buffered: 0, in_flight: 0);
 }
 
 /// How a test answers a call.
@@ -661,13 +661,13 @@ fn retriable_answers_are_retried() {
         let call = first_call(&mut h, 2);
         answer(&mut h, call.token, a);
         let c = check(&mut h);
-        assert_counts!(c, retries: 2, dropped: 0, buffered: 2; "{a:?}");
+        assert_fields!(c, retries: 2, dropped: 0, buffered: 2; "{a:?}");
         pass(&mut h, 200);
         let retry = calls(&h).remove(0);
         assert_eq!(ns(&retry, V2, JSON), [0, 1], "{a:?}");
         respond_ok(&mut h, &retry, V2, JSON);
         let c = check(&mut h);
-        assert_counts!(c, delivered: 2, batches_failed: 1; "{a:?}");
+        assert_fields!(c, delivered: 2, batches_failed: 1; "{a:?}");
     }
 }
 
@@ -683,7 +683,7 @@ fn call_timeout_passes_as_504_and_is_retried() {
     pass(&mut h, 1); // the host answers 504 at T0+1000
     let c = check(&mut h);
     assert!(calls(&h).is_empty());
-    assert_counts!(c, retries: 1, batches_failed: 1, buffered: 1);
+    assert_fields!(c, retries: 1, batches_failed: 1, buffered: 1);
     assert_eq!(h.histogram("adtap_batch_rtt_ms").unwrap(), [1000]);
     pass(&mut h, 300);
     let retry = calls(&h).remove(0);
@@ -700,7 +700,7 @@ fn client_errors_are_not_retried() {
         let call = first_call(&mut h, 3);
         answer(&mut h, call.token, Answer::Status(status));
         let c = check(&mut h);
-        assert_counts!(c, rejected: 3, retries: 0, buffered: 0, in_flight: 0;
+        assert_fields!(c, rejected: 3, retries: 0, buffered: 0, in_flight: 0;
                        "HTTP {status}");
         pass(&mut h, 60_000);
         assert!(calls(&h).is_empty(), "HTTP {status} was retried");
@@ -716,7 +716,7 @@ fn a_413_splits_the_batch_and_delivers_what_fits() {
     let call = first_call(&mut h, 4);
     answer(&mut h, call.token, Answer::Status(413));
     let c = check(&mut h);
-    assert_counts!(c, retries: 4, dropped: 0, batches_failed: 1);
+    assert_fields!(c, retries: 4, dropped: 0, batches_failed: 1);
     let halves = calls(&h);
     assert_eq!(halves.len(), 2, "both halves go at once, no backoff");
     assert_eq!(ns(&halves[0], V2, JSON), [0, 1]);
@@ -733,7 +733,7 @@ fn a_413_splits_the_batch_and_delivers_what_fits() {
     respond_ok(&mut h, &singles[0], V2, JSON);
     answer(&mut h, singles[1].token, Answer::Status(413));
     let c = check(&mut h);
-    assert_counts!(c, captured: 4, delivered: 3, too_large: 1, dropped: 1, buffered: 0,
+    assert_fields!(c, captured: 4, delivered: 3, too_large: 1, dropped: 1, buffered: 0,
                    in_flight: 0);
     pass(&mut h, 60_000);
     assert!(calls(&h).is_empty());
@@ -761,7 +761,7 @@ fn overflow(policy: &str) -> Vec<u32> {
     let second = calls(&h).remove(0);
     respond_ok(&mut h, &second, V2, JSON);
     let c = check(&mut h);
-    assert_counts!(c, captured: 13, delivered: 10, buffer_full: 3, buffered: 0);
+    assert_fields!(c, captured: 13, delivered: 10, buffer_full: 3, buffered: 0);
     ns(&second, V2, JSON)
 }
 
@@ -785,12 +785,12 @@ fn overflow_never_evicts_records_in_flight() {
     assert_eq!(check(&mut h).in_flight, 3);
     impressions(&mut h, 3, 2);
     let c = check(&mut h);
-    assert_counts!(c, buffer_full: 2, in_flight: 3, buffered: 0);
+    assert_fields!(c, buffer_full: 2, in_flight: 3, buffered: 0);
     let call = calls(&h).remove(0);
     respond_ok(&mut h, &call, V2, JSON);
     impressions(&mut h, 5, 1);
     let c = check(&mut h);
-    assert_counts!(c, captured: 6, delivered: 3, buffered: 1);
+    assert_fields!(c, captured: 6, delivered: 3, buffered: 1);
 }
 
 #[test]
@@ -852,7 +852,7 @@ fn shutdown_flushes_waits_then_calls_done_once() {
     assert_eq!(h.done_called(), 1);
     assert!(h.is_done());
     let c = assert_balanced(&h);
-    assert_counts!(c, delivered: 3, in_flight: 0, buffered: 0);
+    assert_fields!(c, delivered: 3, in_flight: 0, buffered: 0);
     pass(&mut h, 10_000);
     assert_eq!(h.done_called(), 1, "done() exactly once");
     assert_eq!(h.rejected_done_calls(), 0, "done() exactly once");
@@ -889,7 +889,7 @@ fn shutdown_deadline_bounds_the_wait_for_calls_in_flight() {
     // The unanswered call's records are counted as dropped at the deadline, so the last
     // published stats balance without an in-flight remainder that would never resolve.
     let c = assert_balanced(&h);
-    assert_counts!(c, in_flight: 0, shutdown: 3, delivered: 0);
+    assert_fields!(c, in_flight: 0, shutdown: 3, delivered: 0);
     pass(&mut h, 10_000);
     assert_eq!((h.done_called(), h.rejected_done_calls()), (1, 0));
 }
@@ -910,7 +910,7 @@ fn shutdown_deadline_drops_records_awaiting_retry() {
     assert_eq!(h.done_called(), 1);
     assert!(calls(&h).is_empty());
     let c = assert_balanced(&h);
-    assert_counts!(c, shutdown: 3, in_flight: 0, buffered: 0, retries: 3);
+    assert_fields!(c, shutdown: 3, in_flight: 0, buffered: 0, retries: 3);
 }
 
 #[test]
@@ -927,7 +927,7 @@ fn shutdown_drains_retries_that_fall_before_the_deadline() {
     respond_ok(&mut h, &retry, V2, JSON);
     assert_eq!(h.done_called(), 1);
     let c = assert_balanced(&h);
-    assert_counts!(c, delivered: 2, shutdown: 0);
+    assert_fields!(c, delivered: 2, shutdown: 0);
 }
 
 #[test]
@@ -988,7 +988,7 @@ fn reconfiguring_a_live_root_keeps_the_books() {
     let c = check(&mut h);
     let old_calls = calls(&h);
     assert_eq!(old_calls.len(), 1);
-    assert_counts!(c, captured: 5, in_flight: 3, buffered: 2);
+    assert_fields!(c, captured: 5, in_flight: 3, buffered: 2);
 
     // A request in progress when the configuration changes.
     let open = ok(&mut h, |h| h.new_http_context());
@@ -1002,12 +1002,12 @@ fn reconfiguring_a_live_root_keeps_the_books() {
     // The same configuration again changes nothing.
     assert!(ok(&mut h, |h| h.configure()));
     let c = check(&mut h);
-    assert_counts!(c, captured: 5, in_flight: 3, buffered: 2, shutdown: 0);
+    assert_fields!(c, captured: 5, in_flight: 3, buffered: 2, shutdown: 0);
 
     h.set_plugin_config(config(json!({"batch": {"max_events": 2}})).to_string());
     assert!(ok(&mut h, |h| h.configure()));
     let c = check(&mut h);
-    assert_counts!(c, captured: 5, in_flight: 0, buffered: 0, shutdown: 5, dropped: 5;
+    assert_fields!(c, captured: 5, in_flight: 0, buffered: 0, shutdown: 5, dropped: 5;
                    "the old worker's records are counted, not forgotten");
 
     ok(&mut h, |h| h.complete_stream(open));
@@ -1020,7 +1020,7 @@ fn reconfiguring_a_live_root_keeps_the_books() {
     // The old call's answer arrives: ignored, no round trip recorded.
     respond_ok(&mut h, &old_calls[0], V2, JSON);
     let c = check(&mut h);
-    assert_counts!(c, delivered: 0, dropped: 5);
+    assert_fields!(c, delivered: 0, dropped: 5);
     assert!(h
         .histogram("adtap_batch_rtt_ms")
         .unwrap_or_default()
@@ -1030,11 +1030,11 @@ fn reconfiguring_a_live_root_keeps_the_books() {
     // (the open stream's event, n=99, is the first of the new worker's batch)
     impressions(&mut h, 5, 2);
     let c = check(&mut h);
-    assert_counts!(c, captured: 8, in_flight: 2, buffered: 1);
+    assert_fields!(c, captured: 8, in_flight: 2, buffered: 1);
     let new_calls = calls(&h);
     assert_eq!(new_calls.len(), 1);
     assert_eq!(ns(&new_calls[0], V2, JSON), [99, 5]);
     respond_ok(&mut h, &new_calls[0], V2, JSON);
     let c = check(&mut h);
-    assert_counts!(c, captured: 8, delivered: 2, dropped: 5, in_flight: 0, buffered: 1);
+    assert_fields!(c, captured: 8, delivered: 2, dropped: 5, in_flight: 0, buffered: 1);
 }

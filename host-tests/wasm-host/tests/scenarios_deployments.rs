@@ -40,7 +40,7 @@ fn posted(h: &mut Host, path: &str, body: &[u8]) {
 /// Acknowledges `call` whole; then all `captured` events are delivered and nothing is left.
 fn acknowledge_all(h: &mut Host, call: &HttpCall, captured: i64) {
     respond_ok(h, call, V2, JSON);
-    assert_counts!(check(h), captured: captured, delivered: captured, in_flight: 0,
+    assert_fields!(check(h), captured: captured, delivered: captured, in_flight: 0,
                    buffered: 0);
 }
 
@@ -74,7 +74,7 @@ fn the_access_logger_captures_in_the_root_log_call() {
     logged(&mut h, "GET", "/nothing?n=8");
     logged(&mut h, "GET", "/imp?n=1");
     let c = check(&mut h);
-    assert_counts!(c, captured: 2, in_flight: 2);
+    assert_fields!(c, captured: 2, in_flight: 2);
     assert_eq!(h.metric("adtap_requests_unmatched"), Some(1));
     let cs = calls(&h);
     assert_eq!(cs.len(), 1);
@@ -107,7 +107,7 @@ fn logger_and_http_filter_share_one_worker_and_one_batch() {
     request(&mut h, "/imp?n=7");
     logged(&mut h, "GET", "/imp?n=2");
     let c = check(&mut h);
-    assert_counts!(c, captured: 3, in_flight: 3, buffered: 0);
+    assert_fields!(c, captured: 3, in_flight: 3, buffered: 0);
     let cs = calls(&h);
     assert_eq!(cs.len(), 1, "one batch for both deployments");
     assert_eq!(ns(&cs[0], V2, JSON), [0, 1, 2]);

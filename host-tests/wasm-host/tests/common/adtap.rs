@@ -225,24 +225,10 @@ impl Counts {
     }
 }
 
-/// Asserts named fields of a [`Counts`] at once, each against its expected value, e.g.
-/// `assert_counts!(c, delivered: 1, rejected: 2)` (a trailing `; "fmt", args` adds context).
-/// A failure names every field that differs with both values, then shows all the counts.
-#[macro_export]
-macro_rules! assert_counts {
-    ($counts:expr, $($field:ident: $want:expr),+ $(,)? $(; $($context:tt)+)?) => {{
-        let c: &$crate::common::adtap::Counts = &$counts;
-        let mut wrong: Vec<String> = Vec::new();
-        $(
-            let want: i64 = $want;
-            if c.$field != want {
-                wrong.push(format!("{} = {} (want {want})", stringify!($field), c.$field));
-            }
-        )+
-        let context: String = String::new() $(+ " (" + &format!($($context)+) + ")")?;
-        assert!(wrong.is_empty(), "counts differ{context}: {}\nall: {c:?}", wrong.join(", "));
-    }};
-}
+/// Asserts named fields of a [`Counts`] (or any value) at once: `assert_fields!(c, delivered:
+/// 1, rejected: 2)`, the core's test macro.
+#[allow(unused_imports)] // Not every test binary that compiles this module asserts fields.
+pub use adtap_core::assert_fields;
 
 /// Asserts the accounting invariant on the metrics as published, and that the VM never trapped.
 pub fn assert_balanced(host: &Host) -> Counts {
